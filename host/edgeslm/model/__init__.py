@@ -1,0 +1,35 @@
+"""Model import: the IR (config + named fp32 tensors), importers, and the tokenizer.
+
+    load_model(path)      -> Model       (llama2.c .bin, version 0/1/2)
+    load_tokenizer(path)  -> Tokenizer   (llama2.c tokenizer .bin)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ModelFormatError
+from .ir import Model, ModelConfig, make_model, tensor_shapes
+from .tokenizer import BOS, EOS, Tokenizer, read_tokenizer
+
+
+def load_model(path: str | Path) -> Model:
+    """Load a model file of any supported format, chosen by its extension."""
+    p = Path(path)
+    if p.suffix == ".onnx":
+        raise ModelFormatError(f"{p}: ONNX import is not available yet",
+                               "convert the model to a llama2.c .bin with llama2.c's export.py")
+    from .llama2c import read_checkpoint
+    return read_checkpoint(p)
+
+
+def load_tokenizer(path: str | Path, model: Model | None = None) -> Tokenizer:
+    """Load a tokenizer; with `model`, also check that it belongs to it (same vocab size)."""
+    tok = read_tokenizer(path)
+    if model is not None:
+        tok.check_model(model.config.vocab_size, model.source)
+    return tok
+
+
+__all__ = ["BOS", "EOS", "Model", "ModelConfig", "Tokenizer", "load_model", "load_tokenizer",
+           "make_model", "tensor_shapes"]

@@ -1,0 +1,212 @@
+"""The golden model: exactly the arithmetic of the firmware's C kernels, in numpy.
+
+This file is the specification the C kernels mirror. Every value is float32 or an integer; every
+float operation is one IEEE-754 single-precision operation (+ - * / sqrt, correctly rounded on x86,
+Cortex-M and RISC-V alike, hard or soft float), in the order written here; sums are sequential,
+left to right ("seqsum"), never pairwise. The C is built with -ffp-contract=off (no fused
+multiply-add) and without fast-math. The only transcendental is esl_expf, a fixed polynomial, so no
+libm function can change the bits. RoPE's cos/sin are tables computed on the host.
+
+Kernel specs (C: firmware/kernels/esl_<op>.c):
+
+esl_expf(x):
+    x  = min(max(x, -87.0f), 88.0f)
+    k  = (int32)(x * LOG2E + (x >= 0 ? 0.5f : -0.5f))           C cast: truncation toward zero
+    fk = (float)k
+    r  = (x - fk * LN2_HI) - fk * LN2_LO                          Cody-Waite range reduction
+    p  = C6; p = p*r + C5; p = p*r + C4; ... ; p = p*r + C0        Horner, C_i = float32(1/i!)
+    return p * float_from_bits((k + 127) << 23)                   exact scaling by 2^k
+esl_rmsnorm_f32(o, x, w, n):
+    ss = seqsum(x[j] * x[j]);  ss = ss / (float)n;  ss = ss + eps;  r = 1.0f / sqrtf(ss)
+    o[j] = w[j] * (r * x[j])
+esl_quantize_i8(q, s, x, n, gs):  per group g of x (groups of gs, the last may be shorter)
+    amax = max |x[j]|;  if amax == 0: s[g] = 0, q[j] = 0
+    else: s[g] = amax / 127.0f;  inv = 127.0f / amax
+          q[j] = clamp((int32)(x[j] * inv + (x[j] >= 0 ? 0.5f : -0.5f)), -127, 127)
+esl_matmul_f32(y, W, x):  y[i] = seqsum_j(W[i][j] * x[j])
+esl_matmul_q8 / esl_matmul_q4(y, W, ws, x):  x quantized by esl_quantize_i8 with W's group size
+    isum[i][g] = sum over the group of (int32)Wq[i][j] * (int32)xq[j]      exact int32
+    y[i] = 0.0f;  for g in order: y[i] = y[i] + (float)isum[i][g] * (ws[i][g] * xs[g])
+esl_embed(o, E, token):  o[j] = (float)Eq[token][j] * Es[token][j / gs]   (fp32 table: a copy)
+esl_rope_f32(v, cos, sin, heads):  for each head and pair p = 0 .. head_size/2-1:
+    a = v[2p]; b = v[2p+1];  v[2p] = a*cos[p] - b*sin[p];  v[2p+1] = a*sin[p] + b*cos[p]
+    cos/sin[pos][p] = float32(cos/sin(pos * theta^(-2p/head_size))) computed in float64 on the host
+esl_softmax_f32(x, n):  m = max x;  e[t] = esl_expf(x[t] - m);  sum = seqsum(e);  inv = 1.0f / sum
+    x[t] = e[t] * inv
+esl_attention (head h reads kv head h / (n_heads / n_kv_heads); t = 0 .. pos):
+    KV f32: score[t] = seqsum_i(q[i] * k[t][i]) * inv_sqrt_hs          inv_sqrt_hs = float32(1/sqrt(hs))
+            out[i]   = seqsum_t(p[t] * v[t][i])
+    KV i8:  k, v stored by esl_quantize_i8 with group = head_size (one scale per position and kv head)
+            score[t] = (seqsum_i(q[i] * (float)kq[t][i]) * ks[t]) * inv_sqrt_hs
+            out[i]   = seqsum_t((p[t] * vs[t]) * (float)vq[t][i])
+    p = esl_softmax_f32(score)
+esl_swiglu_f32(h1, h3):  h1[i] = (h1[i] * (1.0f / (1.0f + esl_expf(-h1[i])))) * h3[i]
+esl_add_f32(x, y):  x[i] = x[i] + y[i]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..reference import rmsnorm, seqdot
+from .quantize import QTensor, QuantModel
+
+F32 = np.float32
+LOG2E = F32(1.44269504088896341)
+LN2_HI = F32(0.693359375)
+LN2_LO = F32(-2.12194440e-4)
+EXP_POLY = tuple(F32(c) for c in (1.0, 1.0, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720))  # C0..C6
+EXP_MIN, EXP_MAX = F32(-87.0), F32(88.0)
+
+
+def _half_away(v: np.ndarray) -> np.ndarray:
+    """(int32)(v + (v >= 0 ? 0.5f : -0.5f)), the C rounding idiom used throughout."""
+    return np.trunc(v + np.where(v >= 0, F32(0.5), F32(-0.5))).astype(np.int32)
+
+
+def esl_expf(x: np.ndarray) -> np.ndarray:
+    x = np.minimum(np.maximum(np.asarray(x, F32), EXP_MIN), EXP_MAX)
+    k = _half_away(x * LOG2E)
+    fk = k.astype(F32)
+    r = (x - fk * LN2_HI) - fk * LN2_LO
+    p = np.full_like(r, EXP_POLY[6])
+    for c in EXP_POLY[5::-1]:
+        p = p * r + c
+    return p * ((k + 127).astype(np.int32) << 23).view(F32)
+
+
+def quantize_i8(x: np.ndarray, group_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """esl_quantize_i8 on a vector: (q int8 of len(x), scales float32 of n_groups)."""
+    n = x.shape[0]
+    n_groups = -(-n // group_size)
+    g = np.zeros(n_groups * group_size, F32)
+    g[:n] = x
+    g = g.reshape(n_groups, group_size)
+    amax = np.abs(g).max(axis=1)
+    nz = amax != 0
+    safe = np.where(nz, amax, F32(1.0))
+    scales = np.where(nz, amax / F32(127.0), F32(0.0)).astype(F32)
+    inv = F32(127.0) / safe
+    q = np.clip(_half_away(g * inv[:, None]), -127, 127)
+    q = np.where(nz[:, None], q, 0).astype(np.int8)
+    return q.reshape(-1)[:n], scales
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """esl_softmax_f32 along `axis` (sequential sum along it)."""
+    e = esl_expf(x - x.max(axis=axis, keepdims=True))
+    total = np.take(np.add.accumulate(e, axis=axis), -1, axis=axis)
+    inv = F32(1.0) / np.expand_dims(total, axis)
+    return e * inv
+
+
+def rope_tables(head_size: int, max_seq_len: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """The (max_seq_len, head_size/2) cos and sin tables the firmware gets, float64 then rounded."""
+    freq = theta ** (-np.arange(0, head_size, 2, dtype=np.float64) / head_size)
+    ang = np.arange(max_seq_len, dtype=np.float64)[:, None] * freq[None, :]
+    return np.cos(ang).astype(F32), np.sin(ang).astype(F32)
+
+
+def rope(v: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    a, b = v[:, 0::2], v[:, 1::2]
+    out = np.empty_like(v)
+    out[:, 0::2] = a * cos - b * sin
+    out[:, 1::2] = a * sin + b * cos
+    return out
+
+
+class _Matmul:
+    """esl_matmul_* for one weight: the integer weights are padded to whole groups once, here."""
+
+    def __init__(self, w: QTensor):
+        self.w = w
+        if w.bits != 32:
+            rows, cols = w.shape
+            padded = np.zeros((rows, w.n_groups * w.group_size), np.int32)
+            padded[:, :cols] = w.values
+            self.wg = padded.reshape(rows, w.n_groups, w.group_size)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        w = self.w
+        if w.bits == 32:
+            return seqdot(w.values, x)
+        xq, xs = quantize_i8(x, w.group_size)
+        xg = np.zeros(w.n_groups * w.group_size, np.int32)
+        xg[:xq.shape[0]] = xq
+        isum = np.einsum("rgk,gk->rg", self.wg, xg.reshape(w.n_groups, w.group_size))
+        y = np.zeros(w.shape[0], F32)
+        for g in range(w.n_groups):
+            y = y + isum[:, g].astype(F32) * (w.scales[:, g] * xs[g])
+        return y
+
+
+def embed(table: QTensor, token: int) -> np.ndarray:
+    if table.bits == 32:
+        return table.values[token].copy()
+    s = np.repeat(table.scales[token], table.group_size)[:table.shape[1]]
+    return table.values[token].astype(F32) * s
+
+
+class GoldenEngine:
+    """The firmware's forward pass on the host. forward(token, pos) -> logits (float32)."""
+
+    def __init__(self, qmodel: QuantModel, max_seq_len: int | None = None):
+        self.qm = qmodel
+        c = qmodel.config
+        self.max_seq_len = max_seq_len or c.max_seq_len
+        self.cos, self.sin = rope_tables(c.head_size, self.max_seq_len, c.rope_theta)
+        self.inv_sqrt_hs = F32(1.0 / np.sqrt(c.head_size))
+        self.mm = {n: _Matmul(t) for n, t in qmodel.tensors.items() if isinstance(t, QTensor)}
+        self.kv_i8 = qmodel.scheme.kv == "i8"
+        shape = (c.n_layers, self.max_seq_len, c.n_kv_heads, c.head_size)
+        kv_dtype = np.int8 if self.kv_i8 else F32
+        self.key_cache = np.zeros(shape, kv_dtype)
+        self.value_cache = np.zeros(shape, kv_dtype)
+        self.key_scale = np.zeros(shape[:3], F32)
+        self.value_scale = np.zeros(shape[:3], F32)
+
+    def reset(self) -> None:
+        for a in (self.key_cache, self.value_cache, self.key_scale, self.value_scale):
+            a[:] = 0
+
+    def _store_kv(self, l: int, pos: int, k: np.ndarray, v: np.ndarray) -> None:
+        if not self.kv_i8:
+            self.key_cache[l, pos], self.value_cache[l, pos] = k, v
+            return
+        hs = self.qm.config.head_size
+        for cache, scale, vec in ((self.key_cache, self.key_scale, k),
+                                  (self.value_cache, self.value_scale, v)):
+            q, s = quantize_i8(vec.reshape(-1), hs)
+            cache[l, pos], scale[l, pos] = q.reshape(-1, hs), s
+
+    def _attention(self, l: int, pos: int, q: np.ndarray) -> np.ndarray:
+        c = self.qm.config
+        kvh = np.arange(c.n_heads) // (c.n_heads // c.n_kv_heads)
+        keys = self.key_cache[l, :pos + 1][:, kvh].astype(F32)         # (t, h, hs)
+        vals = self.value_cache[l, :pos + 1][:, kvh].astype(F32)
+        dots = np.add.accumulate(q[None] * keys, axis=-1)[..., -1]     # (t, h)
+        if self.kv_i8:
+            dots = dots * self.key_scale[l, :pos + 1][:, kvh]
+        p = softmax(dots * self.inv_sqrt_hs, axis=0)
+        if self.kv_i8:
+            p = p * self.value_scale[l, :pos + 1][:, kvh]
+        return np.add.accumulate(p[:, :, None] * vals, axis=0)[-1].reshape(-1)
+
+    def forward(self, token: int, pos: int) -> np.ndarray:
+        c, t, mm = self.qm.config, self.qm.tensors, self.mm
+        x = embed(t["tok_embeddings"], token)
+        for l in range(c.n_layers):
+            p = f"layers.{l}."
+            xb = rmsnorm(x, t[p + "attention_norm"], c.norm_eps)
+            q = rope(mm[p + "attention.wq"](xb).reshape(c.n_heads, -1), self.cos[pos], self.sin[pos])
+            k = rope(mm[p + "attention.wk"](xb).reshape(c.n_kv_heads, -1), self.cos[pos], self.sin[pos])
+            v = mm[p + "attention.wv"](xb).reshape(c.n_kv_heads, -1)
+            self._store_kv(l, pos, k, v)
+            x = x + mm[p + "attention.wo"](self._attention(l, pos, q))
+            xb = rmsnorm(x, t[p + "ffn_norm"], c.norm_eps)
+            h1 = mm[p + "feed_forward.w1"](xb)
+            h3 = mm[p + "feed_forward.w3"](xb)
+            hb = (h1 * (F32(1.0) / (F32(1.0) + esl_expf(-h1)))) * h3
+            x = x + mm[p + "feed_forward.w2"](hb)
+        x = rmsnorm(x, t["norm"], c.norm_eps)
+        return mm["tok_embeddings" if c.shared_classifier else "output"](x)

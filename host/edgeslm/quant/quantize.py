@@ -1,0 +1,116 @@
+"""Turn a float Model into a QuantModel under a Scheme (host-side, done once).
+
+Weight quantization (symmetric, per row and group of `group_size` along the input dimension):
+    amax  = max |w| over the group          (computed in float64)
+    scale = float32(amax / qmax)            qmax = 127 (int8) or 7 (int4); 0 for an all-zero group
+    q     = clip(round_half_even(w / scale), -qmax, qmax)
+These are constants for the device; only their values, not this arithmetic, must be bit-exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..model.ir import Model, ModelConfig
+from .schemes import Scheme
+
+QMAX = {8: 127, 4: 7}
+
+
+@dataclass
+class QTensor:
+    """A weight matrix (rows, cols) as stored on the device.
+    bits=32: `values` float32 (rows, cols), no scales.
+    bits=8/4: `values` int8 (rows, cols) holding the integers, `scales` float32 (rows, n_groups)."""
+    bits: int
+    values: np.ndarray
+    scales: np.ndarray | None = None
+    group_size: int = 0
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.values.shape
+
+    @property
+    def n_groups(self) -> int:
+        return 0 if self.bits == 32 else -(-self.shape[1] // self.group_size)
+
+    def packed(self) -> np.ndarray:
+        """The bytes as the firmware stores them: int8 as is; int4 two per byte, element 2j in the
+        low nibble, 2j+1 in the high nibble, rows padded to an even length with a zero nibble."""
+        if self.bits != 4:
+            return self.values
+        rows, cols = self.shape
+        v = np.zeros((rows, cols + (cols & 1)), np.int8)
+        v[:, :cols] = self.values
+        lo = v[:, 0::2].astype(np.uint8) & 0x0F
+        hi = v[:, 1::2].astype(np.uint8) & 0x0F
+        return (lo | (hi << 4)).astype(np.uint8)
+
+    def nbytes(self) -> int:
+        data = self.packed().nbytes
+        return data + (0 if self.scales is None else self.scales.nbytes)
+
+    def dequantize(self) -> np.ndarray:
+        if self.bits == 32:
+            return self.values
+        s = np.repeat(self.scales, self.group_size, axis=1)[:, :self.shape[1]]
+        return self.values.astype(np.float32) * s
+
+
+def unpack_int4(packed: np.ndarray, cols: int) -> np.ndarray:
+    """Inverse of QTensor.packed() for bits=4: sign-extend each nibble."""
+    lo = (packed & 0x0F).astype(np.int8)
+    hi = (packed >> 4).astype(np.int8)
+    v = np.empty((packed.shape[0], packed.shape[1] * 2), np.int8)
+    v[:, 0::2], v[:, 1::2] = lo, hi
+    v = np.where(v > 7, v - 16, v).astype(np.int8)
+    return v[:, :cols]
+
+
+def quantize_matrix(w: np.ndarray, bits: int, group_size: int) -> QTensor:
+    if bits == 32:
+        return QTensor(32, np.ascontiguousarray(w, np.float32))
+    qmax = QMAX[bits]
+    rows, cols = w.shape
+    n_groups = -(-cols // group_size)
+    padded = np.zeros((rows, n_groups * group_size), np.float64)
+    padded[:, :cols] = w
+    g = padded.reshape(rows, n_groups, group_size)
+    amax = np.abs(g).max(axis=2)
+    scales = (amax / qmax).astype(np.float32)
+    safe = np.where(scales == 0, 1.0, scales.astype(np.float64))
+    q = np.clip(np.rint(g / safe[:, :, None]), -qmax, qmax).astype(np.int8)
+    return QTensor(bits, q.reshape(rows, -1)[:, :cols].copy(), scales, group_size)
+
+
+@dataclass
+class QuantModel:
+    """A model as the device holds it: config, scheme, fp32 norm weights, quantized matrices.
+    `tensors` has the IR names; the classifier is tensors['tok_embeddings'] when shared."""
+    config: ModelConfig
+    scheme: Scheme
+    tensors: dict[str, QTensor | np.ndarray]
+    model_fingerprint: str
+    meta: dict = field(default_factory=dict)
+
+    def classifier(self) -> QTensor:
+        return self.tensors["tok_embeddings" if self.config.shared_classifier else "output"]
+
+    def weight_bytes(self) -> int:
+        return sum(t.nbytes() if isinstance(t, QTensor) else t.nbytes for t in self.tensors.values())
+
+
+def quantize(model: Model, scheme: Scheme) -> QuantModel:
+    """Quantize every matrix of `model` as `scheme` says; norms stay fp32."""
+    out: dict[str, QTensor | np.ndarray] = {}
+    for name, t in model.tensors.items():
+        if t.ndim == 1:
+            out[name] = t
+        elif name in ("tok_embeddings", "output"):
+            out[name] = quantize_matrix(t, 32 if scheme.name == "f32" else 8, scheme.group_size)
+        else:
+            out[name] = quantize_matrix(t, scheme.weight_bits, scheme.group_size)
+    return QuantModel(model.config, scheme, out, model.fingerprint())

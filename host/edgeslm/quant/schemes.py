@@ -1,0 +1,56 @@
+"""Quantization schemes by name. A scheme says how every weight is stored, how activations are
+quantized on the fly, and the KV cache format; the golden model and the firmware implement it.
+
+    f32  weights fp32; matmuls in fp32.
+    q8   matmul weights int8, symmetric, one fp32 scale per group of `group_size` along the input
+         dimension (the last group of a row may be shorter); activations quantized to int8
+         dynamically per group; int32 dot product per group; scales applied in fp32 (Q8_0 family).
+    q4   as q8, but matmul weights int4 in [-7, 7], two per byte (element 2j in the low nibble,
+         2j+1 in the high nibble, two's complement; an odd row is padded with a zero nibble).
+         The token embedding and the classifier stay int8 (as q8), since one shared table is both.
+
+In every scheme the norm weights stay fp32, the token embedding is dequantized one row at a time
+(never a full fp32 copy), and the KV cache is `kv`: "f32", or "i8" (int8 with one fp32 scale per
+(layer, position, kv head), symmetric, scale = max|x| / 127).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import UsageError
+
+SCHEME_NAMES = ("f32", "q8", "q4")
+KV_FORMATS = ("f32", "i8")
+DEFAULT_GROUP_SIZE = 32
+
+
+@dataclass(frozen=True)
+class Scheme:
+    name: str                       # f32 | q8 | q4
+    group_size: int = DEFAULT_GROUP_SIZE
+    kv: str = "f32"                 # KV cache: f32 | i8
+
+    @property
+    def weight_bits(self) -> int:
+        return {"f32": 32, "q8": 8, "q4": 4}[self.name]
+
+    @property
+    def quantized(self) -> bool:
+        return self.name != "f32"
+
+    def describe(self) -> str:
+        g = f", group {self.group_size}" if self.quantized else ""
+        return f"{self.name} (weights {self.weight_bits}-bit{g}, KV cache {self.kv})"
+
+
+def get_scheme(name: str, group_size: int = DEFAULT_GROUP_SIZE, kv: str = "f32") -> Scheme:
+    if name not in SCHEME_NAMES:
+        raise UsageError(f"unknown quantization scheme {name!r}",
+                         f"choose one of: {', '.join(SCHEME_NAMES)}")
+    if kv not in KV_FORMATS:
+        raise UsageError(f"unknown KV cache format {kv!r}", f"choose one of: {', '.join(KV_FORMATS)}")
+    if not 2 <= group_size <= 4096 or group_size % 2:
+        raise UsageError(f"group size {group_size} is out of range",
+                         "use an even group size between 2 and 4096 (32 is the default)")
+    return Scheme(name=name, group_size=group_size, kv=kv)
