@@ -81,7 +81,7 @@ def _progress() -> Progress:
 
 def cmd_generate(args) -> int:
     from .generate import generate
-    from .sampler import Sampler
+    from .sampler import engine_sampler
     model, tok = _load(args)
     engine, what = _engine(model, args)
     # run.c's argument rules: negative temperature is 0, a top-p outside [0, 1] is 0.9,
@@ -91,8 +91,7 @@ def cmd_generate(args) -> int:
     seed = args.seed if args.seed > 0 else int(time.time())
     if args.seed <= 0 and temperature > 0:
         err.print(f"[dim]seed {seed} (pass --seed {seed} to repeat this run)[/dim]")
-    sampler = Sampler(temperature, topp, seed,
-                      exp=__import__("numpy").exp if args.engine == "float" else _golden_exp())
+    sampler = engine_sampler(args.engine, temperature, topp, seed)
     out = sys.stdout.buffer
 
     def on_piece(_token: int, piece: bytes) -> None:
@@ -107,11 +106,6 @@ def cmd_generate(args) -> int:
         err.print(f"[dim]{what}: {n} tokens in {gen.seconds:.2f} s "
                   f"({n / gen.seconds if gen.seconds else 0:.1f} tok/s on this host)[/dim]")
     return 0
-
-
-def _golden_exp():
-    from .quant.golden import esl_expf
-    return esl_expf
 
 
 def cmd_eval(args) -> int:
@@ -140,8 +134,8 @@ def cmd_eval(args) -> int:
     with _progress() as prog:
         task = prog.add_task(f"eval {scheme.name}", total=total)
         acc = compare(float_engine, quant_engine, seqs, lambda k: prog.advance(task, k))
-    table = Table(title=f"{Path(model.source).name}: {scheme.describe()} vs float, "
-                        f"{acc.tokens} tokens ({source})")
+    table = Table(title=f"{Path(model.source).name}: {scheme.describe()} vs float",
+                  caption=f"{acc.tokens} tokens of {source}")
     for col in ("top-1 agreement", "mean KL", "ppl float", "ppl quant"):
         table.add_column(col, justify="right")
     table.add_row(f"{acc.top1_agreement:.2%}", f"{acc.kl_mean:.5f}", f"{acc.ppl_float:.4f}",

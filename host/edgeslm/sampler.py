@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 F32 = np.float32
-ExpFn = Callable[[np.ndarray], np.ndarray]
+SoftmaxFn = Callable[[np.ndarray], np.ndarray]
 _MASK64 = (1 << 64) - 1
 
 
@@ -33,10 +33,10 @@ def random_f32(state: int) -> tuple[int, np.float32]:
     return state, F32(u >> 8) / F32(16777216.0)
 
 
-def softmax(x: np.ndarray, exp: ExpFn = np.exp) -> np.ndarray:
+def softmax(x: np.ndarray) -> np.ndarray:
     """run.c softmax: subtract the max, exp, sequential sum, divide each by the sum."""
     x = np.asarray(x, dtype=F32)
-    e = exp(x - x.max()).astype(F32)
+    e = np.exp(x - x.max()).astype(F32)
     total = np.add.accumulate(e)[-1]
     return e / total
 
@@ -76,15 +76,24 @@ class Sampler:
     temperature: float
     topp: float
     state: int
-    exp: ExpFn = np.exp
+    softmax: SoftmaxFn = softmax
 
     def sample(self, logits: np.ndarray) -> int:
         t = F32(self.temperature)
         if t == F32(0.0):
             return argmax(logits)
-        probs = softmax(np.asarray(logits, dtype=F32) / t, self.exp)
+        probs = self.softmax(np.asarray(logits, dtype=F32) / t)
         self.state, coin = random_f32(self.state)
         topp = F32(self.topp)
         if topp <= 0 or topp >= 1:
             return sample_mult(probs, coin)
         return sample_topp(probs, topp, coin)
+
+
+def engine_sampler(engine: str, temperature: float, topp: float, seed: int) -> Sampler:
+    """The sampler that belongs with an engine: run.c's softmax for "float", the firmware's for
+    "golden" (and for checking the firmware)."""
+    if engine == "float":
+        return Sampler(temperature, topp, seed)
+    from .quant.golden import softmax as golden_softmax
+    return Sampler(temperature, topp, seed, softmax=golden_softmax)

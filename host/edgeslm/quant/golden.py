@@ -52,10 +52,12 @@ from ..reference import rmsnorm, seqdot
 from .quantize import QTensor, QuantModel
 
 F32 = np.float32
-LOG2E = F32(1.44269504088896341)
-LN2_HI = F32(0.693359375)
-LN2_LO = F32(-2.12194440e-4)
-EXP_POLY = tuple(F32(c) for c in (1.0, 1.0, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720))  # C0..C6
+# Exact float32 values, written as the same hex literals as in firmware/src/kernels/esl_expf.c.
+LOG2E = F32(float.fromhex("0x1.715476p+0"))
+LN2_HI = F32(float.fromhex("0x1.63p-1"))
+LN2_LO = F32(float.fromhex("-0x1.bd0106p-13"))
+EXP_POLY = tuple(F32(float.fromhex(h)) for h in (  # C0..C6 = float32(1/i!)
+    "0x1p+0", "0x1p+0", "0x1p-1", "0x1.555556p-3", "0x1.555556p-5", "0x1.111112p-7", "0x1.6c16c2p-10"))
 EXP_MIN, EXP_MAX = F32(-87.0), F32(88.0)
 
 

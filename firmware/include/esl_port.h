@@ -1,0 +1,20 @@
+/* The port layer: everything board-specific. One implementation per firmware/ports/<port>/. */
+#ifndef ESL_PORT_H
+#define ESL_PORT_H
+
+#include <stdint.h>
+
+void esl_port_init(void);
+/* One received byte, or -1 if none is waiting (never blocks). */
+int32_t esl_port_getc(void);
+/* Block until a byte arrives or the link closes (-1). */
+int32_t esl_port_getc_blocking(void);
+void esl_port_write(const uint8_t *data, uint32_t n);
+/* Restart the cycle counter / read cycles since the restart. */
+void esl_port_cycles_start(void);
+uint64_t esl_port_cycles(void);
+/* What esl_port_cycles counts, for INFO: 0 = core cycles (DWT), 1 = SysTick ticks under
+ * instruction counting (emulator), 2 = nanoseconds (host build). */
+uint8_t esl_port_cycle_unit(void);
+
+#endif

@@ -1,0 +1,43 @@
+/* The serial protocol, version 1. The host side is host/edgeslm/bridge/protocol.py, same words.
+ *
+ * 1. A frame on the wire is COBS(payload + crc32(payload), little-endian) followed by one 0x00.
+ *    crc32 is the IEEE/zlib CRC-32 (reflected, poly 0xEDB88320, init and final xor 0xFFFFFFFF).
+ * 2. A payload is: type (u8), request id (u8), body. Integers are little-endian, floats IEEE-754.
+ * 3. At most ESL_MAX_PAYLOAD payload bytes; longer frames are dropped with ERROR TOO_LONG.
+ * 4. Host -> device:
+ *      HELLO    (no body)                                          -> INFO
+ *      GENERATE steps u16, temperature f32, topp f32, seed u64, kind u8 (0 text, 1 token ids),
+ *               prompt (UTF-8 bytes, or u16 ids starting with BOS)  -> TOKEN*, DONE | ERROR
+ *      ABORT    (no body): stops a running GENERATE                -> DONE (reason ABORTED)
+ * 5. Device -> host:
+ *      INFO     protocol u8, cycle unit u8, weights ok u8, kv bits u8, vocab u16, max seq u16,
+ *               model hash [8], build id u32, weights crc u32, scheme [8] (NUL padded), board (rest)
+ *      TOKEN    pos u16, token u16, cycles u64, piece (rest): one per forward step
+ *      DONE     tokens u16, reason u8 (0 STEPS, 1 BOS, 2 ABORTED), cycles u64 (sum over tokens)
+ *      ERROR    code u8, message (rest, UTF-8)
+ */
+#ifndef ESL_PROTOCOL_H
+#define ESL_PROTOCOL_H
+
+#define ESL_PROTOCOL_VERSION 1u
+#define ESL_MAX_PAYLOAD 512u
+#define ESL_MAX_WIRE (ESL_MAX_PAYLOAD + 4u + (ESL_MAX_PAYLOAD + 4u) / 254u + 2u)
+
+enum {
+    ESL_MSG_HELLO = 0x01, ESL_MSG_GENERATE = 0x02, ESL_MSG_ABORT = 0x03,
+    ESL_MSG_INFO = 0x81, ESL_MSG_TOKEN = 0x82, ESL_MSG_DONE = 0x83, ESL_MSG_ERROR = 0x84
+};
+
+enum {
+    ESL_ERR_BAD_FRAME = 1,      /* COBS decoding failed, or shorter than a header + CRC */
+    ESL_ERR_BAD_CRC = 2,
+    ESL_ERR_TOO_LONG = 3,
+    ESL_ERR_UNKNOWN_TYPE = 4,
+    ESL_ERR_BAD_REQUEST = 5,    /* a body of the wrong size or out-of-range values */
+    ESL_ERR_PROMPT_TOO_LONG = 6,
+    ESL_ERR_BUSY = 7            /* a request other than ABORT during a generation */
+};
+
+enum { ESL_DONE_STEPS = 0, ESL_DONE_BOS = 1, ESL_DONE_ABORTED = 2 };
+
+#endif

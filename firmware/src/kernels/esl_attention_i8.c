@@ -1,0 +1,30 @@
+#include "esl_kernels.h"
+
+void esl_attention_i8(float *out, const float *q, float *att_all, const esl_model_t *m, uint32_t layer,
+                      uint32_t pos)
+{
+    const uint32_t hs = m->head_size, kv_mul = m->n_heads / m->n_kv_heads;
+    const int8_t *keys = m->kv.key_i8 + layer * m->max_seq * m->kv_dim;
+    const int8_t *values = m->kv.value_i8 + layer * m->max_seq * m->kv_dim;
+    const float *kscale = m->kv.key_scale + layer * m->max_seq * m->n_kv_heads;
+    const float *vscale = m->kv.value_scale + layer * m->max_seq * m->n_kv_heads;
+    for (uint32_t h = 0; h < m->n_heads; h++) {
+        const float *qh = q + h * hs;
+        const uint32_t kvh = h / kv_mul;
+        float *att = att_all + h * m->max_seq;
+        for (uint32_t t = 0; t <= pos; t++) {
+            const int8_t *k = keys + t * m->kv_dim + kvh * hs;
+            float dot = 0.0f;
+            for (uint32_t i = 0; i < hs; i++) dot += qh[i] * (float)k[i];
+            att[t] = (dot * kscale[t * m->n_kv_heads + kvh]) * m->inv_sqrt_head_size;
+        }
+        esl_softmax_f32(att, pos + 1);
+        float *o = out + h * hs;
+        for (uint32_t i = 0; i < hs; i++) o[i] = 0.0f;
+        for (uint32_t t = 0; t <= pos; t++) {
+            const int8_t *v = values + t * m->kv_dim + kvh * hs;
+            const float a = att[t] * vscale[t * m->n_kv_heads + kvh];
+            for (uint32_t i = 0; i < hs; i++) o[i] += a * (float)v[i];
+        }
+    }
+}

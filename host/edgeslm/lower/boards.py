@@ -1,0 +1,115 @@
+"""Boards as data: boards/<id>.json are PlatformIO board manifests with an `edgeslm` section.
+
+The section is validated here (a schema in code, with messages that name the file and key); the
+rest of edgeslm only asks the Board for roles: where weights may go, which emulator runs it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import EdgeslmError
+
+BOARDS_DIR = Path(__file__).resolve().parents[3] / "boards"
+SCHEMA_VERSION = 1
+HOLDS = ("code", "weights", "ram")
+
+
+class BoardError(EdgeslmError):
+    """An unknown board, or a board file that does not follow the schema."""
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    origin: int
+    length_bytes: int
+    holds: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Board:
+    id: str
+    name: str
+    core: str
+    features: dict
+    clock_hz: int
+    port: str
+    kernel_variant: str
+    memory: tuple[Region, ...]
+    stack_bytes: int
+    code_budget_bytes: int
+    cycle_counter: str
+    emulator: dict = field(default_factory=dict)
+    cost_model: dict = field(default_factory=dict)
+    path: str = ""
+
+    def regions_for(self, kind: str) -> list[Region]:
+        return [r for r in self.memory if kind in r.holds]
+
+
+def _require(d: dict, key: str, typ, where: str):
+    if key not in d:
+        raise BoardError(f"{where}: missing key '{key}'", "see boards/mps2_an386.json for the schema")
+    v = d[key]
+    if not isinstance(v, typ) or isinstance(v, bool) and typ is int:
+        raise BoardError(f"{where}: '{key}' must be {getattr(typ, '__name__', typ)}, got {v!r}")
+    return v
+
+
+def _int(v, where: str) -> int:
+    try:
+        return int(v, 0) if isinstance(v, str) else int(v)
+    except ValueError:
+        raise BoardError(f"{where}: {v!r} is not an integer (decimal or 0x hex)") from None
+
+
+def parse_board(board_id: str, data: dict, path: str = "") -> Board:
+    where = path or board_id
+    e = data.get("edgeslm")
+    if not isinstance(e, dict):
+        raise BoardError(f"{where}: no 'edgeslm' section", "add one; see boards/mps2_an386.json")
+    if e.get("schema") != SCHEMA_VERSION:
+        raise BoardError(f"{where}: edgeslm schema {e.get('schema')!r}, this edgeslm reads {SCHEMA_VERSION}")
+    regions = []
+    for i, r in enumerate(_require(e, "memory", list, where)):
+        w = f"{where}: memory[{i}]"
+        holds = tuple(_require(r, "holds", list, w))
+        bad = [h for h in holds if h not in HOLDS]
+        if bad:
+            raise BoardError(f"{w}: unknown 'holds' {bad}", f"use some of {', '.join(HOLDS)}")
+        length = _int(_require(r, "length_bytes", (int, str), w), w)
+        if length <= 0:
+            raise BoardError(f"{w}: length_bytes must be positive")
+        regions.append(Region(_require(r, "name", str, w), _int(_require(r, "origin", (int, str), w), w),
+                              length, holds))
+    for kind in ("code", "ram"):
+        if not any(kind in r.holds for r in regions):
+            raise BoardError(f"{where}: no memory region holds '{kind}'")
+    return Board(
+        id=board_id, name=data.get("name", board_id), core=_require(e, "core", str, where),
+        features=e.get("features", {}), clock_hz=_int(_require(e, "clock_hz", (int, str), where), where),
+        port=_require(e, "port", str, where), kernel_variant=e.get("kernel_variant", "portable"),
+        memory=tuple(regions), stack_bytes=_int(e.get("stack_bytes", 8192), where),
+        code_budget_bytes=_int(e.get("code_budget_bytes", 65536), where),
+        cycle_counter=_require(e, "cycle_counter", str, where), emulator=e.get("emulator", {}),
+        cost_model=e.get("cost_model", {}), path=path)
+
+
+def list_boards(boards_dir: Path = BOARDS_DIR) -> list[str]:
+    return sorted(p.stem for p in boards_dir.glob("*.json"))
+
+
+def load_board(board_id: str, boards_dir: Path = BOARDS_DIR) -> Board:
+    path = boards_dir / f"{board_id}.json"
+    if not path.is_file():
+        raise BoardError(f"unknown board '{board_id}'",
+                         f"choose one of: {', '.join(list_boards(boards_dir)) or '(none)'} "
+                         f"(boards are the JSON files in {boards_dir})")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise BoardError(f"{path}: not valid JSON: {e}") from None
+    return parse_board(board_id, data, str(path))

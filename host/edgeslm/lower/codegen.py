@@ -1,0 +1,151 @@
+"""Codegen: render templates/*.j2 into build/<board>/gen/ for a planned, quantized model.
+
+    generate_sources(qmodel, tokenizer, plan, out_dir) -> GeneratedSources
+
+Every number is computed and checked here; the templates only lay out declarations.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from .. import __version__
+from ..errors import EdgeslmError
+from ..model.tokenizer import Tokenizer
+from ..quant.golden import rope_tables
+from ..quant.quantize import QTensor, QuantModel
+from . import cdata
+from .plan import Plan
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates"
+OPS = {"EMBED", "RMSNORM", "MATMUL", "ROPE", "KV_STORE", "ATTENTION", "ADD", "SWIGLU"}
+
+
+@dataclass
+class GeneratedSources:
+    out_dir: Path
+    files: list[Path]
+    weights_crc32: int
+    build_id: int
+
+
+@dataclass
+class _Array:
+    name: str
+    ctype: str
+    length: int
+    body: str
+    section: str
+    raw: bytes               # little-endian bytes, for the checksum
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+
+
+def _array(name: str, a: np.ndarray, section: str) -> _Array:
+    a = np.ascontiguousarray(a)
+    if a.dtype == np.float32:
+        return _Array(name, "float", a.size, cdata.f32_body(a), section, a.astype("<f4").tobytes())
+    ctype = {np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t"}[a.dtype]
+    return _Array(name, ctype, a.size, cdata.int_body(a), section, a.tobytes())
+
+
+def vocab_tables(tok: Tokenizer) -> dict:
+    """The tokenizer as C tables; refuses a vocabulary whose byte tokens are not ids 3..258."""
+    for b in range(256):
+        if tok.vocab[3 + b] != f"<0x{b:02X}>".encode():
+            raise EdgeslmError(f"tokenizer {tok.source}: token {3 + b} is {tok.vocab[3 + b]!r}, "
+                               f"expected <0x{b:02X}> (byte-fallback tokens must be ids 3..258)")
+    if tok.vocab_size > 65535:
+        raise EdgeslmError(f"tokenizer {tok.source}: {tok.vocab_size} tokens do not fit 16-bit ids")
+    blob = b"".join(tok.vocab)
+    offsets = np.cumsum([0] + [len(v) for v in tok.vocab]).astype(np.uint32)
+    first: dict[bytes, int] = {}
+    for i, v in enumerate(tok.vocab):
+        first.setdefault(v, i)
+    sorted_ids = [first[s] for s in sorted(first)]
+    return {"blob": blob, "offsets": offsets, "scores": tok.scores.astype(np.float32),
+            "sorted": np.array(sorted_ids, np.uint16)}
+
+
+def generate_sources(qm: QuantModel, tok: Tokenizer, plan: Plan, out_dir: Path) -> GeneratedSources:
+    cfg, scheme = qm.config, qm.scheme
+    region = {it.name: it.region for it in plan.items}
+    ro = lambda item: f".esl.weights.{region[item]}"          # noqa: E731
+    rw = lambda item: f".esl.ram.{region[item]}"              # noqa: E731
+    arrays: list[_Array] = []
+    weights: list[dict] = []
+    norms: dict[str, str] = {}
+    for name, t in qm.tensors.items():
+        cname = cdata.ident(name)
+        if isinstance(t, np.ndarray):
+            arrays.append(_array(f"n_{cname}", t, ro(name)))
+            norms[name] = f"n_{cname}"
+            continue
+        data = t.packed() if t.bits == 4 else t.values
+        arrays.append(_array(f"d_{cname}", data, ro(name)))
+        if t.scales is not None:
+            arrays.append(_array(f"s_{cname}", t.scales, ro(name)))
+        weights.append({"name": f"w_{cname}", "data": f"d_{cname}",
+                        "scales": f"s_{cname}" if t.scales is not None else "NULL",
+                        "rows": t.shape[0], "cols": t.shape[1], "group_size": t.group_size,
+                        "n_groups": t.n_groups, "bits": t.bits})
+    cos, sin = rope_tables(cfg.head_size, plan.max_seq, cfg.rope_theta)
+    arrays += [_array("rope_cos", cos, ro("rope tables")), _array("rope_sin", sin, ro("rope tables"))]
+
+    crc = 0
+    for a in arrays:
+        crc = zlib.crc32(a.raw, crc)
+    steps = []
+    for s in plan.steps:
+        assert s.op in OPS
+        off = lambda v: plan.offsets[v] if v else 0    # noqa: E731
+        steps.append({"op": s.op, "layer": s.layer, "out": off(s.out), "in": off(s.inp),
+                      "in2": off(s.in2), "n": s.n,
+                      "w": f"&w_{cdata.ident(s.weight)}" if s.weight else "NULL",
+                      "norm": norms[s.norm] if s.norm else "NULL"})
+    v = vocab_tables(tok)
+    vocab = {"blob": _array("vocab_blob", np.frombuffer(v["blob"], np.uint8), ro("tokenizer")),
+             "offsets": cdata.int_body(v["offsets"], 12), "scores": cdata.f32_body(v["scores"]),
+             "sorted": cdata.int_body(v["sorted"], 16), "n_sorted": len(v["sorted"]),
+             "size": tok.vocab_size, "max_token_length": tok.max_token_length}
+    kv_len = cfg.n_layers * plan.max_seq * cfg.kv_dim
+    ctx = {
+        "version": __version__, "fingerprint": qm.model_fingerprint, "scheme": scheme, "cfg": cfg,
+        "board": plan.board, "plan": plan, "arrays": arrays, "weights": weights, "steps": steps,
+        "vocab": vocab, "kv_len": kv_len, "kv_scale_len": cfg.n_layers * plan.max_seq * cfg.n_kv_heads,
+        "kv_section": rw("KV cache"), "arena_section": rw("activation arena"),
+        "qact_section": rw("quantized activations"), "sampler_section": rw("sampler scratch"),
+        "norm_eps": cdata.f32(cfg.norm_eps), "inv_sqrt_hs": cdata.f32(1.0 / np.sqrt(cfg.head_size)),
+        "model_hash": ", ".join(f"0x{b:02x}" for b in bytes.fromhex(qm.model_fingerprint[:16])),
+        "weights_crc32": crc, "logits": plan.offsets["logits"],
+        "regions": [{"name": r.name, "origin": r.origin, "length": r.length_bytes, "holds": r.holds}
+                    for r in plan.board.memory],
+        "ram_region": plan.board.regions_for("ram")[0].name,
+        "code_region": plan.board.regions_for("code")[0].name,
+        "stack_bytes": plan.board.stack_bytes,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = _env()
+    rendered = {}
+    for tmpl, fname in [("esl_config.h.j2", "esl_config.h"), ("esl_weights.c.j2", "esl_weights.c"),
+                        ("esl_vocab.c.j2", "esl_vocab.c"), ("link_cortex_m.ld.j2", "link.ld")]:
+        rendered[fname] = env.get_template(tmpl).render(ctx, template=tmpl)
+    build_id = zlib.crc32("".join(rendered[k] for k in sorted(rendered)).encode())
+    rendered["esl_model.c"] = env.get_template("esl_model.c.j2").render(
+        ctx, template="esl_model.c.j2", build_id=build_id)
+    files = []
+    for fname, text in rendered.items():
+        p = out_dir / fname
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(p)           # a reader never sees half a file
+        files.append(p)
+    return GeneratedSources(out_dir, files, crc, build_id)
