@@ -189,6 +189,212 @@ def _load_model_only(args):
     return load_model(path), None
 
 
+def cmd_boards(args) -> int:
+    from .lower.boards import list_boards, load_board
+    t = Table(title="boards (boards/*.json)")
+    for col in ("board", "name", "core", "clock", "memory", "emulator"):
+        t.add_column(col)
+    for b in map(load_board, list_boards()):
+        mem = ", ".join(f"{r.name} {r.length_bytes // 1024} KiB ({'/'.join(r.holds)})" for r in b.memory)
+        t.add_row(b.id, b.name, b.core, f"{b.clock_hz / 1e6:g} MHz", mem,
+                  b.emulator.get("machine", "-") if b.emulator else "-")
+    Console().print(t)
+    return 0
+
+
+def _plan_table(p, title: str) -> Table:
+    t = Table(title=title)
+    for col in ("region", "holds", "needed", "available", "what goes there"):
+        t.add_column(col, justify="right" if col in ("needed", "available") else "left")
+    used = p.used()
+    for r in p.board.memory:
+        what = sorted((it for it in p.items if it.region == r.name), key=lambda i: -i.nbytes)
+        names = _summarize_items(what)
+        t.add_row(r.name, "/".join(r.holds), f"{used[r.name]:,}", f"{r.length_bytes:,}", names)
+    for region, extra in p.overflow.items():
+        missing = [it for it in p.items if not it.region]
+        t.add_row(f"[red]{region} (overflow)[/red]", "", f"[red]+{extra:,}[/red]", "",
+                  "[red]" + _summarize_items(missing) + "[/red]")
+    return t
+
+
+def _summarize_items(items) -> str:
+    groups: dict[str, int] = {}
+    for it in items:
+        key = "weights" if it.kind == "weights" and it.name not in ("tokenizer", "rope tables") else it.name
+        groups[key] = groups.get(key, 0) + it.nbytes
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(groups.items(), key=lambda kv: -kv[1]))
+
+
+def _prepare(args, build: bool):
+    """Model -> compiled sources (when stale) -> firmware.elf (when `build`). Returns a dict."""
+    from .lower.boards import load_board
+    from .lower.compile import build_dir, build_firmware, compile_model
+    board = load_board(args.board)
+    model, tok = _load(args)
+    scheme = get_scheme(args.quant or "q8", args.group_size, args.kv)
+    out = Path(args.output) if getattr(args, "output", None) else build_dir(board.id)
+    with err.status(f"compiling {Path(model.source).name} for {board.id} ({scheme.describe()})"):
+        comp = compile_model(model, tok, board, scheme, args.max_seq, out)
+    err.print(f"[dim]{'generated' if comp.fresh else 'up to date:'} {comp.gen_dir}[/dim]")
+    elf = None
+    if build:
+        if out.resolve() != build_dir(board.id).resolve():
+            raise UsageError("-o/--output only applies to `edgeslm compile`; the build uses build/<board>")
+        with err.status(f"building firmware for {board.id} (PlatformIO, offline)"):
+            elf = build_firmware(board)
+    return {"board": board, "model": model, "tok": tok, "scheme": scheme, "compiled": comp, "elf": elf}
+
+
+def cmd_compile(args) -> int:
+    from .lower.plan import FitError
+    try:
+        ctx = _prepare(args, build=False)
+    except FitError as e:
+        Console(stderr=True).print(_plan_table(e.plan, f"does not fit: {e.plan.board.id}"))
+        raise
+    p = ctx["compiled"].plan
+    Console(stderr=True).print(_plan_table(p, f"memory plan for {p.board.id} "
+                                              f"({p.scheme.describe()}, context {p.max_seq})"))
+    err.print(f"activation arena {p.arena_floats * 4:,} bytes (buffers reused by liveness; "
+              f"{sum(p.values.values()) * 4:,} without reuse)")
+    return 0
+
+
+def _print_region_usage(elf: Path, board) -> None:
+    from .lower.elfsize import region_usage
+    t = Table(title=f"{elf} per region")
+    for col in ("region", "image (flash/loaded)", "reserved (RAM, zero/noinit)", "length", "used"):
+        t.add_column(col, justify="right")
+    for name, u in region_usage(elf, board).items():
+        t.add_row(name, f"{u['image']:,}", f"{u['zero']:,}", f"{u['length']:,}",
+                  f"{(u['image'] + u['zero']) / u['length']:.1%}")
+    Console(stderr=True).print(t)
+
+
+def cmd_build(args) -> int:
+    ctx = _prepare(args, build=True)
+    _print_region_usage(ctx["elf"], ctx["board"])
+    print(ctx["elf"])
+    return 0
+
+
+def _device_counts(board, info):
+    from .bench import count_to_instructions
+    return count_to_instructions(board, info.cycle_unit)
+
+
+def cmd_run(args) -> int:
+    from .bench import open_device, run_prompt
+    from .quant.golden import GoldenEngine
+    ctx = _prepare(args, build=args.emulate)
+    board, tok = ctx["board"], ctx["tok"]
+    golden = GoldenEngine(ctx["compiled"].qmodel, ctx["compiled"].plan.max_seq)
+    out = sys.stdout.buffer
+    with open_device(board, ctx["elf"], args.emulate, args.port) as (dev, _emu):
+        info = dev.hello()
+        _check_info(info, ctx)
+        factor, unit = _device_counts(board, info)
+        err.print(f"[dim]{info.board}: {info.scheme}, model {info.model_hash}, build {info.build_id:08x}"
+                  f"{'' if info.weights_ok else ' [red]WEIGHTS CHECKSUM MISMATCH[/red]'}[/dim]")
+
+        def on_token(msg, ok: bool) -> None:
+            out.write(Tokenizer.printable(msg.piece))
+            out.flush()
+
+        seed = args.seed if args.seed > 0 else 1
+        run = run_prompt(dev, golden, tok, args.prompt, args.steps, max(args.temperature, 0.0),
+                         args.topp, seed, on_token)
+    out.write(b"\n")
+    out.flush()
+    counts = [c * factor for c in run.counts]
+    if counts:
+        err.print(f"per-token {unit}, 8 positions per line:")
+        for row in range(0, len(counts), 8):
+            err.print(f"  {row:4d}: " + " ".join(f"{c:>11,.0f}" for c in counts[row:row + 8]),
+                      soft_wrap=True)
+        mean = sum(counts) / len(counts)
+        rate = f", {board.clock_hz / mean:.2f} tokens/s at {board.clock_hz / 1e6:g} MHz" \
+            if unit in ("instructions", "cycles") else ""
+        err.print(f"{len(counts)} tokens, mean {mean:,.0f} {unit}/token (min {min(counts):,.0f}, "
+                  f"max {max(counts):,.0f}){rate}")
+    if not run.ok:
+        err.print(f"[bold red]MISMATCH[/bold red] with the golden model at token {run.mismatch}: "
+                  f"device {run.tokens[run.mismatch:run.mismatch + 1]}, golden "
+                  f"{run.expected[run.mismatch:run.mismatch + 1]}")
+        return 1
+    err.print(f"[green]all {len(run.tokens)} tokens equal the golden model's[/green]")
+    return 0
+
+
+def _check_info(info, ctx) -> None:
+    want = ctx["compiled"].qmodel.model_fingerprint[:16]
+    if info.model_hash != want or info.scheme != ctx["scheme"].name:
+        raise EdgeslmError(f"the device runs model {info.model_hash} ({info.scheme}), not {want} "
+                           f"({ctx['scheme'].name})", "flash the firmware that `edgeslm build` made")
+    if not info.weights_ok:
+        raise EdgeslmError("the device's weights do not match their checksum",
+                           "re-flash the firmware; the flash image is corrupt")
+
+
+def cmd_bench(args) -> int:
+    from .bench import open_device, run_prompt, summarize
+    from .quant.golden import GoldenEngine
+    ctx = _prepare(args, build=args.emulate)
+    board, tok, plan = ctx["board"], ctx["tok"], ctx["compiled"].plan
+    if args.prompts:
+        try:
+            prompts = [l.rstrip("\n") for l in Path(args.prompts).read_text(encoding="utf-8").splitlines()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read --prompts {args.prompts}: {e}") from None
+        prompts = [p for p in prompts if p.strip()] or [""]
+    else:
+        prompts = ["Once upon a time", "Tom and Lily"]
+    golden = GoldenEngine(ctx["compiled"].qmodel, plan.max_seq)
+    runs = []
+    with open_device(board, ctx["elf"], args.emulate, args.port) as (dev, _emu):
+        info = dev.hello()
+        _check_info(info, ctx)
+        with _progress() as prog:
+            for prompt in prompts:
+                task = prog.add_task(f"{prompt[:24]!r}", total=min(args.steps or plan.max_seq, plan.max_seq))
+                runs.append(run_prompt(dev, golden, tok, prompt, args.steps, args.temperature, args.topp,
+                                       args.seed, lambda m, ok: prog.advance(task)))
+    report = summarize(runs, plan, board, ctx["elf"], info)
+    _print_bench(report)
+    if args.json:
+        _write_json(args.json, report)
+    return 0 if report["tokens_match"] else 1
+
+
+def _print_bench(r: dict) -> None:
+    con = Console()
+    ipt = r["instructions_per_token"]
+    t = Table(title=f"edgeslm bench: {r['board']}, {r['scheme']} (KV {r['kv']}), {r['prompts']} prompts, "
+                    f"{r['tokens']} tokens")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    t.add_row("tokens equal golden", "[green]yes[/green]" if r["tokens_match"] else
+              f"[red]NO: first mismatch at token {r['first_mismatch']} of {r['first_mismatch_prompt']!r}[/red]")
+    t.add_row(f"{r['unit']} per token (mean / min / max)",
+              f"{ipt['mean']:,.0f} / {ipt['min']:,.0f} / {ipt['max']:,.0f}")
+    t.add_row("predicted by the planner (mean)", f"{r['predicted_instructions_per_token']:,.0f}")
+    if r["instructions_per_mac"]:
+        t.add_row(f"{r['unit']} per weight MAC", f"{r['instructions_per_mac']:.2f}")
+    if r["tokens_per_s_at_nominal_clock"] and r["unit"] != "host ns":
+        t.add_row(f"tokens/s at {r['clock_hz'] / 1e6:g} MHz (1 instruction per cycle)",
+                  f"{r['tokens_per_s_at_nominal_clock']:.2f}")
+    t.add_row("flash (image) bytes", f"{r['flash_bytes']:,}")
+    t.add_row("RAM (reserved) bytes", f"{r['ram_bytes']:,}")
+    con.print(t)
+    pos = r["instructions_by_position"]
+    keys = sorted(map(int, pos))
+    if keys:
+        picks = sorted({keys[int(i * (len(keys) - 1) / 7)] for i in range(8)})
+        con.print(f"{r['unit']} per token by position: " +
+                  ", ".join(f"{k}: {pos[str(k)]:,.0f}" for k in picks))
+
+
 # ---------------------------------------------------------------- parser and entry point
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,6 +436,55 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE)
     i.add_argument("--max-seq", type=int, help="context length to size the KV cache for")
     i.set_defaults(func=cmd_inspect)
+
+    b = sub.add_parser("boards", help="list the boards (boards/*.json)")
+    b.set_defaults(func=cmd_boards)
+
+    def lowering(p: argparse.ArgumentParser) -> None:
+        _add_model_args(p)
+        p.add_argument("--board", "-b", default="mps2_an386", help="board id (default mps2_an386)")
+        _add_quant_args(p, "q8")
+        p.add_argument("--max-seq", type=int, help="context length to build for (default: the model's)")
+
+    c = sub.add_parser("compile", help="plan memory and generate the C sources for a board",
+                       description="Quantize, plan (fit verdict, arena, placement) and render "
+                       "templates/*.j2 into build/<board>/gen.")
+    lowering(c)
+    c.add_argument("-o", "--output", help="output folder (default build/<board>)")
+    c.set_defaults(func=cmd_compile)
+
+    bd = sub.add_parser("build", help="compile (if stale) and build firmware.elf with PlatformIO")
+    lowering(bd)
+    bd.set_defaults(func=cmd_build)
+
+    def device(p: argparse.ArgumentParser) -> None:
+        g = p.add_mutually_exclusive_group(required=True)
+        g.add_argument("--emulate", action="store_true", help="run on the board's emulator (QEMU)")
+        g.add_argument("--port", help="a real board: serial port or any pyserial URL")
+
+    r = sub.add_parser("run", help="generate on a board (emulated or real), checked against golden",
+                       description="Compile and build what is stale, start the emulator, stream the "
+                       "story to stdout and per-token timing to stderr; every token is checked "
+                       "against the golden model (exit 1 on a mismatch).")
+    lowering(r)
+    device(r)
+    r.add_argument("--prompt", "-i", default="Once upon a time", help="prompt text")
+    r.add_argument("--steps", "-n", type=int, default=200, help="forward steps as run.c's -n (default 200)")
+    r.add_argument("--temperature", "-t", type=float, default=0.0, help="0 = greedy (default)")
+    r.add_argument("--topp", "-p", type=float, default=0.9)
+    r.add_argument("--seed", "-s", type=int, default=1)
+    r.set_defaults(func=cmd_run)
+
+    be = sub.add_parser("bench", help="instructions per token, fit and accuracy check on a board")
+    lowering(be)
+    device(be)
+    be.add_argument("--prompts", help="file with one prompt per line (default: two built-in prompts)")
+    be.add_argument("--steps", "-n", type=int, default=200)
+    be.add_argument("--temperature", "-t", type=float, default=0.0)
+    be.add_argument("--topp", "-p", type=float, default=0.9)
+    be.add_argument("--seed", "-s", type=int, default=1)
+    be.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
+    be.set_defaults(func=cmd_bench)
     return ap
 
 

@@ -1,0 +1,113 @@
+"""QEMU for a board described by its `edgeslm.emulator` section.
+
+Facts this relies on (QEMU 7.2, mps2-an386): the UART on `-chardev socket,server=on,wait=on,
+nodelay=on` (wait=on: the guest starts only once we are connected, so no early byte is lost;
+nodelay: no 40 ms per round trip); `-icount shift=N,sleep=off` makes SysTick advance exactly with
+instructions, so cycle counts repeat run to run; exit codes come back through semihosting.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from ..bridge.transport import LinkError, SerialTransport
+from ..errors import EdgeslmError
+from ..lower.boards import Board
+
+
+class EmulatorError(EdgeslmError):
+    """The emulator is missing, would not start, or died."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def qemu_command(board: Board, elf: Path, port: int) -> list[str]:
+    emu = board.emulator
+    if emu.get("kind") != "qemu":
+        raise EmulatorError(f"board {board.id} has no QEMU emulator in its board file",
+                            "run it on hardware with --port instead of --emulate")
+    return [emu["binary"], "-M", emu["machine"], "-display", "none", "-monitor", "none",
+            "-chardev", f"socket,id=uart0,host=127.0.0.1,port={port},server=on,wait=on,nodelay=on",
+            "-serial", "chardev:uart0", "-kernel", str(elf),
+            "-semihosting-config", "enable=on,target=native",
+            "-icount", f"shift={emu.get('icount_shift', 7)},sleep=off"]
+
+
+class Emulator:
+    """with Emulator(board, elf) as emu: Device(emu.transport) ..."""
+
+    def __init__(self, board: Board, elf: Path, log: Path | None = None, start_timeout: float = 20.0):
+        self.board, self.elf, self.start_timeout = board, Path(elf), start_timeout
+        self.log_path = log or self.elf.with_suffix(".qemu.log")
+        self.proc: subprocess.Popen | None = None
+        self.transport: SerialTransport | None = None
+
+    def __enter__(self) -> "Emulator":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        binary = self.board.emulator.get("binary", "")
+        if shutil.which(binary) is None:
+            raise EmulatorError(f"{binary or 'the emulator'} is not installed",
+                                "apt-get install qemu-system-arm (Debian/Ubuntu)")
+        if not self.elf.is_file():
+            raise EmulatorError(f"no firmware at {self.elf}", "run `edgeslm build` first")
+        port = _free_port()
+        cmd = qemu_command(self.board, self.elf, port)
+        self._log = open(self.log_path, "wb")
+        self._log.write((" ".join(cmd) + "\n").encode())
+        self._log.flush()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.start_timeout
+        while self.transport is None:        # QEMU listens once it is up; the guest waits for us
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self.stop()
+                raise EmulatorError(f"QEMU exited at start (code {code}): {self.log_tail()}")
+            try:
+                self.transport = SerialTransport(f"socket://127.0.0.1:{port}")
+            except LinkError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise EmulatorError(f"QEMU did not open its UART socket within "
+                                        f"{self.start_timeout:g} s: {self.log_tail()}") from None
+                time.sleep(0.05)
+
+    def log_tail(self, n: int = 400) -> str:
+        try:
+            return self.log_path.read_bytes()[-n:].decode(errors="replace").strip()
+        except OSError:
+            return ""
+
+    def exit_code(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def stop(self, grace: float = 2.0) -> None:
+        """Close the link, then terminate QEMU; kill it if it ignores that (a wedged QEMU does)."""
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=grace)
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+
