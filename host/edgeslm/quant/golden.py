@@ -117,6 +117,23 @@ def rope(v: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
     return out
 
 
+def attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, key_scale: np.ndarray | None,
+              value_scale: np.ndarray | None, inv_sqrt_hs: np.float32) -> np.ndarray:
+    """esl_attention_f32 / esl_attention_i8 for positions 0..t-1: q (n_heads, hs), keys/values
+    (t, n_kv_heads, hs) float32 or int8, scales (t, n_kv_heads) for int8. Returns (n_heads * hs,)."""
+    n_heads, n_kv = q.shape[0], keys.shape[1]
+    kvh = np.arange(n_heads) // (n_heads // n_kv)
+    k = keys[:, kvh].astype(F32)                                    # (t, h, hs)
+    v = values[:, kvh].astype(F32)
+    dots = np.add.accumulate(q[None] * k, axis=-1)[..., -1]         # (t, h)
+    if key_scale is not None:
+        dots = dots * key_scale[:, kvh]
+    p = softmax(dots * inv_sqrt_hs, axis=0)
+    if value_scale is not None:
+        p = p * value_scale[:, kvh]
+    return np.add.accumulate(p[:, :, None] * v, axis=0)[-1].reshape(-1)
+
+
 class _Matmul:
     """esl_matmul_* for one weight: the integer weights are padded to whole groups once, here."""
 
@@ -182,17 +199,9 @@ class GoldenEngine:
             cache[l, pos], scale[l, pos] = q.reshape(-1, hs), s
 
     def _attention(self, l: int, pos: int, q: np.ndarray) -> np.ndarray:
-        c = self.qm.config
-        kvh = np.arange(c.n_heads) // (c.n_heads // c.n_kv_heads)
-        keys = self.key_cache[l, :pos + 1][:, kvh].astype(F32)         # (t, h, hs)
-        vals = self.value_cache[l, :pos + 1][:, kvh].astype(F32)
-        dots = np.add.accumulate(q[None] * keys, axis=-1)[..., -1]     # (t, h)
-        if self.kv_i8:
-            dots = dots * self.key_scale[l, :pos + 1][:, kvh]
-        p = softmax(dots * self.inv_sqrt_hs, axis=0)
-        if self.kv_i8:
-            p = p * self.value_scale[l, :pos + 1][:, kvh]
-        return np.add.accumulate(p[:, :, None] * vals, axis=0)[-1].reshape(-1)
+        scales = (self.key_scale[l, :pos + 1], self.value_scale[l, :pos + 1]) if self.kv_i8 else (None, None)
+        return attention(q, self.key_cache[l, :pos + 1], self.value_cache[l, :pos + 1], *scales,
+                         inv_sqrt_hs=self.inv_sqrt_hs)
 
     def forward(self, token: int, pos: int) -> np.ndarray:
         c, t, mm = self.qm.config, self.qm.tensors, self.mm
