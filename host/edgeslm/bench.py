@@ -51,10 +51,9 @@ def open_device(board: Board, elf: Path | None, emulate: bool, port: str | None,
                 yield dev, emu
             except EdgeslmError as e:
                 code = emu.exit_code()
-                if code is not None:
-                    raise EdgeslmError(f"{e} (the emulator exited with code {code}: "
-                                       f"{'firmware fault' if code else 'firmware stopped'})",
-                                       e.hint) from None
+                if code is not None:          # say why the link died; keep the error's type
+                    e.args = (f"{e} (the emulator exited with code {code}: "
+                              f"{'killed or firmware fault' if code else 'firmware stopped'})",)
                 raise
     else:
         if not port:

@@ -7,6 +7,7 @@ rest of edgeslm only asks the Board for roles: where weights may go, which emula
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,16 +99,22 @@ def parse_board(board_id: str, data: dict, path: str = "") -> Board:
         cost_model=e.get("cost_model", {}), path=path)
 
 
-def list_boards(boards_dir: Path = BOARDS_DIR) -> list[str]:
-    return sorted(p.stem for p in boards_dir.glob("*.json"))
+def board_dirs() -> list[Path]:
+    """The project's boards/, after $EDGESLM_BOARDS_DIR if set (your own boards, same schema)."""
+    extra = os.environ.get("EDGESLM_BOARDS_DIR")
+    return ([Path(extra)] if extra else []) + [BOARDS_DIR]
 
 
-def load_board(board_id: str, boards_dir: Path = BOARDS_DIR) -> Board:
-    path = boards_dir / f"{board_id}.json"
-    if not path.is_file():
+def list_boards() -> list[str]:
+    return sorted({p.stem for d in board_dirs() for p in d.glob("*.json")})
+
+
+def load_board(board_id: str) -> Board:
+    path = next((d / f"{board_id}.json" for d in board_dirs() if (d / f"{board_id}.json").is_file()), None)
+    if path is None:
         raise BoardError(f"unknown board '{board_id}'",
-                         f"choose one of: {', '.join(list_boards(boards_dir)) or '(none)'} "
-                         f"(boards are the JSON files in {boards_dir})")
+                         f"choose one of: {', '.join(list_boards()) or '(none)'} "
+                         f"(boards are the JSON files in {', '.join(map(str, board_dirs()))})")
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as e:

@@ -233,6 +233,8 @@ def plan(cfg: ModelConfig, scheme: Scheme, board: Board, max_seq: int | None = N
 
 
 def _suggestions(cfg, scheme, board, max_seq, blob) -> list[str]:
+    """Changes that make it fit, fewest changes first: for the current scheme, an int8 KV cache,
+    and smaller weights, the longest context (up to the asked one) that fits."""
     def fits(s: Scheme, seq: int) -> bool:
         try:
             plan(cfg, s, board, seq, blob, suggest=False)
@@ -240,16 +242,24 @@ def _suggestions(cfg, scheme, board, max_seq, blob) -> list[str]:
         except FitError:
             return False
 
-    out = []
-    lo, hi = 0, max_seq - 1            # the longest context that fits with this scheme
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if fits(scheme, mid) else (lo, mid - 1)
-    if lo >= 1:
-        out.append(f"--max-seq {lo} fits")
-    if scheme.kv != "i8" and fits(get_scheme(scheme.name, scheme.group_size, "i8"), max_seq):
-        out.append("--kv i8 (int8 KV cache) fits")
-    for name in ("q8", "q4"):
-        if name != scheme.name and fits(get_scheme(name, scheme.group_size, scheme.kv), max_seq):
-            out.append(f"--quant {name} fits")
-    return out
+    def longest(s: Scheme) -> int:
+        lo, hi = 0, max_seq
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if fits(s, mid) else (lo, mid - 1)
+        return lo
+
+    options = []
+    names = [scheme.name] + [n for n in ("q8", "q4") if n != scheme.name and
+                             Scheme(n).weight_bits < scheme.weight_bits]
+    for name in names:
+        for kv in dict.fromkeys([scheme.kv, "i8"]):
+            s = get_scheme(name, scheme.group_size, kv)
+            seq = longest(s)
+            if seq < 1:
+                continue
+            flags = ([f"--quant {name}"] if name != scheme.name else []) + \
+                ([f"--kv {kv}"] if kv != scheme.kv else []) + \
+                ([f"--max-seq {seq}"] if seq < max_seq else [])
+            options.append((len(flags), -seq, " ".join(flags) + " fits"))
+    return [text for _, _, text in sorted(options)[:3]]

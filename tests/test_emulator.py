@@ -1,0 +1,90 @@
+"""Verification tier 4: the firmware built by PlatformIO for mps2_an386, running under QEMU, driven
+over its UART by the bridge; every token is checked against the golden model."""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from edgeslm.bench import open_device
+from edgeslm.bridge import DeviceError
+from edgeslm.lower.boards import load_board
+from edgeslm.lower.compile import build_firmware
+from edgeslm.lower.elfsize import region_usage
+
+from test_reference import LLAMA2C_NO_PROMPT, LLAMA2C_TOM_AND_LILY
+
+
+@pytest.fixture(scope="module", autouse=True)
+def toolchain():
+    for tool, pkg in (("qemu-system-arm", "qemu-system-arm"), ("arm-none-eabi-gcc", "gcc-arm-none-eabi")):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: apt-get install {pkg} (.ci/run installs it)")
+
+
+def edgeslm(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "edgeslm", *args], capture_output=True, timeout=timeout)
+
+
+def test_q8_story_on_emulated_board_equals_golden():
+    r = edgeslm("run", "--emulate", "--board", "mps2_an386", "--quant", "q8", "--prompt", "Tom and Lily",
+                "--steps", "128")
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.startswith(b"Tom and Lily were playing in the park.")
+    assert b"all 128 tokens equal the golden model's" in r.stderr
+    assert b"instructions/token" in r.stderr
+
+
+def test_f32_on_emulated_board_prints_llama2c_text():
+    r = edgeslm("run", "--emulate", "--quant", "f32", "--prompt", "", "--steps", "200")
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode() == LLAMA2C_NO_PROMPT + "\n"
+    r = edgeslm("run", "--emulate", "--quant", "f32", "--prompt", "Tom and Lily", "--steps", "128")
+    assert r.stdout.decode() == LLAMA2C_TOM_AND_LILY + "\n"
+
+
+def test_bench_is_deterministic_and_reports(tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Once upon a time\nThe little dog\n")
+    reports = []
+    for i in range(2):
+        out = tmp_path / f"b{i}.json"
+        r = edgeslm("bench", "--emulate", "--quant", "q8", "--kv", "i8", "--prompts", str(prompts),
+                    "--steps", "40", "--json", str(out))
+        assert r.returncode == 0, r.stderr.decode()
+        reports.append(json.loads(out.read_text()))
+    a, b = reports
+    assert a["tokens_match"] is True and a["first_mismatch"] is None
+    assert a["instructions_by_position"] == b["instructions_by_position"]     # icount: exact repeat
+    ipt = a["instructions_per_token"]
+    assert 0 < ipt["min"] <= ipt["mean"] <= ipt["max"]
+    for key in ("predicted_instructions_per_token", "tokens_per_s_at_nominal_clock", "flash_bytes", "ram_bytes"):
+        assert a[key] > 0
+    assert a["regions"]["code"]["image"] > 250_000          # the q8 weights are in the code region
+
+
+def test_linker_agrees_with_the_plan():
+    board = load_board("mps2_an386")
+    elf = build_firmware(board)
+    use = region_usage(elf, board)
+    assert use["sram"]["zero"] > 160_000                     # KV cache and arena are in SRAM
+    assert use["psram"]["image"] == 0
+
+
+def test_emulator_killed_mid_generation_is_reported_and_cleaned_up():
+    board = load_board("mps2_an386")
+    elf = build_firmware(board)
+    t0 = time.monotonic()
+    with pytest.raises(DeviceError) as e:
+        with open_device(board, elf, True, None, timeout=5.0) as (dev, emu):
+            gen = dev.generate("Once upon a time", 400, 0.8, 0.9, 3)
+            next(gen)
+            proc = emu.proc
+            proc.kill()
+            list(gen)
+    assert "lost the device" in str(e.value) or "no answer" in str(e.value)
+    assert proc.poll() is not None                           # nothing left running
+    assert time.monotonic() - t0 < 30
