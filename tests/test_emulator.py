@@ -64,6 +64,9 @@ def test_bench_is_deterministic_and_reports(tmp_path):
     for key in ("predicted_instructions_per_token", "tokens_per_s_at_nominal_clock", "flash_bytes", "ram_bytes"):
         assert a[key] > 0
     assert a["regions"]["code"]["image"] > 250_000          # the q8 weights are in the code region
+    base = a["baseline"]                                     # f32, run in the same session
+    assert base["scheme"] == "f32" and base["tokens_match"] is True
+    assert base["flash_bytes"] > 3 * a["flash_bytes"] / 2
 
 
 def test_linker_agrees_with_the_plan():

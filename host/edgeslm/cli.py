@@ -337,19 +337,22 @@ def _check_info(info, ctx) -> None:
                            "re-flash the firmware; the flash image is corrupt")
 
 
-def cmd_bench(args) -> int:
+def _read_prompts(path: str | None) -> list[str]:
+    if not path:
+        return ["Once upon a time", "Tom and Lily"]
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read --prompts {path}: {e}") from None
+    return [line for line in lines if line.strip()] or [""]
+
+
+def _bench_one(args, prompts: list[str]) -> dict:
+    """Build (if stale) and run the prompts for args.quant; every token checked against golden."""
     from .bench import open_device, run_prompt, summarize
     from .quant.golden import GoldenEngine
     ctx = _prepare(args, build=args.emulate)
     board, tok, plan = ctx["board"], ctx["tok"], ctx["compiled"].plan
-    if args.prompts:
-        try:
-            prompts = [l.rstrip("\n") for l in Path(args.prompts).read_text(encoding="utf-8").splitlines()]
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"cannot read --prompts {args.prompts}: {e}") from None
-        prompts = [p for p in prompts if p.strip()] or [""]
-    else:
-        prompts = ["Once upon a time", "Tom and Lily"]
     golden = GoldenEngine(ctx["compiled"].qmodel, plan.max_seq)
     runs = []
     with open_device(board, ctx["elf"], args.emulate, args.port) as (dev, _emu):
@@ -357,41 +360,61 @@ def cmd_bench(args) -> int:
         _check_info(info, ctx)
         with _progress() as prog:
             for prompt in prompts:
-                task = prog.add_task(f"{prompt[:24]!r}", total=min(args.steps or plan.max_seq, plan.max_seq))
+                task = prog.add_task(f"{ctx['scheme'].name} {prompt[:24]!r}",
+                                     total=min(args.steps or plan.max_seq, plan.max_seq))
                 runs.append(run_prompt(dev, golden, tok, prompt, args.steps, args.temperature, args.topp,
                                        args.seed, lambda m, ok: prog.advance(task)))
-    report = summarize(runs, plan, board, ctx["elf"], info)
-    _print_bench(report)
+    return summarize(runs, plan, board, ctx["elf"], info)
+
+
+def cmd_bench(args) -> int:
+    prompts = _read_prompts(args.prompts)
+    report = _bench_one(args, prompts)
+    baseline = None
+    if args.baseline and args.baseline != report["scheme"]:
+        base_args = argparse.Namespace(**{**vars(args), "quant": args.baseline})
+        baseline = _bench_one(base_args, prompts)
+        report["baseline"] = baseline
+    _print_bench(report, baseline)
     if args.json:
         _write_json(args.json, report)
-    return 0 if report["tokens_match"] else 1
+    ok = report["tokens_match"] and (baseline is None or baseline["tokens_match"])
+    return 0 if ok else 1
 
 
-def _print_bench(r: dict) -> None:
-    con = Console()
+def _bench_rows(r: dict) -> list[tuple[str, str]]:
     ipt = r["instructions_per_token"]
-    t = Table(title=f"edgeslm bench: {r['board']}, {r['scheme']} (KV {r['kv']}), {r['prompts']} prompts, "
-                    f"{r['tokens']} tokens")
-    t.add_column("figure")
-    t.add_column("value", justify="right")
-    t.add_row("tokens equal golden", "[green]yes[/green]" if r["tokens_match"] else
-              f"[red]NO: first mismatch at token {r['first_mismatch']} of {r['first_mismatch_prompt']!r}[/red]")
-    t.add_row(f"{r['unit']} per token (mean / min / max)",
-              f"{ipt['mean']:,.0f} / {ipt['min']:,.0f} / {ipt['max']:,.0f}")
-    t.add_row("predicted by the planner (mean)", f"{r['predicted_instructions_per_token']:,.0f}")
-    if r["instructions_per_mac"]:
-        t.add_row(f"{r['unit']} per weight MAC", f"{r['instructions_per_mac']:.2f}")
+    rows = [("tokens equal golden", "[green]yes[/green]" if r["tokens_match"] else
+             f"[red]NO: first mismatch at token {r['first_mismatch']} of {r['first_mismatch_prompt']!r}[/red]"),
+            (f"{r['unit']} per token (mean)", f"{ipt['mean']:,.0f}"),
+            (f"{r['unit']} per token (min / max)", f"{ipt['min']:,.0f} / {ipt['max']:,.0f}"),
+            ("predicted by the planner (mean)", f"{r['predicted_instructions_per_token']:,.0f}"),
+            (f"{r['unit']} per weight MAC (all work)", f"{r['instructions_per_mac']:.2f}"
+             if r["instructions_per_mac"] else "-")]
     if r["tokens_per_s_at_nominal_clock"] and r["unit"] != "host ns":
-        t.add_row(f"tokens/s at {r['clock_hz'] / 1e6:g} MHz (1 instruction per cycle)",
-                  f"{r['tokens_per_s_at_nominal_clock']:.2f}")
-    t.add_row("flash (image) bytes", f"{r['flash_bytes']:,}")
-    t.add_row("RAM (reserved) bytes", f"{r['ram_bytes']:,}")
+        rows.append((f"tokens/s at {r['clock_hz'] / 1e6:g} MHz (1 instr/cycle)",
+                     f"{r['tokens_per_s_at_nominal_clock']:.2f}"))
+    rows += [("flash (image) bytes", f"{r['flash_bytes']:,}"), ("RAM (reserved) bytes", f"{r['ram_bytes']:,}")]
+    return rows
+
+
+def _print_bench(r: dict, baseline: dict | None = None) -> None:
+    con = Console()
+    t = Table(title=f"edgeslm bench: {r['board']}, {r['prompts']} prompts, {r['tokens']} tokens")
+    t.add_column("figure")
+    t.add_column(f"{r['scheme']} (KV {r['kv']})", justify="right")
+    rows = _bench_rows(r)
+    base_rows = _bench_rows(baseline) if baseline else None
+    if baseline:
+        t.add_column(f"baseline {baseline['scheme']} (KV {baseline['kv']})", justify="right")
+    for i, (name, value) in enumerate(rows):
+        t.add_row(name, value, *([base_rows[i][1]] if base_rows else []))
     con.print(t)
     pos = r["instructions_by_position"]
     keys = sorted(map(int, pos))
     if keys:
         picks = sorted({keys[int(i * (len(keys) - 1) / 7)] for i in range(8)})
-        con.print(f"{r['unit']} per token by position: " +
+        con.print(f"{r['scheme']} {r['unit']} per token by position: " +
                   ", ".join(f"{k}: {pos[str(k)]:,.0f}" for k in picks))
 
 
@@ -483,6 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--temperature", "-t", type=float, default=0.0)
     be.add_argument("--topp", "-p", type=float, default=0.9)
     be.add_argument("--seed", "-s", type=int, default=1)
+    be.add_argument("--baseline", choices=SCHEME_NAMES, default="f32",
+                    help="also run this scheme in the same session and print it side by side "
+                    "(default f32; the same scheme as --quant skips it)")
     be.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
     be.set_defaults(func=cmd_bench)
     return ap

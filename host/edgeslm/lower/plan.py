@@ -82,10 +82,11 @@ class Plan:
         if not k:
             return 0.0
         attn = self.config.n_layers * self.config.n_heads * (pos + 1) * self.config.head_size * 2
+        attn_key = "per_attention_mac_kv_i8" if self.scheme.kv == "i8" else "per_attention_mac"
         elems = (self.config.n_layers * (self.config.n_heads * (pos + 1) + self.config.hidden_dim)
                  + self.config.vocab_size)
         return (sum(c["macs"][b] * k.get(f"per_mac_{b}", 0.0) for b in c["macs"])
-                + attn * k.get("per_attention_mac", 0.0) + elems * k.get("per_element", 0.0)
+                + attn * k.get(attn_key, k.get("per_attention_mac", 0.0)) + elems * k.get("per_element", 0.0)
                 + k.get("per_token_fixed", 0.0))
 
     def predicted_mean(self, steps: int) -> float:
