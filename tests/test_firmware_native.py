@@ -1,7 +1,6 @@
 """Verification tier 3, whole generations: the generated C model + runtime, built natively, against
 the golden model token for token (and the tokenizer against the host's)."""
 
-import numpy as np
 import pytest
 
 from edgeslm.bridge import protocol as P

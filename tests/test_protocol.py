@@ -1,7 +1,6 @@
 """The serial protocol under bad input, both ways: the device survives garbage, truncated and
 oversized frames and says so; the host survives a device that dies, stalls or babbles."""
 
-import os
 import struct
 import sys
 import time

@@ -158,7 +158,7 @@ def _write_json(path: str, data: dict) -> None:
 
 def cmd_inspect(args) -> int:
     from .sizes import footprint
-    model, _ = _load_model_only(args)
+    model = load_model(Path(args.model) if args.model else zoo.locate(zoo.DEFAULT_MODEL))
     c = model.config
     con = Console()
     cfg = Table(title=f"{model.source}", show_header=False)
@@ -182,11 +182,6 @@ def cmd_inspect(args) -> int:
                       f"{f.activations:,}", f"{f.total:,}")
     con.print(t)
     return 0
-
-
-def _load_model_only(args):
-    path = Path(args.model) if args.model else zoo.locate(zoo.DEFAULT_MODEL)
-    return load_model(path), None
 
 
 def cmd_boards(args) -> int:
@@ -279,13 +274,8 @@ def cmd_build(args) -> int:
     return 0
 
 
-def _device_counts(board, info):
-    from .bench import count_to_instructions
-    return count_to_instructions(board, info.cycle_unit)
-
-
 def cmd_run(args) -> int:
-    from .bench import open_device, run_prompt
+    from .bench import count_to_instructions, open_device, run_prompt
     from .quant.golden import GoldenEngine
     ctx = _prepare(args, build=args.emulate)
     board, tok = ctx["board"], ctx["tok"]
@@ -294,7 +284,7 @@ def cmd_run(args) -> int:
     with open_device(board, ctx["elf"], args.emulate, args.port) as (dev, _emu):
         info = dev.hello()
         _check_info(info, ctx)
-        factor, unit = _device_counts(board, info)
+        factor, unit = count_to_instructions(board, info.cycle_unit)
         err.print(f"[dim]{info.board}: {info.scheme}, model {info.model_hash}, build {info.build_id:08x}"
                   f"{'' if info.weights_ok else ' [red]WEIGHTS CHECKSUM MISMATCH[/red]'}[/dim]")
 

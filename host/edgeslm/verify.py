@@ -9,7 +9,6 @@ from __future__ import annotations
 from .generate import generate
 from .model.tokenizer import Tokenizer
 from .quant.golden import GoldenEngine
-from .quant.quantize import QuantModel
 from .sampler import engine_sampler
 
 
@@ -25,7 +24,3 @@ def first_mismatch(got: list[int], want: list[int]) -> int | None:
         if a != b:
             return i
     return None if len(got) == len(want) else min(len(got), len(want))
-
-
-def golden_engine(qm: QuantModel, max_seq: int) -> GoldenEngine:
-    return GoldenEngine(qm, max_seq)

@@ -18,7 +18,7 @@ from .. import __version__
 from ..errors import EdgeslmError
 from ..model.tokenizer import Tokenizer
 from ..quant.golden import rope_tables
-from ..quant.quantize import QTensor, QuantModel
+from ..quant.quantize import QuantModel
 from . import cdata
 from .plan import Plan
 
