@@ -27,7 +27,7 @@ err = Console(stderr=True, highlight=False)
 # ---------------------------------------------------------------- shared argument handling
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="?", help="model file (llama2.c .bin); default: stories260K")
+    p.add_argument("model", nargs="?", help="model file (llama2.c .bin or .onnx); default: stories260K")
     p.add_argument("--tokenizer", "-z", help="tokenizer file (llama2.c .bin); default: tok<vocab>.bin "
                    "beside the model, or tok512.bin for the default model")
 
@@ -408,6 +408,23 @@ def _print_bench(r: dict, baseline: dict | None = None) -> None:
                   ", ".join(f"{k}: {pos[str(k)]:,.0f}" for k in picks))
 
 
+def cmd_export_onnx(args) -> int:
+    import onnx
+    from .model.onnx_export import export_decode_step
+    model = load_model(Path(args.model) if args.model else zoo.locate(zoo.DEFAULT_MODEL))
+    tok = None
+    if args.tokenizer or not args.model:
+        tok = load_tokenizer(Path(args.tokenizer) if args.tokenizer else zoo.locate(zoo.DEFAULT_TOKENIZER), model)
+    graph = export_decode_step(model, tok)
+    out = Path(args.output)
+    tmp = out.with_name(out.name + ".tmp")
+    onnx.save(graph, str(tmp))
+    tmp.replace(out)
+    err.print(f"wrote {out}: decode step, {len(graph.graph.node)} nodes, {model.n_params():,} parameters"
+              f"{'' if tok else ' (no tokenizer recorded: pass --tokenizer)'}")
+    return 0
+
+
 # ---------------------------------------------------------------- parser and entry point
 
 def build_parser() -> argparse.ArgumentParser:
@@ -449,6 +466,14 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE)
     i.add_argument("--max-seq", type=int, help="context length to size the KV cache for")
     i.set_defaults(func=cmd_inspect)
+
+    x = sub.add_parser("export-onnx", help="write the model as an ONNX decode step (KV cache in/out)",
+                       description="One-token decode step with an explicit KV cache; weights as named "
+                       "initializers, config and tokenizer identity in metadata_props.")
+    x.add_argument("model", nargs="?", help="model file; default: stories260K")
+    x.add_argument("--tokenizer", "-z", help="tokenizer whose identity to record")
+    x.add_argument("-o", "--output", required=True, help="output .onnx file")
+    x.set_defaults(func=cmd_export_onnx)
 
     b = sub.add_parser("boards", help="list the boards (boards/*.json)")
     b.set_defaults(func=cmd_boards)

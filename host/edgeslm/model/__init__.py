@@ -1,6 +1,6 @@
 """Model import: the IR (config + named fp32 tensors), importers, and the tokenizer.
 
-    load_model(path)      -> Model       (llama2.c .bin, version 0/1/2)
+    load_model(path)      -> Model       (llama2.c .bin version 0/1/2, or .onnx)
     load_tokenizer(path)  -> Tokenizer   (llama2.c tokenizer .bin)
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ModelFormatError
+from ..errors import ModelMismatchError
 from .ir import Model, ModelConfig, make_model, tensor_shapes
 from .tokenizer import BOS, EOS, Tokenizer, read_tokenizer
 
@@ -17,8 +17,8 @@ def load_model(path: str | Path) -> Model:
     """Load a model file of any supported format, chosen by its extension."""
     p = Path(path)
     if p.suffix == ".onnx":
-        raise ModelFormatError(f"{p}: ONNX import is not available yet",
-                               "convert the model to a llama2.c .bin with llama2.c's export.py")
+        from .onnx_import import read_onnx
+        return read_onnx(p)
     from .llama2c import read_checkpoint
     return read_checkpoint(p)
 
@@ -28,6 +28,10 @@ def load_tokenizer(path: str | Path, model: Model | None = None) -> Tokenizer:
     tok = read_tokenizer(path)
     if model is not None:
         tok.check_model(model.config.vocab_size, model.source)
+        want = model.meta.get("tokenizer_sha256")
+        if want and tok.identity() != want:
+            raise ModelMismatchError(f"tokenizer {tok.source} is not the one {model.source} was exported with",
+                                     "pass the tokenizer given to `edgeslm export-onnx`")
     return tok
 
 

@@ -9,6 +9,7 @@ Token ids 0, 1, 2 are <unk>, <s> (BOS), </s> (EOS); ids 3..258 are the byte-fall
 
 from __future__ import annotations
 
+import hashlib
 import re
 import struct
 from dataclasses import dataclass, field
@@ -41,6 +42,14 @@ class Tokenizer:
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
+
+    def identity(self) -> str:
+        """sha256 over every token's bytes and score: what an exported model records."""
+        h = hashlib.sha256()
+        for v in self.vocab:
+            h.update(len(v).to_bytes(4, "little") + v)
+        h.update(self.scores.astype("<f4").tobytes())
+        return h.hexdigest()
 
     def check_model(self, vocab_size: int, model_source: str = "") -> None:
         if self.vocab_size != vocab_size:
