@@ -32,9 +32,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    "beside the model, or tok512.bin for the default model")
 
 
-def _add_quant_args(p: argparse.ArgumentParser, default: str | None) -> None:
-    p.add_argument("--quant", "-q", choices=SCHEME_NAMES, default=default,
-                   help="quantization scheme" + (f" (default {default})" if default else ""))
+def _add_quant_args(p: argparse.ArgumentParser, default: str | None, integer: bool = False) -> None:
+    choices = SCHEME_NAMES + (("i8",) if integer else ())
+    p.add_argument("--quant", "-q", choices=choices, default=default,
+                   help="quantization scheme" + (f" (default {default})" if default else "") +
+                   ("; i8 = integer-only, needs --calib" if integer else ""))
+    if integer:
+        p.add_argument("--calib", help="calibration file from `edgeslm calibrate` (for --quant i8)")
     p.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE,
                    help=f"quantization group size along the input dimension (default {DEFAULT_GROUP_SIZE})")
     p.add_argument("--kv", choices=KV_FORMATS, default="f32", help="KV cache format (default f32)")
@@ -67,9 +71,20 @@ def _engine(model: Model, args):
                              "add --engine golden (the float engine is the unquantized reference)")
         from .reference import FloatEngine
         return FloatEngine(model), "float reference"
+    if args.quant == "i8":
+        return _i8_engine(model, args), "golden i8 (integer-only)"
     from .quant.golden import GoldenEngine
     scheme = get_scheme(args.quant or "q8", args.group_size, args.kv)
     return GoldenEngine(quantize(model, scheme)), f"golden {scheme.describe()}"
+
+
+def _i8_engine(model: Model, args):
+    from .quant.calibrate import Calibration
+    from .quant.int8 import I8Engine, quantize_int8
+    if not args.calib:
+        raise UsageError("--quant i8 needs a calibration file (--calib)",
+                         f"make one: edgeslm calibrate {args.model or ''} -o calib.json".replace("  ", " "))
+    return I8Engine(quantize_int8(model, Calibration.load(args.calib, model)))
 
 
 def _progress() -> Progress:
@@ -113,9 +128,14 @@ def cmd_eval(args) -> int:
     from .quant.golden import GoldenEngine
     from .reference import FloatEngine
     model, tok = _load(args)
-    scheme = get_scheme(args.quant, args.group_size, args.kv)
     float_engine = FloatEngine(model)
-    quant_engine = GoldenEngine(quantize(model, scheme))
+    if args.quant == "i8":
+        quant_engine = _i8_engine(model, args)
+        described = "i8 (integer-only, static calibration)"
+    else:
+        scheme = get_scheme(args.quant, args.group_size, args.kv)
+        quant_engine = GoldenEngine(quantize(model, scheme))
+        described = scheme.describe()
     if args.text:
         try:
             text = Path(args.text).read_text(encoding="utf-8")
@@ -132,9 +152,9 @@ def cmd_eval(args) -> int:
     if total == 0:
         raise UsageError(f"the text {args.text} has no tokens to evaluate")
     with _progress() as prog:
-        task = prog.add_task(f"eval {scheme.name}", total=total)
+        task = prog.add_task(f"eval {args.quant}", total=total)
         acc = compare(float_engine, quant_engine, seqs, lambda k: prog.advance(task, k))
-    table = Table(title=f"{Path(model.source).name}: {scheme.describe()} vs float",
+    table = Table(title=f"{Path(model.source).name}: {described} vs float",
                   caption=f"{acc.tokens} tokens of {source}")
     for col in ("top-1 agreement", "mean KL", "ppl float", "ppl quant"):
         table.add_column(col, justify="right")
@@ -142,8 +162,11 @@ def cmd_eval(args) -> int:
                   f"{acc.ppl_quant:.4f}")
     Console().print(table)
     if args.json:
-        data = {**acc.as_dict(), "scheme": scheme.name, "group_size": scheme.group_size,
-                "kv": scheme.kv, "model": str(model.source), "text": source}
+        data = {**acc.as_dict(), "scheme": args.quant, "model": str(model.source), "text": source}
+        if args.quant == "i8":
+            data["calibration"] = args.calib
+        else:
+            data.update(group_size=args.group_size, kv=args.kv)
         _write_json(args.json, data)
     return 0
 
@@ -227,7 +250,7 @@ def _prepare(args, build: bool):
     from .lower.compile import build_dir, build_firmware, compile_model
     board = load_board(args.board)
     model, tok = _load(args)
-    scheme = get_scheme(args.quant or "q8", args.group_size, args.kv)
+    scheme = get_scheme(args.quant or "q8", args.group_size, args.kv)     # i8: not offered here yet
     out = Path(args.output) if getattr(args, "output", None) else build_dir(board.id)
     with err.status(f"compiling {Path(model.source).name} for {board.id} ({scheme.describe()})"):
         comp = compile_model(model, tok, board, scheme, args.max_seq, out)
@@ -408,6 +431,30 @@ def _print_bench(r: dict, baseline: dict | None = None) -> None:
                   ", ".join(f"{k}: {pos[str(k)]:,.0f}" for k in picks))
 
 
+def cmd_calibrate(args) -> int:
+    from .quant.calibrate import (CALIBRATION_PROMPTS, PromptsDataReader, TextDataReader, calibrate)
+    model, tok = _load(args)
+    if args.text:
+        try:
+            text = Path(args.text).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read --text {args.text}: {e}") from None
+        reader, what = TextDataReader(tok, text, model.config.max_seq_len, args.samples), args.text
+    else:
+        prompts = _read_prompts(args.prompts) if args.prompts else CALIBRATION_PROMPTS
+        prompts = prompts[:args.samples] if args.samples else prompts
+        with err.status(f"continuing {len(prompts)} prompts with the float model"):
+            reader = PromptsDataReader(model, tok, prompts, min(args.steps, model.config.max_seq_len))
+        what = args.prompts or "built-in prompts"
+    with _progress() as prog:
+        task = prog.add_task(f"calibrating ({args.method})", total=None)
+        calib = calibrate(model, reader, args.method, lambda k: prog.advance(task, k))
+    calib.save(args.output)
+    err.print(f"wrote {args.output}: {len(calib.ranges)} tensor ranges from {calib.tokens} tokens of "
+              f"{what} ({args.method})")
+    return 0
+
+
 def cmd_export_onnx(args) -> int:
     import onnx
     from .model.onnx_export import export_decode_step
@@ -446,14 +493,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="float: the fp32 reference (== llama2.c); golden: the firmware's exact "
                    "arithmetic under --quant (default float)")
     g.add_argument("--quiet", action="store_true", help="no statistics on stderr")
-    _add_quant_args(g, None)
+    _add_quant_args(g, None, integer=True)
     g.set_defaults(func=cmd_generate)
 
     e = sub.add_parser("eval", help="accuracy of a quantized model against float",
                        description="Teacher-forced top-1 agreement, mean KL divergence and "
                        "perplexity of the quantized (golden) model against the float reference.")
     _add_model_args(e)
-    _add_quant_args(e, "q8")
+    _add_quant_args(e, "q8", integer=True)
     e.add_argument("--text", help="UTF-8 text file to evaluate on (default: the float model's own "
                    "greedy and sampled generations)")
     e.add_argument("--tokens", type=int, default=3000,
@@ -466,6 +513,21 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE)
     i.add_argument("--max-seq", type=int, help="context length to size the KV cache for")
     i.set_defaults(func=cmd_inspect)
+
+    ca = sub.add_parser("calibrate", help="record activation ranges for the integer scheme (i8)",
+                        description="Run the float model on representative data and record the range "
+                        "of every activation the i8 scheme quantizes. The file records the model's "
+                        "fingerprint and is refused for any other model.")
+    _add_model_args(ca)
+    src = ca.add_mutually_exclusive_group()
+    src.add_argument("--text", help="UTF-8 text, cut into context-length windows")
+    src.add_argument("--prompts", help="one prompt per line, continued greedily by the float model")
+    ca.add_argument("--samples", type=int, help="at most this many windows / prompts")
+    ca.add_argument("--steps", type=int, default=200, help="steps per prompt continuation (default 200)")
+    ca.add_argument("--method", choices=("minmax", "percentile", "mse"), default="percentile",
+                    help="range estimate (default percentile)")
+    ca.add_argument("-o", "--output", required=True, help="calibration JSON to write")
+    ca.set_defaults(func=cmd_calibrate)
 
     x = sub.add_parser("export-onnx", help="write the model as an ONNX decode step (KV cache in/out)",
                        description="One-token decode step with an explicit KV cache; weights as named "

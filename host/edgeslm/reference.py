@@ -8,6 +8,8 @@ libm by at most an ulp or so, which is why this is the accuracy oracle and not t
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from .model.ir import Model
@@ -47,10 +49,13 @@ def rope(vec: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
 
 
 class FloatEngine:
-    """run.c's Transformer: weights + run state (KV cache). forward(token, pos) -> logits."""
+    """run.c's Transformer: weights + run state (KV cache). forward(token, pos) -> logits.
+    `tap(name, value)`, if given, sees every activation the integer scheme quantizes (calibration)."""
 
-    def __init__(self, model: Model, max_seq_len: int | None = None):
+    def __init__(self, model: Model, max_seq_len: int | None = None,
+                 tap: Callable[[str, np.ndarray], None] | None = None):
         self.model = model
+        self.tap = tap or (lambda name, value: None)
         c = model.config
         self.max_seq_len = max_seq_len or c.max_seq_len
         self.cos, self.sin = rope_tables(c.head_size, self.max_seq_len, c.rope_theta)
@@ -65,29 +70,42 @@ class FloatEngine:
     def forward(self, token: int, pos: int) -> np.ndarray:
         c, w = self.model.config, self.model.tensors
         hs, kv_mul = c.head_size, c.n_heads // c.n_kv_heads
+        tap = self.tap
         x = w["tok_embeddings"][token].copy()
+        tap("x0", x)
         for l in range(c.n_layers):
             p = f"layers.{l}."
             xb = rmsnorm(x, w[p + "attention_norm"], c.norm_eps)
             q = seqdot(w[p + "attention.wq"], xb).reshape(c.n_heads, hs)
             k = seqdot(w[p + "attention.wk"], xb).reshape(c.n_kv_heads, hs)
             v = seqdot(w[p + "attention.wv"], xb).reshape(c.n_kv_heads, hs)
+            tap(f"{l}.att_norm", xb), tap(f"{l}.q", q), tap(f"{l}.k", k), tap(f"{l}.v", v)
             q = rope(q, self.cos[pos], self.sin[pos])
             k = rope(k, self.cos[pos], self.sin[pos])
+            tap(f"{l}.q_rot", q), tap(f"{l}.k_rot", k)
             self.key_cache[l, pos] = k
             self.value_cache[l, pos] = v
             # attention, all heads at once; head h reads kv head h // kv_mul
             keys = self.key_cache[l, :pos + 1][:, np.arange(c.n_heads) // kv_mul]      # (t, h, hs)
             vals = self.value_cache[l, :pos + 1][:, np.arange(c.n_heads) // kv_mul]
             scores = np.add.accumulate(q[None] * keys, axis=-1)[..., -1] / np.sqrt(F32(hs))  # (t, h)
+            tap(f"{l}.scores", scores)
             att = np.exp(scores - scores.max(axis=0))
             att = att / np.add.accumulate(att, axis=0)[-1]
             xb = np.add.accumulate(att[:, :, None] * vals, axis=0)[-1].reshape(-1)
-            x = x + seqdot(w[p + "attention.wo"], xb)
+            o = seqdot(w[p + "attention.wo"], xb)
+            x = x + o
+            tap(f"{l}.att_out", xb), tap(f"{l}.o", o), tap(f"{l}.x_att", x)
             xb = rmsnorm(x, w[p + "ffn_norm"], c.norm_eps)
             h1 = seqdot(w[p + "feed_forward.w1"], xb)
             h3 = seqdot(w[p + "feed_forward.w3"], xb)
-            hb = h1 * (F32(1.0) / (F32(1.0) + np.exp(-h1))) * h3
-            x = x + seqdot(w[p + "feed_forward.w2"], hb)
+            silu = h1 * (F32(1.0) / (F32(1.0) + np.exp(-h1)))
+            hb = silu * h3
+            f = seqdot(w[p + "feed_forward.w2"], hb)
+            x = x + f
+            tap(f"{l}.ffn_norm", xb), tap(f"{l}.h1", h1), tap(f"{l}.h3", h3), tap(f"{l}.silu", silu)
+            tap(f"{l}.gated", hb), tap(f"{l}.f", f), tap(f"{l}.x_ffn", x)
         x = rmsnorm(x, w["norm"], c.norm_eps)
-        return seqdot(self.model.classifier(), x)
+        logits = seqdot(self.model.classifier(), x)
+        tap("final_norm", x), tap("logits", logits)
+        return logits

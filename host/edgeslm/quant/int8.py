@@ -1,0 +1,224 @@
+"""Scheme i8: integer-only inference with static calibration (TFLite-Micro's int8 arithmetic).
+
+Weights int8 symmetric per output channel; every activation int8 asymmetric per tensor, its
+(scale, zero point) from a Calibration; int32 accumulation; requantization by an int32 multiplier
+and shift with TFLM's double rounding (quant/tflm_int.py). No float at inference time: every
+multiplier, shift, table and offset below is computed here, on the host.
+
+Ops and their TFLM twins (bit-exact where a twin exists; tests/test_tflm_ops.py):
+  linear (q k v o w1 w2 w3 classifier)   FULLY_CONNECTED int8, per-channel
+  scores = q.K^T / sqrt(hd)              BATCH_MATMUL int8, 1/sqrt(hd) folded into the output scale
+  softmax                                SOFTMAX int8 -> int8 (scale 1/256, zero point -128)
+  out = p.V                              BATCH_MATMUL int8
+  SiLU = h1 * sigmoid(h1)                LOGISTIC int8 (a 256-entry table of it) then MUL int8
+  gated = silu * h3                      MUL int8
+  residual adds                          ADD int8
+No TFLM twin (edgeslm's own integer arithmetic, stated here):
+  embedding   x0[j] = MBQM(Wq[tok][j], m_tok, s_tok) + zp_x0, (m_tok, s_tok) = QM(s_w[tok] / s_x0)
+              (the int8 per-row table is shared with the classifier when the model ties them)
+  RMSNorm     xc = x - zp;  T = max(1, sum(xc^2) + n_eps), n_eps = round(n * eps / s_x^2)
+              a = (62 - bitlen(T)) // 2;  sq = isqrt(T << 2a);  inv = 2^60 // sq
+              y[j] = RDBP(xc[j] * SRDHM(inv, m_j), 60 - a - s_j) + zp_y,
+              (m_j, s_j) = QM(w_j * sqrt(n) / s_y)                      (w_j: the norm weight)
+  RoPE        (a, b) = (x[2p] - zp, x[2p+1] - zp);  C, S = round(2^15 cos), round(2^15 sin) (int16)
+              y[2p] = MBQM(a*C - b*S, m, s) + zp_y;  y[2p+1] = MBQM(a*S + b*C, m, s) + zp_y,
+              (m, s) = QM(s_x / (2^15 s_y))
+  KV cache    int8 rotated keys and values, one (scale, zero point) per layer from calibration
+(QM = quantize_multiplier, MBQM = multiply_by_quantized_multiplier, RDBP = rounding_divide_by_pot,
+SRDHM = saturating rounding doubling high multiply; everything clamps to int8 at the end.)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..model.ir import Model
+from . import tflm_int as T
+from .calibrate import Calibration
+
+Q15 = 1 << 15
+
+
+@dataclass
+class Linear:
+    w: np.ndarray            # int8 (out, in), symmetric
+    w_scale: np.ndarray      # float32 (out,), host-only (folded into mult/shift)
+    mult: np.ndarray         # int64 (out,)
+    shift: np.ndarray        # int64 (out,)
+    in_zp: int
+    out_zp: int
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return T.fully_connected_per_channel(x[None], self.in_zp, self.w, None, self.mult, self.shift,
+                                             self.out_zp)[0]
+
+
+@dataclass
+class Norm:
+    zp: int
+    n_eps: int
+    mult: np.ndarray
+    shift: np.ndarray
+    out_zp: int
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        xc = x.astype(np.int64) - self.zp
+        t = max(1, int(np.sum(xc * xc)) + self.n_eps)
+        a = (62 - t.bit_length()) // 2
+        inv = (1 << 60) // math.isqrt(t << (2 * a))
+        scaled = xc * T.srdhm(inv, self.mult)
+        e = 60 - a - self.shift
+        y = np.where(e >= 0, T.rounding_divide_by_pot(scaled, np.maximum(e, 0)), scaled << np.maximum(-e, 0))
+        return np.clip(y + self.out_zp, -128, 127).astype(np.int8)
+
+
+def _symmetric_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    amax = np.abs(w).max(axis=1).astype(np.float64)
+    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    q = np.clip(np.rint(w / scale[:, None].astype(np.float64)), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def _linear(w: np.ndarray, s_in: tuple[float, int], s_out: tuple[float, int]) -> Linear:
+    q, ws = _symmetric_rows(w)
+    mq = [T.conv_multiplier(s_in[0], float(s), s_out[0]) for s in ws]
+    return Linear(q, ws, np.array([m for m, _ in mq], np.int64), np.array([s for _, s in mq], np.int64),
+                  s_in[1], s_out[1])
+
+
+def _norm(weight: np.ndarray, s_in: tuple[float, int], s_out: tuple[float, int], eps: float) -> Norm:
+    n = weight.shape[0]
+    mq = [T.quantize_multiplier(float(wj) * math.sqrt(n) / s_out[0]) if wj != 0 else (0, 0) for wj in weight]
+    return Norm(s_in[1], int(round(n * eps / (s_in[0] ** 2))), np.array([m for m, _ in mq], np.int64),
+                np.array([s for _, s in mq], np.int64), s_out[1])
+
+
+@dataclass
+class I8Model:
+    model: Model
+    calib: Calibration
+    params: dict[str, tuple[float, int]]
+    layers: list[dict] = field(default_factory=list)
+    embed_q: np.ndarray | None = None          # int8 (vocab, dim), per-row symmetric
+    embed_mult: np.ndarray | None = None
+    embed_shift: np.ndarray | None = None
+    final_norm: Norm | None = None
+    classifier: Linear | None = None
+    rope_c: np.ndarray | None = None           # int32 Q15 (max_seq, head_size/2)
+    rope_s: np.ndarray | None = None
+
+
+def quantize_int8(model: Model, calib: Calibration) -> I8Model:
+    """Every integer parameter of the i8 scheme, from the float model and its calibration."""
+    c, t = model.config, model.tensors
+    P = {name: calib.params(name) for name in calib.ranges}
+    P["probs"] = P["sigmoid"] = (1.0 / 256.0, -128)
+    qm = I8Model(model, calib, P)
+    emb_q, emb_s = _symmetric_rows(t["tok_embeddings"])
+    mq = [T.quantize_multiplier(float(s) / P["x0"][0]) for s in emb_s]
+    qm.embed_q = emb_q
+    qm.embed_mult = np.array([m for m, _ in mq], np.int64)
+    qm.embed_shift = np.array([s for _, s in mq], np.int64)
+    hs = c.head_size
+    ang = np.arange(c.max_seq_len)[:, None] * (c.rope_theta ** (-np.arange(0, hs, 2) / hs))[None, :]
+    qm.rope_c = np.clip(np.rint(np.cos(ang) * Q15), -32767, 32767).astype(np.int64)
+    qm.rope_s = np.clip(np.rint(np.sin(ang) * Q15), -32767, 32767).astype(np.int64)
+    x_in = "x0"
+    for l in range(c.n_layers):
+        p, L = f"layers.{l}.", lambda n: P[f"{l}.{n}"]      # noqa: E731
+        s_eff = T.f32(L("scores")[0] * math.sqrt(hs))        # 1/sqrt(hd) folded into the output scale
+        layer = {
+            "att_norm": _norm(t[p + "attention_norm"], P[x_in], L("att_norm"), c.norm_eps),
+            "wq": _linear(t[p + "attention.wq"], L("att_norm"), L("q")),
+            "wk": _linear(t[p + "attention.wk"], L("att_norm"), L("k")),
+            "wv": _linear(t[p + "attention.wv"], L("att_norm"), L("v")),
+            "rope_q": T.quantize_multiplier(L("q")[0] / (Q15 * L("q_rot")[0])),
+            "rope_k": T.quantize_multiplier(L("k")[0] / (Q15 * L("k_rot")[0])),
+            "score": T.conv_multiplier(L("q_rot")[0], L("k_rot")[0], s_eff),
+            "softmax": T.softmax_params(L("scores")[0]),
+            "av": T.conv_multiplier(1.0 / 256.0, L("v")[0], L("att_out")[0]),
+            "wo": _linear(t[p + "attention.wo"], L("att_out"), L("o")),
+            "add_att": T.add_params(P[x_in][0], L("o")[0], L("x_att")[0]),
+            "ffn_norm": _norm(t[p + "ffn_norm"], L("x_att"), L("ffn_norm"), c.norm_eps),
+            "w1": _linear(t[p + "feed_forward.w1"], L("ffn_norm"), L("h1")),
+            "w3": _linear(t[p + "feed_forward.w3"], L("ffn_norm"), L("h3")),
+            "sigmoid": T.logistic_params(*L("h1")),
+            "silu": T.conv_multiplier(L("h1")[0], 1.0 / 256.0, L("silu")[0]),
+            "gate": T.conv_multiplier(L("silu")[0], L("h3")[0], L("gated")[0]),
+            "w2": _linear(t[p + "feed_forward.w2"], L("gated"), L("f")),
+            "add_ffn": T.add_params(L("x_att")[0], L("f")[0], L("x_ffn")[0]),
+            "x_in": x_in,
+        }
+        # the sigmoid of every possible int8 input: the 256-entry table the firmware will hold
+        layer["sigmoid_lut"] = T.logistic_int8(np.arange(-128, 128).astype(np.int8), layer["sigmoid"])
+        qm.layers.append(layer)
+        x_in = f"{l}.x_ffn"
+    qm.final_norm = _norm(t["norm"], P[x_in], P["final_norm"], c.norm_eps)
+    qm.classifier = _linear(model.classifier(), P["final_norm"], P["logits"])
+    qm.params["x_last"] = P[x_in]
+    return qm
+
+
+class I8Engine:
+    """The i8 golden model: integer numpy, forward(token, pos) -> logits dequantized to float32
+    (for sampling and evaluation only; the integer logits are self.last_logits_q)."""
+
+    def __init__(self, qm: I8Model, max_seq_len: int | None = None):
+        self.qm = qm
+        c = qm.model.config
+        self.max_seq_len = max_seq_len or c.max_seq_len
+        shape = (c.n_layers, self.max_seq_len, c.n_kv_heads, c.head_size)
+        self.keys = np.zeros(shape, np.int8)
+        self.values = np.zeros(shape, np.int8)
+        self.last_logits_q = None
+
+    def reset(self) -> None:
+        self.keys[:] = 0
+        self.values[:] = 0
+
+    def _rope(self, x: np.ndarray, zp_in: int, zp_out: int, mq: tuple[int, int], pos: int) -> np.ndarray:
+        a = x[:, 0::2].astype(np.int64) - zp_in
+        b = x[:, 1::2].astype(np.int64) - zp_in
+        C, S = self.qm.rope_c[pos], self.qm.rope_s[pos]
+        out = np.empty(x.shape, np.int64)
+        out[:, 0::2] = T.multiply_by_quantized_multiplier(a * C - b * S, *mq) + zp_out
+        out[:, 1::2] = T.multiply_by_quantized_multiplier(a * S + b * C, *mq) + zp_out
+        return np.clip(out, -128, 127).astype(np.int8)
+
+    def forward(self, token: int, pos: int) -> np.ndarray:
+        qm, c, P = self.qm, self.qm.model.config, self.qm.params
+        hs, rep = c.head_size, c.n_heads // c.n_kv_heads
+        x = np.clip(T.multiply_by_quantized_multiplier(qm.embed_q[token].astype(np.int64),
+                                                       qm.embed_mult[token], qm.embed_shift[token])
+                    + P["x0"][1], -128, 127).astype(np.int8)
+        for l, Ly in enumerate(qm.layers):
+            L = lambda n: P[f"{l}.{n}"]      # noqa: E731
+            xn = Ly["att_norm"](x)
+            q = Ly["wq"](xn).reshape(c.n_heads, hs)
+            k = Ly["wk"](xn).reshape(c.n_kv_heads, hs)
+            v = Ly["wv"](xn).reshape(c.n_kv_heads, hs)
+            q = self._rope(q, L("q")[1], L("q_rot")[1], Ly["rope_q"], pos)
+            self.keys[l, pos] = self._rope(k, L("k")[1], L("k_rot")[1], Ly["rope_k"], pos)
+            self.values[l, pos] = v
+            keys = np.repeat(self.keys[l, :pos + 1].transpose(1, 2, 0), rep, axis=0)     # (h, hs, t)
+            vals = np.repeat(self.values[l, :pos + 1].transpose(1, 0, 2), rep, axis=0)   # (h, t, hs)
+            scores = T.batch_matmul(q[:, None, :], L("q_rot")[1], keys, L("k_rot")[1], *Ly["score"],
+                                    L("scores")[1])                                       # (h, 1, t)
+            probs = T.softmax_int8(scores, Ly["softmax"])
+            att = T.batch_matmul(probs, -128, vals, L("v")[1], *Ly["av"], L("att_out")[1]).reshape(-1)
+            o = Ly["wo"](att)
+            x = T.add(x, P[Ly["x_in"]][1], o, L("o")[1], Ly["add_att"], L("x_att")[1])
+            xn = Ly["ffn_norm"](x)
+            h1, h3 = Ly["w1"](xn), Ly["w3"](xn)
+            sig = Ly["sigmoid_lut"][h1.astype(np.int64) + 128]
+            silu = T.mul(h1, L("h1")[1], sig, -128, *Ly["silu"], L("silu")[1])
+            g = T.mul(silu, L("silu")[1], h3, L("h3")[1], *Ly["gate"], L("gated")[1])
+            f = Ly["w2"](g)
+            x = T.add(x, L("x_att")[1], f, L("f")[1], Ly["add_ffn"], L("x_ffn")[1])
+        logits = qm.classifier(qm.final_norm(x))
+        self.last_logits_q = logits
+        s, zp = P["logits"]
+        return ((logits.astype(np.float32) - np.float32(zp)) * np.float32(s)).astype(np.float32)
