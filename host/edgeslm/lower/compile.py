@@ -47,7 +47,7 @@ def _stamp(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, max_seq: 
     h.update(b"".join(tok.vocab) + tok.scores.tobytes())
     for t in sorted(TEMPLATES_DIR.glob("*.j2")):
         h.update(t.read_bytes())
-    for p in sorted(Path(__file__).parent.glob("*.py")):
+    for p in sorted(Path(__file__).parents[1].rglob("*.py")):     # the whole package: quantizer too
         h.update(p.read_bytes())
     return h.hexdigest()
 

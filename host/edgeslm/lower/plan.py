@@ -207,7 +207,7 @@ def plan(cfg: ModelConfig, scheme: Scheme, board: Board, max_seq: int | None = N
     ram = [Item("KV cache", "ram", kv), Item("activation arena", "ram", arena * 4),
            Item("quantized activations", "ram", qact + qscale * 4),
            Item("sampler scratch", "ram", cfg.vocab_size * 8),
-           Item("runtime buffers", "ram", 4096),
+           Item("runtime buffers", "ram", 4096),      # serve.c: frame buffers, prompt ids (~3.2 KB)
            Item("stack", "ram", board.stack_bytes)]
     items = [Item("code", "code", board.code_budget_bytes)] + \
         _weight_items(cfg, scheme, max_seq, tokenizer_bytes(cfg.vocab_size, vocab_blob_bytes)) + ram

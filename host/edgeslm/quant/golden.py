@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..reference import rmsnorm, seqdot
+from ..reference import rmsnorm, rope, seqdot  # the same arithmetic as run.c's (specs above)
 from .quantize import QTensor, QuantModel
 
 F32 = np.float32
@@ -107,14 +107,6 @@ def rope_tables(head_size: int, max_seq_len: int, theta: float) -> tuple[np.ndar
     freq = theta ** (-np.arange(0, head_size, 2, dtype=np.float64) / head_size)
     ang = np.arange(max_seq_len, dtype=np.float64)[:, None] * freq[None, :]
     return np.cos(ang).astype(F32), np.sin(ang).astype(F32)
-
-
-def rope(v: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
-    a, b = v[:, 0::2], v[:, 1::2]
-    out = np.empty_like(v)
-    out[:, 0::2] = a * cos - b * sin
-    out[:, 1::2] = a * sin + b * cos
-    return out
 
 
 def attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, key_scale: np.ndarray | None,
