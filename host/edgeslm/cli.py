@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -252,8 +253,13 @@ def _prepare(args, build: bool):
     model, tok = _load(args)
     scheme = get_scheme(args.quant or "q8", args.group_size, args.kv)     # i8: not offered here yet
     out = Path(args.output) if getattr(args, "output", None) else build_dir(board.id)
-    with err.status(f"compiling {Path(model.source).name} for {board.id} ({scheme.describe()})"):
-        comp = compile_model(model, tok, board, scheme, args.max_seq, out)
+    from .lower.plan import FitError
+    try:
+        with err.status(f"compiling {Path(model.source).name} for {board.id} ({scheme.describe()})"):
+            comp = compile_model(model, tok, board, scheme, args.max_seq, out)
+    except FitError as e:          # the table says what needs how much where
+        Console(stderr=True).print(_plan_table(e.plan, f"does not fit: {e.plan.board.id}"))
+        raise
     err.print(f"[dim]{'generated' if comp.fresh else 'up to date:'} {comp.gen_dir}[/dim]")
     elf = None
     if build:
@@ -265,12 +271,7 @@ def _prepare(args, build: bool):
 
 
 def cmd_compile(args) -> int:
-    from .lower.plan import FitError
-    try:
-        ctx = _prepare(args, build=False)
-    except FitError as e:
-        Console(stderr=True).print(_plan_table(e.plan, f"does not fit: {e.plan.board.id}"))
-        raise
+    ctx = _prepare(args, build=False)
     p = ctx["compiled"].plan
     Console(stderr=True).print(_plan_table(p, f"memory plan for {p.board.id} "
                                               f"({p.scheme.describe()}, context {p.max_seq})"))
@@ -596,9 +597,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except EdgeslmError as e:
-        err.print(f"[bold red]error:[/bold red] {e}")
+        err.print(f"[bold red]error:[/bold red] {escape(str(e))}")
         if e.hint:
-            err.print(f"  [yellow]fix:[/yellow] {e.hint}")
+            err.print(f"  [yellow]fix:[/yellow] {escape(e.hint)}")
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")

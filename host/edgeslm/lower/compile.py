@@ -78,6 +78,13 @@ def pio_env() -> dict:
 
 def build_firmware(board: Board, project_dir: Path = PROJECT_DIR, verbose: bool = False) -> Path:
     """`pio run -e <board>` with the local platform, offline; returns firmware.elf."""
+    import configparser
+    ini = configparser.ConfigParser()
+    ini.read(project_dir / "platformio.ini")
+    if f"env:{board.id}" not in ini:
+        raise EdgeslmError(f"board {board.id} has no environment in {project_dir / 'platformio.ini'}",
+                           f"add [env:{board.id}] with board = {board.id} there, and its JSON to boards/ "
+                           "(PlatformIO reads boards from there)")
     cmd = [sys.executable, "-m", "platformio", "run", "-e", board.id, "-d", str(project_dir)]
     r = subprocess.run(cmd, capture_output=not verbose, text=True, env=pio_env())
     if r.returncode != 0:

@@ -263,4 +263,9 @@ def _suggestions(cfg, scheme, board, max_seq, blob) -> list[str]:
                 ([f"--kv {kv}"] if kv != scheme.kv else []) + \
                 ([f"--max-seq {seq}"] if seq < max_seq else [])
             options.append((len(flags), -seq, " ".join(flags) + " fits"))
-    return [text for _, _, text in sorted(options)[:3]]
+    kept, best = [], 0
+    for _, neg_seq, text in sorted(options):      # fewest changes first; drop what buys no context
+        if -neg_seq > best:
+            kept.append(text)
+            best = -neg_seq
+    return kept[:3]
