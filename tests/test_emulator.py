@@ -64,9 +64,20 @@ def test_bench_is_deterministic_and_reports(tmp_path):
     for key in ("predicted_instructions_per_token", "tokens_per_s_at_nominal_clock", "flash_bytes", "ram_bytes"):
         assert a[key] > 0
     assert a["regions"]["code"]["image"] > 250_000          # the q8 weights are in the code region
-    base = a["baseline"]                                     # f32, run in the same session
-    assert base["scheme"] == "f32" and base["tokens_match"] is True
-    assert base["flash_bytes"] > 3 * a["flash_bytes"] / 2
+    base = a["baseline"]                                     # the portable kernels, same session
+    assert a["kernels"] == "dsp" and base["kernels"] == "portable"
+    assert base["tokens_match"] is True
+    # instruction counts are exact under icount: the DSP kernels must stay ahead of portable C
+    assert a["instructions_per_token"]["mean"] < 0.95 * base["instructions_per_token"]["mean"]
+
+
+def test_bench_against_another_scheme(tmp_path):
+    out = tmp_path / "f32.json"
+    r = edgeslm("bench", "--emulate", "--quant", "q8", "--baseline", "f32", "--steps", "20", "--json", str(out))
+    assert r.returncode == 0, r.stderr.decode()
+    a = json.loads(out.read_text())
+    assert a["baseline"]["scheme"] == "f32" and a["baseline"]["tokens_match"] is True
+    assert a["baseline"]["flash_bytes"] > 3 * a["flash_bytes"] / 2
 
 
 def test_linker_agrees_with_the_plan():

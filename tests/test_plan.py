@@ -96,6 +96,7 @@ BAD_BOARDS = {
     "no ram": (_mutate(lambda b: b["edgeslm"].update(memory=[b["edgeslm"]["memory"][0]])), "holds 'ram'"),
     "negative length": (_mutate(lambda b: b["edgeslm"]["memory"][1].update(length_bytes=-4)), "positive"),
     "missing clock": (_mutate(lambda b: b["edgeslm"].pop("clock_hz")), "clock_hz"),
+    "unknown kernel variant": (_mutate(lambda b: b["edgeslm"].update(kernel_variant="mve")), "kernel_variant 'mve'"),
 }
 
 

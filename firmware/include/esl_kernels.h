@@ -3,7 +3,11 @@
  * Every kernel states its exact arithmetic; host/edgeslm/quant/golden.py is the same arithmetic in
  * numpy and the tests require the two to agree bit for bit. All floats are IEEE-754 single
  * precision, each operation rounded (build with -ffp-contract=off, no fast-math); "seqsum" is a
- * left-to-right sum into a float accumulator starting at 0.0f. Output comes first. */
+ * left-to-right sum into a float accumulator starting at 0.0f. Output comes first.
+ *
+ * ISA variants are branches inside a kernel's file, chosen by one build setting (ESL_KERNELS_DSP=1:
+ * Cortex-M DSP extension, from the board's kernel_variant); each keeps the portable C as its
+ * fallback and gives the same bits (only exact integer sums are rearranged). */
 #ifndef ESL_KERNELS_H
 #define ESL_KERNELS_H
 
@@ -27,6 +31,7 @@ void esl_matmul_f32(float *y, const esl_weight_t *w, const float *x);
 /* x quantized by esl_quantize_i8 (into xq, xs) with W's group size; per row i and group g:
  * isum = sum((int32_t)Wq * (int32_t)xq) (exact), y[i] = y[i] + (float)isum * (ws[i][g] * xs[g]), g in order.
  * q8: Wq int8. q4: Wq in [-7, 7], two per byte, element 2j in the low nibble, rows padded to even. */
+/* xq: 4-byte aligned scratch of round_up(cols, 4) + 2 * cols bytes (the DSP variant widens x there). */
 void esl_matmul_q8(float *y, const esl_weight_t *w, const float *x, int8_t *xq, float *xs);
 void esl_matmul_q4(float *y, const esl_weight_t *w, const float *x, int8_t *xq, float *xs);
 

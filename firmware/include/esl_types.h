@@ -53,7 +53,8 @@ typedef struct {
     uint32_t n_steps;
     uint32_t logits;               /* arena offset of the logits after the last step */
     float *arena;                  /* the activation arena */
-    int8_t *qact;                  /* int8 activations for quantized matmuls (widest input) */
+    int8_t *qact;                  /* quantized matmul inputs: int8 x (widest input, rounded up to 4
+                                      bytes), then room for x widened to int16 (DSP kernels) */
     float *qscale;                 /* their group scales */
     esl_kv_t kv;
     const float *rope_cos, *rope_sin;  /* (max_seq, head_size / 2) */

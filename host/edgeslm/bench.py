@@ -112,7 +112,7 @@ def summarize(runs: list[PromptRun], plan: Plan, board: Board, elf: Path | None,
     ram = sum(u["zero"] for u in usage.values())
     macs = sum(plan.cost["macs"].values())
     return {
-        "board": board.id, "scheme": plan.scheme.name, "kv": plan.scheme.kv,
+        "board": board.id, "scheme": plan.scheme.name, "kv": plan.scheme.kv, "kernels": plan.kernel_variant,
         "group_size": plan.scheme.group_size, "max_seq": plan.max_seq, "unit": unit,
         "tokens_match": mismatch is None,
         "first_mismatch": None if mismatch is None else mismatch.mismatch,

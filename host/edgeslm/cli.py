@@ -250,13 +250,17 @@ def _prepare(args, build: bool):
     from .lower.boards import load_board
     from .lower.compile import build_dir, build_firmware, compile_model
     board = load_board(args.board)
+    variant = args.kernels or board.kernel_variant
+    if variant not in board.kernel_variants:
+        raise UsageError(f"board {board.id} has no '{variant}' kernels",
+                         f"choose one of: {', '.join(board.kernel_variants)}")
     model, tok = _load(args)
     scheme = get_scheme(args.quant or "q8", args.group_size, args.kv)     # i8: not offered here yet
     out = Path(args.output) if getattr(args, "output", None) else build_dir(board.id)
     from .lower.plan import FitError
     try:
         with err.status(f"compiling {Path(model.source).name} for {board.id} ({scheme.describe()})"):
-            comp = compile_model(model, tok, board, scheme, args.max_seq, out)
+            comp = compile_model(model, tok, board, scheme, args.max_seq, out, variant)
     except FitError as e:          # the table says what needs how much where
         Console(stderr=True).print(_plan_table(e.plan, f"does not fit: {e.plan.board.id}"))
         raise
@@ -265,8 +269,8 @@ def _prepare(args, build: bool):
     if build:
         if out.resolve() != build_dir(board.id).resolve():
             raise UsageError("-o/--output only applies to `edgeslm compile`; the build uses build/<board>")
-        with err.status(f"building firmware for {board.id} (PlatformIO, offline)"):
-            elf = build_firmware(board)
+        with err.status(f"building firmware for {board.id} ({variant} kernels; PlatformIO, offline)"):
+            elf = build_firmware(board, kernel_variant=variant)
     return {"board": board, "model": model, "tok": tok, "scheme": scheme, "compiled": comp, "elf": elf}
 
 
@@ -382,11 +386,17 @@ def _bench_one(args, prompts: list[str]) -> dict:
 
 
 def cmd_bench(args) -> int:
+    from .lower.boards import load_board
     prompts = _read_prompts(args.prompts)
+    variants = load_board(args.board).kernel_variants
+    if args.baseline not in SCHEME_NAMES + tuple(variants):
+        raise UsageError(f"--baseline {args.baseline} is neither a scheme nor a kernel variant",
+                         f"choose one of: {', '.join(SCHEME_NAMES + tuple(variants))}")
     report = _bench_one(args, prompts)
     baseline = None
-    if args.baseline and args.baseline != report["scheme"]:
-        base_args = argparse.Namespace(**{**vars(args), "quant": args.baseline})
+    change = {"kernels": args.baseline} if args.baseline in variants else {"quant": args.baseline}
+    base_args = argparse.Namespace(**{**vars(args), **change})
+    if (base_args.quant or "q8") != report["scheme"] or (base_args.kernels or report["kernels"]) != report["kernels"]:
         baseline = _bench_one(base_args, prompts)
         report["baseline"] = baseline
     _print_bench(report, baseline)
@@ -416,11 +426,12 @@ def _print_bench(r: dict, baseline: dict | None = None) -> None:
     con = Console()
     t = Table(title=f"edgeslm bench: {r['board']}, {r['prompts']} prompts, {r['tokens']} tokens")
     t.add_column("figure")
-    t.add_column(f"{r['scheme']} (KV {r['kv']})", justify="right")
+    t.add_column(f"{r['scheme']} (KV {r['kv']}, {r['kernels']})", justify="right")
     rows = _bench_rows(r)
     base_rows = _bench_rows(baseline) if baseline else None
     if baseline:
-        t.add_column(f"baseline {baseline['scheme']} (KV {baseline['kv']})", justify="right")
+        t.add_column(f"baseline {baseline['scheme']} (KV {baseline['kv']}, {baseline['kernels']})",
+                     justify="right")
     for i, (name, value) in enumerate(rows):
         t.add_row(name, value, *([base_rows[i][1]] if base_rows else []))
     con.print(t)
@@ -546,6 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--board", "-b", default="mps2_an386", help="board id (default mps2_an386)")
         _add_quant_args(p, "q8")
         p.add_argument("--max-seq", type=int, help="context length to build for (default: the model's)")
+        p.add_argument("--kernels", help="kernel variant, e.g. portable or dsp (default: the board's)")
 
     c = sub.add_parser("compile", help="plan memory and generate the C sources for a board",
                        description="Quantize, plan (fit verdict, arena, placement) and render "
@@ -584,9 +596,10 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--temperature", "-t", type=float, default=0.0)
     be.add_argument("--topp", "-p", type=float, default=0.9)
     be.add_argument("--seed", "-s", type=int, default=1)
-    be.add_argument("--baseline", choices=SCHEME_NAMES, default="f32",
-                    help="also run this scheme in the same session and print it side by side "
-                    "(default f32; the same scheme as --quant skips it)")
+    be.add_argument("--baseline", default="portable",
+                    help="also run this scheme (f32, q8, q4) or kernel variant (portable, dsp) in the "
+                    "same session and print it side by side (default portable; the same as what is "
+                    "benched skips it)")
     be.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
     be.set_defaults(func=cmd_bench)
     return ap

@@ -1,9 +1,22 @@
 #include "esl_kernels.h"
 
 /* Two's complement nibble -> int32. */
-static inline int32_t nibble(uint8_t v)
+static inline int32_t nibble(uint32_t v)
 {
-    return (int32_t)(v & 0x0F) - (int32_t)((v & 0x08) << 1);
+    return (int32_t)(v & 0x0Fu) - (int32_t)((v & 0x08u) << 1);
+}
+
+/* Sum over elements [start, end) of a packed row; start is even (groups are even-sized). */
+static int32_t dot_i4(const uint8_t *row, const int8_t *x, uint32_t start, uint32_t end)
+{
+    int32_t acc = 0;
+    uint32_t j = start;
+    for (; j + 2u <= end; j += 2u) {            /* one byte: elements j (low) and j+1 (high) */
+        const uint32_t b = row[j >> 1];
+        acc += nibble(b) * (int32_t)x[j] + nibble(b >> 4) * (int32_t)x[j + 1];
+    }
+    if (j < end) acc += nibble(row[j >> 1]) * (int32_t)x[j];     /* odd row length: last one */
+    return acc;
 }
 
 void esl_matmul_q4(float *y, const esl_weight_t *w, const float *x, int8_t *xq, float *xs)
@@ -16,12 +29,7 @@ void esl_matmul_q4(float *y, const esl_weight_t *w, const float *x, int8_t *xq, 
         float acc = 0.0f;
         for (uint32_t g = 0, start = 0; g < w->n_groups; g++, start += w->group_size) {
             const uint32_t end = (start + w->group_size < w->cols) ? start + w->group_size : w->cols;
-            int32_t isum = 0;
-            for (uint32_t j = start; j < end; j++) {
-                const uint8_t b = row[j >> 1];
-                isum += nibble((j & 1u) ? (uint8_t)(b >> 4) : b) * (int32_t)xq[j];
-            }
-            acc = acc + (float)isum * (ws[g] * xs[g]);
+            acc = acc + (float)dot_i4(row, xq, start, end) * (ws[g] * xs[g]);
         }
         y[i] = acc;
     }

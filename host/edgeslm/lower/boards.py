@@ -38,13 +38,14 @@ class Board:
     features: dict
     clock_hz: int
     port: str
-    kernel_variant: str
+    kernel_variant: str                 # the default; one of kernel_variants
     memory: tuple[Region, ...]
     stack_bytes: int
     code_budget_bytes: int
     cycle_counter: str
     emulator: dict = field(default_factory=dict)
-    cost_model: dict = field(default_factory=dict)
+    cost_model: dict = field(default_factory=dict)   # variant -> instructions per unit
+    kernel_variants: tuple[str, ...] = ("portable",)
     path: str = ""
 
     def regions_for(self, kind: str) -> list[Region]:
@@ -89,10 +90,15 @@ def parse_board(board_id: str, data: dict, path: str = "") -> Board:
     for kind in ("code", "ram"):
         if not any(kind in r.holds for r in regions):
             raise BoardError(f"{where}: no memory region holds '{kind}'")
+    variants = tuple(e.get("kernel_variants", ["portable"]))
+    variant = e.get("kernel_variant", "portable")
+    if variant not in variants or "portable" not in variants:
+        raise BoardError(f"{where}: kernel_variant '{variant}' must be one of kernel_variants {list(variants)}, "
+                         "which must include 'portable'")
     return Board(
         id=board_id, name=data.get("name", board_id), core=_require(e, "core", str, where),
         features=e.get("features", {}), clock_hz=_int(_require(e, "clock_hz", (int, str), where), where),
-        port=_require(e, "port", str, where), kernel_variant=e.get("kernel_variant", "portable"),
+        port=_require(e, "port", str, where), kernel_variant=variant, kernel_variants=variants,
         memory=tuple(regions), stack_bytes=_int(e.get("stack_bytes", 8192), where),
         code_budget_bytes=_int(e.get("code_budget_bytes", 65536), where),
         cycle_counter=_require(e, "cycle_counter", str, where), emulator=e.get("emulator", {}),

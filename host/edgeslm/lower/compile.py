@@ -53,10 +53,10 @@ def _stamp(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, max_seq: 
 
 
 def compile_model(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, max_seq: int | None,
-                  out_dir: Path) -> Compiled:
+                  out_dir: Path, kernel_variant: str | None = None) -> Compiled:
     """Plan (raises FitError with the table if it does not fit) and render build/<board>/gen."""
     max_seq = max_seq or model.config.max_seq_len
-    p = plan(model.config, scheme, board, max_seq, len(vocab_tables(tok)["blob"]))
+    p = plan(model.config, scheme, board, max_seq, len(vocab_tables(tok)["blob"]), kernel_variant=kernel_variant)
     qm = quantize(model, scheme)
     gen = out_dir / "gen"
     stamp_file = gen / ".stamp"
@@ -69,14 +69,17 @@ def compile_model(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, ma
     return Compiled(p, qm, gen, fresh=True)
 
 
-def pio_env() -> dict:
+def pio_env(kernel_variant: str | None = None) -> dict:
     env = dict(os.environ)
+    if kernel_variant:
+        env["EDGESLM_KERNELS"] = kernel_variant        # read by firmware/pio/platform/builder/main.py
     env.update(PLATFORMIO_SETTING_ENABLE_TELEMETRY="no", PLATFORMIO_DISABLE_UPGRADE_CHECK="true",
                PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL="3650")
     return env
 
 
-def build_firmware(board: Board, project_dir: Path = PROJECT_DIR, verbose: bool = False) -> Path:
+def build_firmware(board: Board, project_dir: Path = PROJECT_DIR, verbose: bool = False,
+                   kernel_variant: str | None = None) -> Path:
     """`pio run -e <board>` with the local platform, offline; returns firmware.elf."""
     import configparser
     ini = configparser.ConfigParser()
@@ -86,7 +89,7 @@ def build_firmware(board: Board, project_dir: Path = PROJECT_DIR, verbose: bool 
                            f"add [env:{board.id}] with board = {board.id} there, and its JSON to boards/ "
                            "(PlatformIO reads boards from there)")
     cmd = [sys.executable, "-m", "platformio", "run", "-e", board.id, "-d", str(project_dir)]
-    r = subprocess.run(cmd, capture_output=not verbose, text=True, env=pio_env())
+    r = subprocess.run(cmd, capture_output=not verbose, text=True, env=pio_env(kernel_variant or board.kernel_variant))
     if r.returncode != 0:
         out = (r.stdout or "") + (r.stderr or "")
         raise EdgeslmError(f"firmware build for {board.id} failed:\n{out[-3000:]}",

@@ -66,6 +66,7 @@ class Plan:
     fits: bool
     overflow: dict[str, int] = field(default_factory=dict)   # region -> bytes over
     cost: dict = field(default_factory=dict)
+    kernel_variant: str = "portable"
 
     def used(self) -> dict[str, int]:
         out = {r.name: 0 for r in self.board.memory}
@@ -78,7 +79,7 @@ class Plan:
         return sum(it.nbytes for it in self.items if it.kind == kind)
 
     def predicted_instructions(self, pos: int) -> float:
-        c, k = self.cost, self.board.cost_model
+        c, k = self.cost, self.board.cost_model.get(self.kernel_variant, {})
         if not k:
             return 0.0
         attn = self.config.n_layers * self.config.n_heads * (pos + 1) * self.config.head_size * 2
@@ -192,7 +193,7 @@ def tokenizer_bytes(vocab_size: int, blob_bytes: int) -> int:
 
 
 def plan(cfg: ModelConfig, scheme: Scheme, board: Board, max_seq: int | None = None,
-         vocab_blob_bytes: int = 0, suggest: bool = True) -> Plan:
+         vocab_blob_bytes: int = 0, suggest: bool = True, kernel_variant: str | None = None) -> Plan:
     """Plan the model for the board; raises FitError (with the table and fixes) if it cannot fit."""
     max_seq = max_seq or cfg.max_seq_len
     if not 1 <= max_seq <= cfg.max_seq_len:
@@ -201,8 +202,10 @@ def plan(cfg: ModelConfig, scheme: Scheme, board: Board, max_seq: int | None = N
     offsets, arena = allocate(sizes, live_ranges(steps))
     quant_inputs = [tensor_shapes(cfg)[s.weight][1] for s in steps if s.op == "MATMUL"] \
         if scheme.quantized else []
-    qact = max(quant_inputs, default=0)
-    qscale = -(-qact // scheme.group_size) if qact else 0
+    widest = max(quant_inputs, default=0)
+    # int8 x, then (DSP kernels) the same x widened to int16 at the next 4-byte boundary
+    qact = (widest + 3) // 4 * 4 + 2 * widest if widest else 0
+    qscale = -(-widest // scheme.group_size) if widest else 0
     kv = kv_cache_bytes(cfg, scheme.kv, max_seq)
     ram = [Item("KV cache", "ram", kv), Item("activation arena", "ram", arena * 4),
            Item("quantized activations", "ram", qact + qscale * 4),
@@ -225,7 +228,8 @@ def plan(cfg: ModelConfig, scheme: Scheme, board: Board, max_seq: int | None = N
         it.region = home.name
         free[home.name] -= it.nbytes
     p = Plan(cfg, scheme, board, max_seq, steps, sizes, offsets, arena, qact, qscale, items,
-             fits=not overflow, overflow=overflow, cost={"macs": _macs(cfg, scheme)})
+             fits=not overflow, overflow=overflow, cost={"macs": _macs(cfg, scheme)},
+             kernel_variant=kernel_variant or board.kernel_variant)
     if not p.fits:
         hints = _suggestions(cfg, scheme, board, max_seq, vocab_blob_bytes) if suggest else []
         raise FitError(f"the model does not fit {board.id} with {scheme.describe()} at context {max_seq}",

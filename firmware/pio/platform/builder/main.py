@@ -24,6 +24,13 @@ if shutil.which("arm-none-eabi-gcc") is None:
           "libnewlib-arm-none-eabi")
     env.Exit(1)
 
+# The kernel variant: the board's default, or EDGESLM_KERNELS (edgeslm build --kernels) to compare.
+variant = os.environ.get("EDGESLM_KERNELS") or esl.get("kernel_variant", "portable")
+if variant not in esl.get("kernel_variants", ["portable"]):
+    print("Error: kernel variant '%s' is not offered by board %s (it offers: %s)"
+          % (variant, env.subst("$PIOENV"), ", ".join(esl.get("kernel_variants", ["portable"]))))
+    env.Exit(1)
+
 feat = esl.get("features", {})
 mflags = ["-mcpu=%s" % board.get("build.cpu"), "-mthumb"]
 if feat.get("fpu"):
@@ -44,7 +51,7 @@ env.Append(
     CCFLAGS=mflags + ["-O2", "-g", "-ffp-contract=off", "-fno-math-errno", "-ffunction-sections",
                       "-fdata-sections", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion"],
     CFLAGS=["-std=c11"],
-    CPPDEFINES=["ESL_TARGET"],
+    CPPDEFINES=["ESL_TARGET", ("ESL_KERNELS_DSP", 1 if variant == "dsp" else 0)],
     CPPPATH=[os.path.join(project, "firmware", "include"), gen_dir],
     LINKFLAGS=mflags + ["-nostartfiles", "--specs=nosys.specs", "-Wl,--gc-sections",
                         "-Wl,-Map," + os.path.join(env.subst("$BUILD_DIR"), "firmware.map")],
