@@ -26,6 +26,8 @@ def test_calibration_covers_every_quantized_tensor(stories, calib):
     per_layer = {"att_norm", "q", "k", "v", "q_rot", "k_rot", "scores", "att_out", "o", "x_att",
                  "ffn_norm", "h1", "h3", "silu", "gated", "f", "x_ffn"}
     want = {"x0", "final_norm", "logits"} | {f"{l}.{n}" for l in range(n_layers) for n in per_layer}
+    norms = ["final_norm"] + [f"{l}.{n}" for l in range(n_layers) for n in ("att_norm", "ffn_norm")]
+    want |= {f"{n}.{part}" for n in norms for part in ("sq", "ms", "r", "n")}   # for export-tflite
     assert set(calib.ranges) == want
     assert calib.tokens == 2 * (1 + 120)                      # BOS + 120 continued tokens each
     lo, hi = calib.ranges["0.h1"]
@@ -105,7 +107,7 @@ def test_i8_weights_and_multipliers_are_integers(stories, calib):
             assert lin.w.dtype == np.int8 and lin.mult.dtype == np.int64 and lin.shift.dtype == np.int64
             assert np.all((lin.mult >= 1 << 30) & (lin.mult < 1 << 31))
         assert layer["sigmoid_lut"].dtype == np.int8 and layer["sigmoid_lut"].shape == (256,)
-    assert qm.rope_c.dtype == np.int64 and np.abs(qm.rope_c).max() <= 32767
+    assert qm.rope.dtype == np.int8 and qm.rope[0, 0, 0] == 127 and qm.rope[0, 0, 1] == 0
 
 
 def test_cli_calibrate_and_eval_i8(tmp_path):

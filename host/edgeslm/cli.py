@@ -467,6 +467,21 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_export_tflite(args) -> int:
+    from .quant.tflite_export import export_tflite
+    model = load_model(Path(args.model) if args.model else zoo.locate(zoo.DEFAULT_MODEL))
+    from .quant.calibrate import Calibration
+    from .quant.int8 import quantize_int8
+    data = export_tflite(quantize_int8(model, Calibration.load(args.calib, model)))
+    out = Path(args.output)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(out)
+    err.print(f"wrote {out}: i8 decode step for tflite-micro, {len(data):,} bytes "
+              "(inputs: token, rope, mask, past K/V; outputs: logits, this position's K/V)")
+    return 0
+
+
 def cmd_export_onnx(args) -> int:
     import onnx
     from .model.onnx_export import export_decode_step
@@ -540,6 +555,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="range estimate (default percentile)")
     ca.add_argument("-o", "--output", required=True, help="calibration JSON to write")
     ca.set_defaults(func=cmd_calibrate)
+
+    xt = sub.add_parser("export-tflite", help="write the i8 model as a TFLite decode step for tflite-micro",
+                        description="One decode step with TFLite-Micro builtin ops only (see "
+                        "host/edgeslm/quant/tflite_export.py for its inputs and outputs).")
+    xt.add_argument("model", nargs="?", help="model file; default: stories260K")
+    xt.add_argument("--calib", required=True, help="calibration file from `edgeslm calibrate`")
+    xt.add_argument("-o", "--output", required=True, help="output .tflite file")
+    xt.set_defaults(func=cmd_export_tflite)
 
     x = sub.add_parser("export-onnx", help="write the model as an ONNX decode step (KV cache in/out)",
                        description="One-token decode step with an explicit KV cache; weights as named "

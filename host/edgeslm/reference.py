@@ -55,6 +55,7 @@ class FloatEngine:
     def __init__(self, model: Model, max_seq_len: int | None = None,
                  tap: Callable[[str, np.ndarray], None] | None = None):
         self.model = model
+        self.tapping = tap is not None
         self.tap = tap or (lambda name, value: None)
         c = model.config
         self.max_seq_len = max_seq_len or c.max_seq_len
@@ -67,6 +68,14 @@ class FloatEngine:
         self.key_cache[:] = 0
         self.value_cache[:] = 0
 
+    def _tap_norm(self, name: str, x: np.ndarray, eps: float) -> None:
+        """RMSNorm's parts, as TFLite builtins compute it (x*x, mean, rsqrt, x*r): for export-tflite."""
+        if self.tapping:
+            ms = np.mean(x * x, keepdims=True)
+            r = F32(1.0) / np.sqrt(ms + F32(eps))
+            self.tap(name + ".sq", x * x), self.tap(name + ".ms", ms), self.tap(name + ".r", r)
+            self.tap(name + ".n", x * r)
+
     def forward(self, token: int, pos: int) -> np.ndarray:
         c, w = self.model.config, self.model.tensors
         hs, kv_mul = c.head_size, c.n_heads // c.n_kv_heads
@@ -76,6 +85,7 @@ class FloatEngine:
         for l in range(c.n_layers):
             p = f"layers.{l}."
             xb = rmsnorm(x, w[p + "attention_norm"], c.norm_eps)
+            self._tap_norm(f"{l}.att_norm", x, c.norm_eps)
             q = seqdot(w[p + "attention.wq"], xb).reshape(c.n_heads, hs)
             k = seqdot(w[p + "attention.wk"], xb).reshape(c.n_kv_heads, hs)
             v = seqdot(w[p + "attention.wv"], xb).reshape(c.n_kv_heads, hs)
@@ -97,6 +107,7 @@ class FloatEngine:
             x = x + o
             tap(f"{l}.att_out", xb), tap(f"{l}.o", o), tap(f"{l}.x_att", x)
             xb = rmsnorm(x, w[p + "ffn_norm"], c.norm_eps)
+            self._tap_norm(f"{l}.ffn_norm", x, c.norm_eps)
             h1 = seqdot(w[p + "feed_forward.w1"], xb)
             h3 = seqdot(w[p + "feed_forward.w3"], xb)
             silu = h1 * (F32(1.0) / (F32(1.0) + np.exp(-h1)))
@@ -105,6 +116,7 @@ class FloatEngine:
             x = x + f
             tap(f"{l}.ffn_norm", xb), tap(f"{l}.h1", h1), tap(f"{l}.h3", h3), tap(f"{l}.silu", silu)
             tap(f"{l}.gated", hb), tap(f"{l}.f", f), tap(f"{l}.x_ffn", x)
+        self._tap_norm("final_norm", x, c.norm_eps)
         x = rmsnorm(x, w["norm"], c.norm_eps)
         logits = seqdot(self.model.classifier(), x)
         tap("final_norm", x), tap("logits", logits)

@@ -7,6 +7,9 @@ multiplier, shift, table and offset below is computed here, on the host.
 
 Ops and their TFLM twins (bit-exact where a twin exists; tests/test_tflm_ops.py):
   linear (q k v o w1 w2 w3 classifier)   FULLY_CONNECTED int8, per-channel
+  RoPE                                   FULLY_CONNECTED int8: each head (head_size,) times the
+                                         position's rotation matrix R (head_size, head_size),
+                                         R = round(127 * rotation), scale 1/127, zero point 0
   scores = q.K^T / sqrt(hd)              BATCH_MATMUL int8, 1/sqrt(hd) folded into the output scale
   softmax                                SOFTMAX int8 -> int8 (scale 1/256, zero point -128)
   out = p.V                              BATCH_MATMUL int8
@@ -20,9 +23,7 @@ No TFLM twin (edgeslm's own integer arithmetic, stated here):
               a = (62 - bitlen(T)) // 2;  sq = isqrt(T << 2a);  inv = 2^60 // sq
               y[j] = RDBP(xc[j] * SRDHM(inv, m_j), 60 - a - s_j) + zp_y,
               (m_j, s_j) = QM(w_j * sqrt(n) / s_y)                      (w_j: the norm weight)
-  RoPE        (a, b) = (x[2p] - zp, x[2p+1] - zp);  C, S = round(2^15 cos), round(2^15 sin) (int16)
-              y[2p] = MBQM(a*C - b*S, m, s) + zp_y;  y[2p+1] = MBQM(a*S + b*C, m, s) + zp_y,
-              (m, s) = QM(s_x / (2^15 s_y))
+  embedding   as above; a .tflite export GATHERs from the table of its results (exact)
   KV cache    int8 rotated keys and values, one (scale, zero point) per layer from calibration
 (QM = quantize_multiplier, MBQM = multiply_by_quantized_multiplier, RDBP = rounding_divide_by_pot,
 SRDHM = saturating rounding doubling high multiply; everything clamps to int8 at the end.)
@@ -39,7 +40,7 @@ from ..model.ir import Model
 from . import tflm_int as T
 from .calibrate import Calibration
 
-Q15 = 1 << 15
+ROT_SCALE = 1.0 / 127.0
 
 
 @dataclass
@@ -75,6 +76,17 @@ class Norm:
         return np.clip(y + self.out_zp, -128, 127).astype(np.int8)
 
 
+def rotation_matrices(head_size: int, max_seq: int, theta: float) -> np.ndarray:
+    """RoPE as matrices: R[pos] (out, in) rotates each pair (2p, 2p+1); int8 at scale 1/127."""
+    ang = np.arange(max_seq)[:, None] * (theta ** (-np.arange(0, head_size, 2) / head_size))[None, :]
+    c, s = np.rint(np.cos(ang) * 127), np.rint(np.sin(ang) * 127)
+    r = np.zeros((max_seq, head_size, head_size))
+    p = np.arange(0, head_size, 2)
+    r[:, p, p], r[:, p, p + 1] = c, -s           # y[2p]   = cos * x[2p] - sin * x[2p+1]
+    r[:, p + 1, p], r[:, p + 1, p + 1] = s, c    # y[2p+1] = sin * x[2p] + cos * x[2p+1]
+    return r.astype(np.int8)
+
+
 def _symmetric_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     amax = np.abs(w).max(axis=1).astype(np.float64)
     scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
@@ -107,8 +119,7 @@ class I8Model:
     embed_shift: np.ndarray | None = None
     final_norm: Norm | None = None
     classifier: Linear | None = None
-    rope_c: np.ndarray | None = None           # int32 Q15 (max_seq, head_size/2)
-    rope_s: np.ndarray | None = None
+    rope: np.ndarray | None = None             # int8 (max_seq, head_size, head_size), scale 1/127
 
 
 def quantize_int8(model: Model, calib: Calibration) -> I8Model:
@@ -123,9 +134,7 @@ def quantize_int8(model: Model, calib: Calibration) -> I8Model:
     qm.embed_mult = np.array([m for m, _ in mq], np.int64)
     qm.embed_shift = np.array([s for _, s in mq], np.int64)
     hs = c.head_size
-    ang = np.arange(c.max_seq_len)[:, None] * (c.rope_theta ** (-np.arange(0, hs, 2) / hs))[None, :]
-    qm.rope_c = np.clip(np.rint(np.cos(ang) * Q15), -32767, 32767).astype(np.int64)
-    qm.rope_s = np.clip(np.rint(np.sin(ang) * Q15), -32767, 32767).astype(np.int64)
+    qm.rope = rotation_matrices(hs, c.max_seq_len, c.rope_theta)
     x_in = "x0"
     for l in range(c.n_layers):
         p, L = f"layers.{l}.", lambda n: P[f"{l}.{n}"]      # noqa: E731
@@ -135,8 +144,8 @@ def quantize_int8(model: Model, calib: Calibration) -> I8Model:
             "wq": _linear(t[p + "attention.wq"], L("att_norm"), L("q")),
             "wk": _linear(t[p + "attention.wk"], L("att_norm"), L("k")),
             "wv": _linear(t[p + "attention.wv"], L("att_norm"), L("v")),
-            "rope_q": T.quantize_multiplier(L("q")[0] / (Q15 * L("q_rot")[0])),
-            "rope_k": T.quantize_multiplier(L("k")[0] / (Q15 * L("k_rot")[0])),
+            "rope_q": T.conv_multiplier(L("q")[0], ROT_SCALE, L("q_rot")[0]),
+            "rope_k": T.conv_multiplier(L("k")[0], ROT_SCALE, L("k_rot")[0]),
             "score": T.conv_multiplier(L("q_rot")[0], L("k_rot")[0], s_eff),
             "softmax": T.softmax_params(L("scores")[0]),
             "av": T.conv_multiplier(1.0 / 256.0, L("v")[0], L("att_out")[0]),
@@ -180,45 +189,63 @@ class I8Engine:
         self.values[:] = 0
 
     def _rope(self, x: np.ndarray, zp_in: int, zp_out: int, mq: tuple[int, int], pos: int) -> np.ndarray:
-        a = x[:, 0::2].astype(np.int64) - zp_in
-        b = x[:, 1::2].astype(np.int64) - zp_in
-        C, S = self.qm.rope_c[pos], self.qm.rope_s[pos]
-        out = np.empty(x.shape, np.int64)
-        out[:, 0::2] = T.multiply_by_quantized_multiplier(a * C - b * S, *mq) + zp_out
-        out[:, 1::2] = T.multiply_by_quantized_multiplier(a * S + b * C, *mq) + zp_out
-        return np.clip(out, -128, 127).astype(np.int8)
+        """FULLY_CONNECTED of each head (a row of x) with the position's rotation matrix."""
+        n = x.shape[1]
+        return T.fully_connected_per_channel(x, zp_in, self.qm.rope[pos], None, np.full(n, mq[0]),
+                                             np.full(n, mq[1]), zp_out)
+
+    # The forward pass in blocks, so that tests can replay any block on another engine's tensors.
+    def embed(self, token: int) -> np.ndarray:
+        qm = self.qm
+        x = T.multiply_by_quantized_multiplier(qm.embed_q[token].astype(np.int64), qm.embed_mult[token],
+                                               qm.embed_shift[token]) + qm.params["x0"][1]
+        return np.clip(x, -128, 127).astype(np.int8)
+
+    def qkv(self, l: int, xn: np.ndarray, pos: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(q_rot (heads, hd), k_rot (kv, hd), v (kv, hd)) from the normed input."""
+        c, Ly, L = self.qm.model.config, self.qm.layers[l], self._params(l)
+        q = Ly["wq"](xn).reshape(c.n_heads, -1)
+        k = Ly["wk"](xn).reshape(c.n_kv_heads, -1)
+        v = Ly["wv"](xn).reshape(c.n_kv_heads, -1)
+        return (self._rope(q, L("q")[1], L("q_rot")[1], Ly["rope_q"], pos),
+                self._rope(k, L("k")[1], L("k_rot")[1], Ly["rope_k"], pos), v)
+
+    def attend(self, l: int, q_rot: np.ndarray, pos: int) -> np.ndarray:
+        """Attention over cache positions 0..pos (the caller stored this position's k, v)."""
+        c, Ly, L = self.qm.model.config, self.qm.layers[l], self._params(l)
+        rep = c.n_heads // c.n_kv_heads
+        keys = np.repeat(self.keys[l, :pos + 1].transpose(1, 2, 0), rep, axis=0)     # (h, hs, t)
+        vals = np.repeat(self.values[l, :pos + 1].transpose(1, 0, 2), rep, axis=0)   # (h, t, hs)
+        scores = T.batch_matmul(q_rot[:, None, :], L("q_rot")[1], keys, L("k_rot")[1], *Ly["score"],
+                                L("scores")[1])                                       # (h, 1, t)
+        probs = T.softmax_int8(scores, Ly["softmax"])
+        return T.batch_matmul(probs, -128, vals, L("v")[1], *Ly["av"], L("att_out")[1]).reshape(-1)
+
+    def attention_out(self, l: int, x: np.ndarray, att: np.ndarray) -> np.ndarray:
+        Ly, L, P = self.qm.layers[l], self._params(l), self.qm.params
+        o = Ly["wo"](att)
+        return T.add(x, P[Ly["x_in"]][1], o, L("o")[1], Ly["add_att"], L("x_att")[1])
+
+    def feed_forward(self, l: int, x_att: np.ndarray, xn: np.ndarray) -> np.ndarray:
+        Ly, L = self.qm.layers[l], self._params(l)
+        h1, h3 = Ly["w1"](xn), Ly["w3"](xn)
+        sig = Ly["sigmoid_lut"][h1.astype(np.int64) + 128]
+        silu = T.mul(h1, L("h1")[1], sig, -128, *Ly["silu"], L("silu")[1])
+        g = T.mul(silu, L("silu")[1], h3, L("h3")[1], *Ly["gate"], L("gated")[1])
+        f = Ly["w2"](g)
+        return T.add(x_att, L("x_att")[1], f, L("f")[1], Ly["add_ffn"], L("x_ffn")[1])
+
+    def _params(self, l: int):
+        return lambda name: self.qm.params[f"{l}.{name}"]
 
     def forward(self, token: int, pos: int) -> np.ndarray:
-        qm, c, P = self.qm, self.qm.model.config, self.qm.params
-        hs, rep = c.head_size, c.n_heads // c.n_kv_heads
-        x = np.clip(T.multiply_by_quantized_multiplier(qm.embed_q[token].astype(np.int64),
-                                                       qm.embed_mult[token], qm.embed_shift[token])
-                    + P["x0"][1], -128, 127).astype(np.int8)
+        qm = self.qm
+        x = self.embed(token)
         for l, Ly in enumerate(qm.layers):
-            L = lambda n: P[f"{l}.{n}"]      # noqa: E731
-            xn = Ly["att_norm"](x)
-            q = Ly["wq"](xn).reshape(c.n_heads, hs)
-            k = Ly["wk"](xn).reshape(c.n_kv_heads, hs)
-            v = Ly["wv"](xn).reshape(c.n_kv_heads, hs)
-            q = self._rope(q, L("q")[1], L("q_rot")[1], Ly["rope_q"], pos)
-            self.keys[l, pos] = self._rope(k, L("k")[1], L("k_rot")[1], Ly["rope_k"], pos)
-            self.values[l, pos] = v
-            keys = np.repeat(self.keys[l, :pos + 1].transpose(1, 2, 0), rep, axis=0)     # (h, hs, t)
-            vals = np.repeat(self.values[l, :pos + 1].transpose(1, 0, 2), rep, axis=0)   # (h, t, hs)
-            scores = T.batch_matmul(q[:, None, :], L("q_rot")[1], keys, L("k_rot")[1], *Ly["score"],
-                                    L("scores")[1])                                       # (h, 1, t)
-            probs = T.softmax_int8(scores, Ly["softmax"])
-            att = T.batch_matmul(probs, -128, vals, L("v")[1], *Ly["av"], L("att_out")[1]).reshape(-1)
-            o = Ly["wo"](att)
-            x = T.add(x, P[Ly["x_in"]][1], o, L("o")[1], Ly["add_att"], L("x_att")[1])
-            xn = Ly["ffn_norm"](x)
-            h1, h3 = Ly["w1"](xn), Ly["w3"](xn)
-            sig = Ly["sigmoid_lut"][h1.astype(np.int64) + 128]
-            silu = T.mul(h1, L("h1")[1], sig, -128, *Ly["silu"], L("silu")[1])
-            g = T.mul(silu, L("silu")[1], h3, L("h3")[1], *Ly["gate"], L("gated")[1])
-            f = Ly["w2"](g)
-            x = T.add(x, L("x_att")[1], f, L("f")[1], Ly["add_ffn"], L("x_ffn")[1])
+            q_rot, self.keys[l, pos], self.values[l, pos] = self.qkv(l, Ly["att_norm"](x), pos)
+            x = self.attention_out(l, x, self.attend(l, q_rot, pos))
+            x = self.feed_forward(l, x, Ly["ffn_norm"](x))
         logits = qm.classifier(qm.final_norm(x))
         self.last_logits_q = logits
-        s, zp = P["logits"]
+        s, zp = qm.params["logits"]
         return ((logits.astype(np.float32) - np.float32(zp)) * np.float32(s)).astype(np.float32)
