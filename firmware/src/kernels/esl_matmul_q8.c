@@ -1,26 +1,36 @@
 #include "esl_kernels.h"
 
+/* Each variant supplies the type of the prepared input (xv_t), prepare_x() and dot_group();
+ * the matmul below is shared. Both give the same bits: the integer sums are exact. */
 #if ESL_KERNELS_DSP
 /* Cortex-M DSP extension (M4/M7/M33), CMSIS-NN style: x is widened to int16 once per call, each
  * 4-chunk of a group stored as (x0, x2, x1, x3) to match SXTB16's split of 4 weights into (w0, w2)
- * and (w1, w3); then two SMLADs do 4 MACs. The integer sums are exact, so y is the portable
- * kernel's, bit for bit. */
+ * and (w1, w3); then two SMLADs do 4 MACs. */
 #include <arm_acle.h>
 #include <string.h>
 
-static void widen_group(int16_t *x16, const int8_t *xq, uint32_t n)
+typedef int16_t xv_t;
+
+static const xv_t *prepare_x(int8_t *xq, uint32_t cols, uint32_t gs)
 {
-    uint32_t j = 0;
-    for (; j + 4u <= n; j += 4u) {
-        x16[j] = xq[j];
-        x16[j + 1] = xq[j + 2];
-        x16[j + 2] = xq[j + 1];
-        x16[j + 3] = xq[j + 3];
+    int16_t *x16 = (int16_t *)(void *)(xq + ((cols + 3u) & ~3u));   /* see ESL_QACT_BYTES */
+    for (uint32_t start = 0; start < cols; start += gs) {
+        const uint32_t n = (start + gs < cols) ? gs : cols - start;
+        const int8_t *x = xq + start;
+        int16_t *o = x16 + start;
+        uint32_t j = 0;
+        for (; j + 4u <= n; j += 4u) {
+            o[j] = x[j];
+            o[j + 1] = x[j + 2];
+            o[j + 2] = x[j + 1];
+            o[j + 3] = x[j + 3];
+        }
+        for (; j < n; j++) o[j] = x[j];
     }
-    for (; j < n; j++) x16[j] = xq[j];
+    return x16;
 }
 
-static int32_t dot_group(const int8_t *w, const int16_t *x16, uint32_t n)
+static int32_t dot_group(const int8_t *w, const xv_t *x16, uint32_t n)
 {
     int32_t acc = 0;
     uint32_t j = 0;
@@ -36,46 +46,38 @@ static int32_t dot_group(const int8_t *w, const int16_t *x16, uint32_t n)
     return acc;
 }
 
-void esl_matmul_q8(float *y, const esl_weight_t *w, const float *x, int8_t *xq, float *xs)
-{
-    esl_quantize_i8(xq, xs, x, w->cols, w->group_size);
-    int16_t *x16 = (int16_t *)(void *)(xq + ((w->cols + 3u) & ~3u));   /* see ESL_QACT_BYTES */
-    for (uint32_t start = 0; start < w->cols; start += w->group_size) {
-        const uint32_t end = (start + w->group_size < w->cols) ? start + w->group_size : w->cols;
-        widen_group(x16 + start, xq + start, end - start);
-    }
-    const int8_t *row = (const int8_t *)w->data;
-    const float *ws = w->scales;
-    for (uint32_t i = 0; i < w->rows; i++, row += w->cols, ws += w->n_groups) {
-        float acc = 0.0f;
-        for (uint32_t g = 0, start = 0; g < w->n_groups; g++, start += w->group_size) {
-            const uint32_t end = (start + w->group_size < w->cols) ? start + w->group_size : w->cols;
-            const int32_t isum = dot_group(row + start, x16 + start, end - start);
-            acc = acc + (float)isum * (ws[g] * xs[g]);
-        }
-        y[i] = acc;
-    }
-}
-
 #else
+/* Portable C: the reference every variant must equal. */
+typedef int8_t xv_t;
+
+static const xv_t *prepare_x(int8_t *xq, uint32_t cols, uint32_t gs)
+{
+    (void)cols;
+    (void)gs;
+    return xq;
+}
+
+static int32_t dot_group(const int8_t *w, const xv_t *x, uint32_t n)
+{
+    int32_t acc = 0;
+    for (uint32_t j = 0; j < n; j++) acc += (int32_t)w[j] * (int32_t)x[j];
+    return acc;
+}
+#endif
 
 void esl_matmul_q8(float *y, const esl_weight_t *w, const float *x, int8_t *xq, float *xs)
 {
     esl_quantize_i8(xq, xs, x, w->cols, w->group_size);
+    const xv_t *xv = prepare_x(xq, w->cols, w->group_size);
     const int8_t *row = (const int8_t *)w->data;
     const float *ws = w->scales;
     for (uint32_t i = 0; i < w->rows; i++, row += w->cols, ws += w->n_groups) {
         float acc = 0.0f;
         for (uint32_t g = 0, start = 0; g < w->n_groups; g++, start += w->group_size) {
             const uint32_t end = (start + w->group_size < w->cols) ? start + w->group_size : w->cols;
-            int32_t isum = 0;
-            for (uint32_t j = start; j < end; j++) {
-                isum += (int32_t)row[j] * (int32_t)xq[j];
-            }
+            const int32_t isum = dot_group(row + start, xv + start, end - start);
             acc = acc + (float)isum * (ws[g] * xs[g]);
         }
         y[i] = acc;
     }
 }
-
-#endif
