@@ -18,6 +18,7 @@ from rich.table import Table
 
 from . import __version__
 from .errors import EdgeslmError, UsageError
+from .fileio import write_atomic
 from .model import Model, Tokenizer, load_model, load_tokenizer
 from .model import zoo
 from .quant import DEFAULT_GROUP_SIZE, KV_FORMATS, SCHEME_NAMES, get_scheme, quantize
@@ -173,11 +174,7 @@ def cmd_eval(args) -> int:
 
 
 def _write_json(path: str, data: dict) -> None:
-    """Write atomically: a reader never sees half a file."""
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(p)
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def cmd_inspect(args) -> int:
@@ -473,27 +470,20 @@ def cmd_export_tflite(args) -> int:
     from .quant.calibrate import Calibration
     from .quant.int8 import quantize_int8
     data = export_tflite(quantize_int8(model, Calibration.load(args.calib, model)))
-    out = Path(args.output)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(out)
+    out = write_atomic(args.output, data)
     err.print(f"wrote {out}: i8 decode step for tflite-micro, {len(data):,} bytes "
               "(inputs: token, rope, mask, past K/V; outputs: logits, this position's K/V)")
     return 0
 
 
 def cmd_export_onnx(args) -> int:
-    import onnx
     from .model.onnx_export import export_decode_step
     model = load_model(Path(args.model) if args.model else zoo.locate(zoo.DEFAULT_MODEL))
     tok = None
     if args.tokenizer or not args.model:
         tok = load_tokenizer(Path(args.tokenizer) if args.tokenizer else zoo.locate(zoo.DEFAULT_TOKENIZER), model)
     graph = export_decode_step(model, tok)
-    out = Path(args.output)
-    tmp = out.with_name(out.name + ".tmp")
-    onnx.save(graph, str(tmp))
-    tmp.replace(out)
+    out = write_atomic(args.output, graph.SerializeToString())
     err.print(f"wrote {out}: decode step, {len(graph.graph.node)} nodes, {model.n_params():,} parameters"
               f"{'' if tok else ' (no tokenizer recorded: pass --tokenizer)'}")
     return 0

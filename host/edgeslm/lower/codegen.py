@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import EdgeslmError
+from ..fileio import write_atomic
 from ..model.tokenizer import Tokenizer
 from ..quant.golden import rope_tables
 from ..quant.quantize import QuantModel
@@ -143,9 +144,5 @@ def generate_sources(qm: QuantModel, tok: Tokenizer, plan: Plan, out_dir: Path) 
         ctx, template="esl_model.c.j2", build_id=build_id)
     files = []
     for fname, text in rendered.items():
-        p = out_dir / fname
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(p)           # a reader never sees half a file
-        files.append(p)
+        files.append(write_atomic(out_dir / fname, text))
     return GeneratedSources(out_dir, files, crc, build_id)

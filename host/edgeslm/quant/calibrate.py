@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import EdgeslmError, ModelMismatchError
+from ..fileio import write_atomic
 from ..model.ir import Model
 from ..model.tokenizer import BOS, Tokenizer
 
@@ -112,13 +113,10 @@ class Calibration:
         return quant_params(*self.ranges[name])
 
     def save(self, path: str | Path) -> None:
-        p = Path(path)
         data = {"format": FORMAT, "version": VERSION, "model_fingerprint": self.model_fingerprint,
                 "method": self.method, "tokens": self.tokens,
                 "tensors": {k: {"min": lo, "max": hi} for k, (lo, hi) in self.ranges.items()}}
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1) + "\n")
-        tmp.replace(p)
+        write_atomic(path, json.dumps(data, indent=1) + "\n")
 
     @staticmethod
     def load(path: str | Path, model: Model | None = None) -> "Calibration":

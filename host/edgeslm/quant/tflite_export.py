@@ -152,7 +152,6 @@ def export_tflite(qm: I8Model, probes: bool = False) -> bytes:
     x = g.tensor("x0", [1, c.dim], "int8", P["x0"])
     g.op(B.GATHER, [g.tensor("tok_embeddings", table.shape, "int8", P["x0"], data=table.astype(np.int8)), token],
          [x], O.GatherOptions, S.GatherOptionsT())
-    x_q = P["x0"]
     for l, Ly in enumerate(qm.layers):
         L = lambda n: P[f"{l}.{n}"]      # noqa: E731
         p = f"layers.{l}."
