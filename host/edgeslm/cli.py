@@ -46,8 +46,13 @@ def _add_quant_args(p: argparse.ArgumentParser, default: str | None, integer: bo
     p.add_argument("--kv", choices=KV_FORMATS, default="f32", help="KV cache format (default f32)")
 
 
+def _model_path(args) -> Path:
+    """MODEL, or stories260K (from ../shared/models, or downloaded) when it is omitted."""
+    return Path(args.model) if args.model else zoo.locate(zoo.DEFAULT_MODEL)
+
+
 def _load(args) -> tuple[Model, Tokenizer]:
-    model_path = Path(args.model) if args.model else zoo.locate(zoo.DEFAULT_MODEL)
+    model_path = _model_path(args)
     model = load_model(model_path)
     if args.tokenizer:
         tok_path = Path(args.tokenizer)
@@ -179,7 +184,7 @@ def _write_json(path: str, data: dict) -> None:
 
 def cmd_inspect(args) -> int:
     from .sizes import footprint
-    model = load_model(Path(args.model) if args.model else zoo.locate(zoo.DEFAULT_MODEL))
+    model = load_model(_model_path(args))
     c = model.config
     con = Console()
     cfg = Table(title=f"{model.source}", show_header=False)
@@ -466,7 +471,7 @@ def cmd_calibrate(args) -> int:
 
 def cmd_export_tflite(args) -> int:
     from .quant.tflite_export import export_tflite
-    model = load_model(Path(args.model) if args.model else zoo.locate(zoo.DEFAULT_MODEL))
+    model = load_model(_model_path(args))
     from .quant.calibrate import Calibration
     from .quant.int8 import quantize_int8
     data = export_tflite(quantize_int8(model, Calibration.load(args.calib, model)))
@@ -478,7 +483,7 @@ def cmd_export_tflite(args) -> int:
 
 def cmd_export_onnx(args) -> int:
     from .model.onnx_export import export_decode_step
-    model = load_model(Path(args.model) if args.model else zoo.locate(zoo.DEFAULT_MODEL))
+    model = load_model(_model_path(args))
     tok = None
     if args.tokenizer or not args.model:
         tok = load_tokenizer(Path(args.tokenizer) if args.tokenizer else zoo.locate(zoo.DEFAULT_TOKENIZER), model)
