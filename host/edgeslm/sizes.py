@@ -20,6 +20,13 @@ def matrix_bytes(rows: int, cols: int, bits: int, group_size: int) -> int:
     return data + rows * n_groups * 4
 
 
+def weight_bytes(cfg: ModelConfig, scheme: Scheme) -> dict[str, int]:
+    """Stored bytes of every tensor: matrices with their scales, norm weights in fp32."""
+    return {name: shape[0] * 4 if len(shape) == 1 else
+            matrix_bytes(shape[0], shape[1], scheme.matrix_bits(name), scheme.group_size)
+            for name, shape in tensor_shapes(cfg).items()}
+
+
 @dataclass
 class Footprint:
     weights: int          # matrices (+ scales) and norms
@@ -50,14 +57,6 @@ def activation_bytes(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> int:
 
 def footprint(cfg: ModelConfig, scheme: Scheme, max_seq: int | None = None) -> Footprint:
     max_seq = max_seq or cfg.max_seq_len
-    weights = 0
-    for name, shape in tensor_shapes(cfg).items():
-        if len(shape) == 1:
-            weights += shape[0] * 4
-        else:
-            bits = scheme.weight_bits if name not in ("tok_embeddings", "output") else \
-                (32 if scheme.name == "f32" else 8)
-            weights += matrix_bytes(shape[0], shape[1], bits, scheme.group_size)
-    return Footprint(weights=weights, rope_tables=max_seq * cfg.head_size * 4,
+    return Footprint(weights=sum(weight_bytes(cfg, scheme).values()), rope_tables=max_seq * cfg.head_size * 4,
                      kv_cache=kv_cache_bytes(cfg, scheme.kv, max_seq),
                      activations=activation_bytes(cfg, scheme, max_seq))

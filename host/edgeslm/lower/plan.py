@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ..errors import EdgeslmError
 from ..model.ir import ModelConfig, tensor_shapes
 from ..quant.schemes import Scheme, get_scheme
-from ..sizes import kv_cache_bytes, matrix_bytes
+from ..sizes import kv_cache_bytes, weight_bytes
 from .boards import Board
 
 
@@ -164,26 +164,21 @@ def allocate(sizes: dict[str, int], ranges: dict[str, tuple[int, int]]) -> tuple
 
 
 def _weight_items(cfg: ModelConfig, scheme: Scheme, max_seq: int, tokenizer_bytes: int) -> list[Item]:
-    items = []
-    for name, shape in tensor_shapes(cfg).items():
-        if len(shape) == 1:
-            items.append(Item(name, "weights", shape[0] * 4))
-        else:
-            bits = (32 if scheme.name == "f32" else 8) if name in ("tok_embeddings", "output") \
-                else scheme.weight_bits
-            items.append(Item(name, "weights", matrix_bytes(shape[0], shape[1], bits, scheme.group_size)))
+    items = [Item(name, "weights", n) for name, n in weight_bytes(cfg, scheme).items()]
     items.append(Item("rope tables", "weights", max_seq * cfg.head_size * 4))
     items.append(Item("tokenizer", "weights", tokenizer_bytes))
     return items
 
 
 def _macs(cfg: ModelConfig, scheme: Scheme) -> dict[str, int]:
+    """Weight multiply-accumulates per token, by storage kind (the embedding itself is a lookup)."""
+    kind = {32: "f32", 8: "q8", 4: "q4"}
     macs = {"f32": 0, "q8": 0, "q4": 0}
     for name, shape in tensor_shapes(cfg).items():
-        if len(shape) == 2 and name != "tok_embeddings" and name != "output":
-            macs[scheme.name] += shape[0] * shape[1]
-    cls_kind = "f32" if scheme.name == "f32" else "q8"
-    macs[cls_kind] += cfg.vocab_size * cfg.dim
+        if len(shape) == 2 and name != "tok_embeddings":
+            macs[kind[scheme.matrix_bits(name)]] += shape[0] * shape[1]
+    if cfg.shared_classifier:
+        macs[kind[scheme.matrix_bits("tok_embeddings")]] += cfg.vocab_size * cfg.dim
     return macs
 
 

@@ -107,10 +107,5 @@ def quantize(model: Model, scheme: Scheme) -> QuantModel:
     """Quantize every matrix of `model` as `scheme` says; norms stay fp32."""
     out: dict[str, QTensor | np.ndarray] = {}
     for name, t in model.tensors.items():
-        if t.ndim == 1:
-            out[name] = t
-        elif name in ("tok_embeddings", "output"):
-            out[name] = quantize_matrix(t, 32 if scheme.name == "f32" else 8, scheme.group_size)
-        else:
-            out[name] = quantize_matrix(t, scheme.weight_bits, scheme.group_size)
+        out[name] = t if t.ndim == 1 else quantize_matrix(t, scheme.matrix_bits(name), scheme.group_size)
     return QuantModel(model.config, scheme, out, model.fingerprint())

@@ -35,6 +35,12 @@ class Scheme:
     def weight_bits(self) -> int:
         return {"f32": 32, "q8": 8, "q4": 4}[self.name]
 
+    def matrix_bits(self, name: str) -> int:
+        """How a weight matrix is stored: the embedding/classifier table stays int8 (fp32 in f32)."""
+        if name in ("tok_embeddings", "output"):
+            return 32 if self.name == "f32" else 8
+        return self.weight_bits
+
     @property
     def quantized(self) -> bool:
         return self.name != "f32"
