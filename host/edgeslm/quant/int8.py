@@ -167,8 +167,14 @@ def quantize_int8(model: Model, calib: Calibration) -> I8Model:
         x_in = f"{l}.x_ffn"
     qm.final_norm = _norm(t["norm"], P[x_in], P["final_norm"], c.norm_eps)
     qm.classifier = _linear(model.classifier(), P["final_norm"], P["logits"])
-    qm.params["x_last"] = P[x_in]
     return qm
+
+
+def embedding_rows(qm: I8Model, tokens: np.ndarray) -> np.ndarray:
+    """x0 for each token: its int8 row requantized from the row's scale to x0's (see above)."""
+    x = T.multiply_by_quantized_multiplier(qm.embed_q[tokens].astype(np.int64), qm.embed_mult[tokens, None],
+                                           qm.embed_shift[tokens, None]) + qm.params["x0"][1]
+    return np.clip(x, -128, 127).astype(np.int8)
 
 
 class I8Engine:
@@ -196,10 +202,7 @@ class I8Engine:
 
     # The forward pass in blocks, so that tests can replay any block on another engine's tensors.
     def embed(self, token: int) -> np.ndarray:
-        qm = self.qm
-        x = T.multiply_by_quantized_multiplier(qm.embed_q[token].astype(np.int64), qm.embed_mult[token],
-                                               qm.embed_shift[token]) + qm.params["x0"][1]
-        return np.clip(x, -128, 127).astype(np.int8)
+        return embedding_rows(self.qm, np.array([token]))[0]
 
     def qkv(self, l: int, xn: np.ndarray, pos: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(q_rot (heads, hd), k_rot (kv, hd), v (kv, hd)) from the normed input."""

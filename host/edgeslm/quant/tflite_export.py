@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import EdgeslmError
 from . import tflm_int as T
-from .int8 import ROT_SCALE, I8Model
+from .int8 import ROT_SCALE, I8Model, embedding_rows
 
 I8_MIN = -128
 
@@ -143,14 +143,13 @@ def export_tflite(qm: I8Model, probes: bool = False) -> bytes:
         return binary(B.MUL, name, n, w, out_q, [1, c.dim], O.MulOptions, S.MulOptionsT())
 
     # the embedding table holds exactly what the i8 embedding computes for each token
-    table = np.clip(T.multiply_by_quantized_multiplier(qm.embed_q.astype(np.int64), qm.embed_mult[:, None],
-                                                       qm.embed_shift[:, None]) + P["x0"][1], -128, 127)
+    table = embedding_rows(qm, np.arange(c.vocab_size))
     token = g.tensor("token", [1], "int32")
     rope = g.tensor("rope", [hs, hs], "int8", (ROT_SCALE, 0))
     mask = g.tensor("mask", [1, 1, seq + 1], "bool")
     inputs, outputs = [token, rope, mask], []
     x = g.tensor("x0", [1, c.dim], "int8", P["x0"])
-    g.op(B.GATHER, [g.tensor("tok_embeddings", table.shape, "int8", P["x0"], data=table.astype(np.int8)), token],
+    g.op(B.GATHER, [g.tensor("tok_embeddings", table.shape, "int8", P["x0"], data=table), token],
          [x], O.GatherOptions, S.GatherOptionsT())
     for l, Ly in enumerate(qm.layers):
         L = lambda n: P[f"{l}.{n}"]      # noqa: E731
