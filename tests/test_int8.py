@@ -36,8 +36,10 @@ def test_calibration_covers_every_quantized_tensor(stories, calib):
 
 def test_quant_params_keep_zero_exact():
     s, zp = quant_params(-1.0, 3.0)
-    assert s == pytest.approx(4.0 / 255, rel=1e-6) and -128 <= zp <= 127
-    assert round(0.0 / s) + zp == zp                       # 0.0 maps to an integer exactly
+    assert s == pytest.approx(4.0 / 255, rel=1e-6) and isinstance(zp, int)
+    assert round(-1.0 / s) + zp == -128 and round(3.0 / s) + zp == 127    # the range ends hit the int8 ends
+    s, zp = quant_params(0.5, 3.0)                         # a range without 0 is widened to hold it
+    assert zp == -128 and round(3.0 / s) + zp == 127
 
 
 def test_methods_differ_and_file_round_trips(stories, tmp_path, calib):

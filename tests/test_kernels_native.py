@@ -1,5 +1,6 @@
-"""Verification tier 3, kernel by kernel: each C kernel (built natively with the firmware's flags)
-against the golden model on random inputs, compared bit for bit."""
+"""Verification tier 3, kernel by kernel: each C kernel's portable branch (built natively with the
+firmware's flags) against the golden model on random inputs, compared bit for bit. The ISA
+branches run on the emulated boards: tests/test_kernels_emulated.py."""
 
 import struct
 import subprocess
@@ -7,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from edgeslm.lower.native import CFLAGS, FIRMWARE
+from edgeslm.lower.native import CFLAGS, FIRMWARE, kernel_sources
 from edgeslm.quant import quantize_matrix
 from edgeslm.quant.golden import (_Matmul, attention, embed, esl_expf, quantize_i8, rope,
                                   rope_tables, softmax)
@@ -21,7 +22,7 @@ F32 = lambda *v: struct.pack(f"<{len(v)}f", *v)         # noqa: E731
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory):
     out = tmp_path_factory.mktemp("kdrv") / "kernel_driver"
-    srcs = sorted((FIRMWARE / "src" / "kernels").glob("*.c"))
+    srcs = kernel_sources()
     subprocess.run(["gcc", *CFLAGS, "-Wno-unused-parameter", f"-I{FIRMWARE / 'include'}", "-o", str(out),
                     "tests/c/kernel_driver.c", *map(str, srcs), "-lm"], check=True)
     return out
@@ -74,7 +75,7 @@ def test_matmul(driver, bits, rows, cols, gs):
     x = RNG.normal(size=cols).astype(F)
     qt = quantize_matrix(w, bits, gs)
     blob = U32(rows, cols, gs) + qt.packed().tobytes() + (qt.scales.tobytes() if bits != 32 else b"")
-    op = {32: "matmul_f32", 8: "matmul_q8", 4: "matmul_q4"}[bits]
+    op = {32: "matmul_f32", 8: "matmul_w8f", 4: "matmul_w4f"}[bits]
     same_bits(run(driver, op, blob + x.tobytes()), _Matmul(qt)(x))
 
 
@@ -82,7 +83,7 @@ def test_matmul(driver, bits, rows, cols, gs):
 def test_embed(driver, bits):
     table = quantize_matrix(RNG.normal(size=(20, 70)).astype(F), bits, 32)
     blob = U32(20, 70, 32) + table.packed().tobytes() + (table.scales.tobytes() if bits == 8 else b"")
-    same_bits(run(driver, f"embed_{'q8' if bits == 8 else 'f32'}", blob + U32(13)), embed(table, 13))
+    same_bits(run(driver, f"embed_{'w8f' if bits == 8 else 'f32'}", blob + U32(13)), embed(table, 13))
 
 
 def test_rope(driver):
@@ -98,6 +99,18 @@ def test_softmax(driver, n):
     same_bits(run(driver, "softmax", U32(n) + x.tobytes()), softmax(x))
 
 
+def test_kvstore_kv8(driver):
+    n, hs = 32, 8
+    k, v = (RNG.normal(size=n) * 3).astype(F), RNG.normal(size=n).astype(F)
+    k[:hs] = 0                                          # an all-zero head: scale 0, values 0
+    out = run(driver, "kvstore_kv8", U32(n, hs) + k.tobytes() + v.tobytes())
+    (kq, ks), (vq, vs) = quantize_i8(k, hs), quantize_i8(v, hs)
+    split = [n, 4 * (n // hs), n, 4 * (n // hs)]
+    parts = [out[sum(split[:i]):sum(split[:i + 1])] for i in range(4)]
+    for got, want in zip(parts, (kq, ks, vq, vs)):
+        same_bits(got, want)
+
+
 def test_swiglu_and_add(driver):
     a, b = (RNG.normal(size=172) * 4).astype(F), RNG.normal(size=172).astype(F)
     same_bits(run(driver, "swiglu", U32(172) + a.tobytes() + b.tobytes()),
@@ -105,7 +118,7 @@ def test_swiglu_and_add(driver):
     same_bits(run(driver, "add", U32(172) + a.tobytes() + b.tobytes()), a + b)
 
 
-@pytest.mark.parametrize("kv", ["f32", "i8"])
+@pytest.mark.parametrize("kv", ["f32", "kv8"])
 @pytest.mark.parametrize("heads,kv_heads,pos", [(8, 4, 0), (8, 4, 37), (4, 4, 63), (6, 2, 20)])
 def test_attention(driver, kv, heads, kv_heads, pos):
     hs, max_seq = 8, 64

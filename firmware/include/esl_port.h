@@ -1,4 +1,5 @@
-/* The port layer: everything board-specific. One implementation per firmware/ports/<port>/. */
+/* What the runtime needs from below: the console (firmware/ports/<port>/, board-specific) and a
+ * cycle counter (firmware/arch/<arch>/, the same for every board of a core family). */
 #ifndef ESL_PORT_H
 #define ESL_PORT_H
 
@@ -10,6 +11,8 @@ int32_t esl_port_getc(void);
 /* Block until a byte arrives or the link closes (-1). */
 int32_t esl_port_getc_blocking(void);
 void esl_port_write(const uint8_t *data, uint32_t n);
+/* Start the core's counter (arch; called by esl_port_init). */
+void esl_cycles_init(void);
 /* Restart the cycle counter / read cycles since the restart. */
 void esl_port_cycles_start(void);
 uint64_t esl_port_cycles(void);

@@ -1,4 +1,4 @@
-/* The serial protocol, version 1. The host side is host/edgeslm/bridge/protocol.py, same words.
+/* The serial protocol, version 2. The host side is host/edgeslm/bridge/protocol.py, same words.
  *
  * 1. A frame on the wire is COBS(payload + crc32(payload), little-endian) followed by one 0x00.
  *    crc32 is the IEEE/zlib CRC-32 (reflected, poly 0xEDB88320, init and final xor 0xFFFFFFFF).
@@ -9,23 +9,30 @@
  *      GENERATE steps u16, temperature f32, topp f32, seed u64, kind u8 (0 text, 1 token ids),
  *               prompt (UTF-8 bytes, or u16 ids starting with BOS)  -> TOKEN*, DONE | ERROR
  *      ABORT    (no body): stops a running GENERATE                -> DONE (reason ABORTED)
+ *      PROFILE  (no body): the step profile of the last GENERATE      -> PROFILE_DATA+
  * 5. Device -> host:
  *      INFO     protocol u8, cycle unit u8, weights ok u8, kv bits u8, vocab u16, max seq u16,
  *               model hash [8], build id u32, weights crc u32, scheme [8] (NUL padded), board (rest)
  *      TOKEN    pos u16, token u16, cycles u64, piece (rest): one per forward step
  *      DONE     tokens u16, reason u8 (0 STEPS, 1 BOS, 2 ABORTED), cycles u64 (sum over tokens)
  *      ERROR    code u8, message (rest, UTF-8)
+ *      PROFILE_DATA forwards u32, n_steps u16, first u16, count u16, ticks u64[count]: counter ticks
+ *               per step of the step table, summed over the `forwards` forward passes of the last
+ *               GENERATE (steps first .. first+count-1); as many frames as needed, in order, the
+ *               last one ending at n_steps.
+ * 6. Version 2 added PROFILE / PROFILE_DATA.
  */
 #ifndef ESL_PROTOCOL_H
 #define ESL_PROTOCOL_H
 
-#define ESL_PROTOCOL_VERSION 1u
+#define ESL_PROTOCOL_VERSION 2u
 #define ESL_MAX_PAYLOAD 512u
 #define ESL_MAX_WIRE (ESL_MAX_PAYLOAD + 4u + (ESL_MAX_PAYLOAD + 4u) / 254u + 2u)
 
 enum {
-    ESL_MSG_HELLO = 0x01, ESL_MSG_GENERATE = 0x02, ESL_MSG_ABORT = 0x03,
-    ESL_MSG_INFO = 0x81, ESL_MSG_TOKEN = 0x82, ESL_MSG_DONE = 0x83, ESL_MSG_ERROR = 0x84
+    ESL_MSG_HELLO = 0x01, ESL_MSG_GENERATE = 0x02, ESL_MSG_ABORT = 0x03, ESL_MSG_PROFILE = 0x04,
+    ESL_MSG_INFO = 0x81, ESL_MSG_TOKEN = 0x82, ESL_MSG_DONE = 0x83, ESL_MSG_ERROR = 0x84,
+    ESL_MSG_PROFILE_DATA = 0x85
 };
 
 enum {

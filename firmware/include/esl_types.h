@@ -1,14 +1,15 @@
-/* edgeslm runtime types: weights, the schedule, the model. The generated code fills these in;
+/* edgeslm runtime types: weights, the step table, the model. The generated code fills these in;
  * the runtime only reads them. All sizes are fixed at build time. */
 #ifndef ESL_TYPES_H
 #define ESL_TYPES_H
 
 #include <stdint.h>
 
-/* A weight matrix (rows, cols), row-major, (out, in). */
+/* A weight matrix (rows, cols), row-major, (out, in). Its contract (f32, w8f, w4f) is fixed by the
+ * kernel the planner chose for the step that reads it; the bits field is for checks only. */
 typedef struct {
-    const void *data;      /* float (bits 32), int8 (bits 8), packed int4 (bits 4, low nibble first) */
-    const float *scales;   /* (rows, n_groups) for bits 8/4; NULL for bits 32 */
+    const void *data;      /* float (f32), int8 (w8f), packed int4 (w4f: low nibble first) */
+    const float *scales;   /* (rows, n_groups) for w8f/w4f; NULL for f32 */
     uint32_t rows;
     uint32_t cols;
     uint16_t group_size;   /* quantization group along cols; the last group may be shorter */
@@ -16,49 +17,57 @@ typedef struct {
     uint8_t bits;          /* 32, 8 or 4 */
 } esl_weight_t;
 
-/* One kernel call of the forward pass. Offsets are float indices into the activation arena. */
-typedef enum {
-    ESL_OP_EMBED = 1,      /* arena[out..] = row `token` of w                                */
-    ESL_OP_RMSNORM,        /* arena[out..] = rmsnorm(arena[in..], norm) over n               */
-    ESL_OP_MATMUL,         /* arena[out..] = w @ arena[in..]                                 */
-    ESL_OP_ROPE,           /* rotate arena[out..] (n heads) by position                      */
-    ESL_OP_KV_STORE,       /* kv cache[layer][pos] = arena[in..] (keys), arena[in2..] (values) */
-    ESL_OP_ATTENTION,      /* arena[out..] = attention(q = arena[in..], layer, pos), scores in arena[in2..] */
-    ESL_OP_ADD,            /* arena[out..] += arena[in..] over n                              */
-    ESL_OP_SWIGLU          /* arena[out..] = silu(arena[out..]) * arena[in..] over n          */
-} esl_op_t;
-
+/* The KV cache: fp32 (kvstore_f32/attention_f32), or int8 with one scale per (layer, position,
+ * kv head) (kvstore_kv8/attention_kv8). Only the pointers of the build's format are set. */
 typedef struct {
-    uint8_t op;            /* esl_op_t */
-    uint8_t layer;
-    uint32_t out, in, in2; /* arena offsets (floats) */
-    uint32_t n;            /* vector length (or head count for ROPE) */
-    const esl_weight_t *w; /* MATMUL, EMBED */
-    const float *norm;     /* RMSNORM */
-} esl_step_t;
-
-/* The KV cache: fp32, or int8 with one scale per (layer, position, kv head). */
-typedef struct {
-    float *key_f32, *value_f32;        /* (layers, max_seq, kv_dim) when kv_bits == 32 */
-    int8_t *key_i8, *value_i8;         /* (layers, max_seq, kv_dim) when kv_bits == 8  */
-    float *key_scale, *value_scale;    /* (layers, max_seq, n_kv_heads) when kv_bits == 8 */
-    uint8_t kv_bits;
+    float *key_f32, *value_f32;        /* (layers, max_seq, kv_dim), f32 */
+    int8_t *key_i8, *value_i8;         /* (layers, max_seq, kv_dim), kv8 */
+    float *key_scale, *value_scale;    /* (layers, max_seq, n_kv_heads), kv8 */
+    uint8_t kv_bits;                   /* 32 or 8: reported in INFO */
 } esl_kv_t;
 
-typedef struct {
+typedef struct esl_model esl_model_t;
+typedef struct esl_step esl_step_t;
+typedef struct esl_ctx esl_ctx_t;
+
+/* A step's kernel entry: esl_step_<op>_<contract>, defined beside the kernel in
+ * firmware/kernels/<op>/esl_<op>_<contract>.c and chosen by the host's planner. */
+typedef void (*esl_step_fn_t)(const esl_step_t *s, const esl_ctx_t *c);
+
+/* One kernel call of the forward pass. Offsets are float indices into the activation arena. */
+struct esl_step {
+    esl_step_fn_t run;
+    uint32_t out, in, in2;     /* arena offsets (floats) of the step's output and inputs */
+    uint32_t n;                /* vector length (heads for rope) */
+    uint32_t layer;
+    const esl_weight_t *w;     /* matmul, embed */
+    const float *norm;         /* rmsnorm */
+};
+
+/* What a step sees besides its own operands. */
+struct esl_ctx {
+    const esl_model_t *m;
+    float *arena;
+    void *scratch;             /* m->scratch_bytes, 8-byte aligned: the planner sized it with the
+                                  scratch rule of every kernel in the step table */
+    uint32_t token, pos;
+    const float *cos, *sin;    /* RoPE table rows of pos, head_size / 2 each */
+};
+
+struct esl_model {
     uint32_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_size, kv_dim;
     uint32_t vocab_size, max_seq, max_token_length;
     float norm_eps, inv_sqrt_head_size;
     const esl_step_t *steps;
     uint32_t n_steps;
+    uint64_t *step_cycles;         /* (n_steps) counter ticks per step, summed since the last reset */
     uint32_t logits;               /* arena offset of the logits after the last step */
     float *arena;                  /* the activation arena */
-    int8_t *qact;                  /* quantized matmul inputs: int8 x (widest input, rounded up to 4
-                                      bytes), then room for x widened to int16 (DSP kernels) */
-    float *qscale;                 /* their group scales */
+    void *scratch;                 /* kernel scratch, shared by all steps (one runs at a time) */
+    uint32_t scratch_bytes;
     esl_kv_t kv;
     const float *rope_cos, *rope_sin;  /* (max_seq, head_size / 2) */
-} esl_model_t;
+};
 
 /* Scratch for top-p sampling: one entry per vocabulary token. */
 typedef struct {

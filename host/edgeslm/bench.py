@@ -3,11 +3,16 @@
     open_device(board, elf, emulate, port)            -> context manager yielding a Device
     run_prompt(device, golden, tok, prompt, ...)       -> PromptRun (tokens, per-token counts, verdict)
     summarize(runs, plan, board, elf)                  -> the bench figures (dict, JSON-ready)
+    fit_costs(report, plan)                            -> the cost table these figures imply
+
+Per-step figures come from the firmware's own counter around every step of the step table
+(PROFILE after each generation), converted to instructions like the per-token counts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +25,7 @@ from .errors import EdgeslmError
 from .lower.boards import Board
 from .lower.elfsize import region_usage
 from .lower.plan import Plan
+from .targets import work_units
 from .model.tokenizer import Tokenizer
 from .quant.golden import GoldenEngine
 from .verify import expected_tokens, first_mismatch
@@ -34,6 +40,7 @@ class PromptRun:
     expected: list[int] = field(default_factory=list)
     mismatch: int | None = None
     done: P.Done | None = None
+    profile: P.ProfileData | None = None                # per-step ticks of this generation
 
     @property
     def ok(self) -> bool:
@@ -82,6 +89,10 @@ def run_prompt(dev: Device, golden: GoldenEngine, tok: Tokenizer, prompt: str, s
             on_token(msg, i < len(run.expected) and run.expected[i] == msg.token)
     run.text = b"".join(pieces)
     run.mismatch = first_mismatch(run.tokens, run.expected)
+    run.profile = dev.profile()
+    if run.profile.n_steps != len(golden.steps):
+        raise EdgeslmError(f"the device's step table has {run.profile.n_steps} steps, the plan has "
+                           f"{len(golden.steps)}", "rebuild and flash the firmware for this plan")
     return run
 
 
@@ -94,6 +105,40 @@ def count_to_instructions(board: Board, unit: str) -> tuple[float, str]:
     if unit == "ns":
         return 1.0, "host ns"
     return 1.0, "cycles"
+
+
+def step_profile(runs: list[PromptRun], plan: Plan, factor: float) -> list[dict]:
+    """Per step of the table: measured and predicted instructions per forward pass (means over
+    every forward of every run), with the step's kernel and its mean work units."""
+    forwards = sum(r.profile.forwards for r in runs if r.profile)
+    if not forwards:
+        return []
+    positions = [p for r in runs if r.profile for p in range(r.profile.forwards)]
+    out = []
+    for i, ps in enumerate(plan.steps):
+        ticks = sum(r.profile.ticks[i] for r in runs if r.profile)
+        pred = [plan.predicted_step(i, p) for p in positions]
+        units: dict[str, float] = {}
+        for p in positions:
+            for u, v in work_units(ps.step, plan.config, p).items():
+                units[u] = units.get(u, 0.0) + v / len(positions)
+        out.append({"index": i, "op": ps.step.op, "kernel": ps.kernel.name, "variant": ps.kernel.variant,
+                    "cost_key": ps.kernel.cost_key, "layer": ps.step.layer,
+                    "operand": ps.step.weight or ps.step.norm or "",
+                    "measured": ticks * factor / forwards,
+                    "predicted": None if pred[0] is None else sum(pred) / len(pred), "units": units})
+    return out
+
+
+def by_kernel(steps: list[dict]) -> dict[str, dict]:
+    """The per-step figures summed per kernel variant (per forward pass)."""
+    out: dict[str, dict] = {}
+    for s in steps:
+        k = out.setdefault(s["cost_key"], {"steps": 0, "measured": 0.0, "predicted": 0.0})
+        k["steps"] += 1
+        k["measured"] += s["measured"]
+        k["predicted"] = None if k["predicted"] is None or s["predicted"] is None else k["predicted"] + s["predicted"]
+    return out
 
 
 def summarize(runs: list[PromptRun], plan: Plan, board: Board, elf: Path | None, info: P.Info) -> dict:
@@ -110,9 +155,13 @@ def summarize(runs: list[PromptRun], plan: Plan, board: Board, elf: Path | None,
     usage = region_usage(elf, board) if elf else {}
     flash = sum(u["image"] for u in usage.values())
     ram = sum(u["zero"] for u in usage.values())
-    macs = sum(plan.cost["macs"].values())
+    macs = plan.weight_macs
+    steps = step_profile(runs, plan, factor)
+    forwards = sum(r.profile.forwards for r in runs if r.profile)
+    total = sum(r.done.cycles for r in runs if r.done) * factor
     return {
-        "board": board.id, "scheme": plan.scheme.name, "kv": plan.scheme.kv, "kernels": plan.kernel_variant,
+        "board": board.id, "core": board.core.id, "scheme": plan.scheme.name, "kv": plan.scheme.kv,
+        "kernels": plan.kernel_variant,
         "group_size": plan.scheme.group_size, "max_seq": plan.max_seq, "unit": unit,
         "tokens_match": mismatch is None,
         "first_mismatch": None if mismatch is None else mismatch.mismatch,
@@ -123,9 +172,51 @@ def summarize(runs: list[PromptRun], plan: Plan, board: Board, elf: Path | None,
         "instructions_per_mac": mean / macs if macs else None,
         "instructions_by_position": {str(p): statistics.fmean(v) for p, v in sorted(by_pos.items())},
         "predicted_instructions_per_token": predicted,
+        "steps": steps, "by_kernel": by_kernel(steps),
+        "outside_steps_per_token": (total - sum(s["measured"] for s in steps) * forwards) / forwards
+        if forwards else None,
         "tokens_per_s_at_nominal_clock": board.clock_hz / mean if mean else None,
         "clock_hz": board.clock_hz,
         "flash_bytes": flash, "ram_bytes": ram,
         "regions": usage,
         "weights_ok": info.weights_ok, "build_id": info.build_id, "model_hash": info.model_hash,
     }
+
+
+def _fit(points: list[tuple[dict[str, float], float]]) -> dict[str, float]:
+    """Least squares: measured = sum(units[u] * coef[u]). Where the points cannot separate the units
+    (one shape only, say), or a coefficient comes out negative, fall back to the main unit alone."""
+    import numpy as np
+    names = sorted({u for units, _ in points for u in units}, key=lambda u: (u == "call", u))
+    a = np.array([[units.get(u, 0.0) for u in names] for units, _ in points])
+    y = np.array([m for _, m in points])
+    coef, _, rank, _ = np.linalg.lstsq(a, y, rcond=None)
+    if rank == len(names) and (coef >= 0).all():
+        return {u: round(float(c), 4) for u, c in zip(names, coef)}
+    main = names[0]
+    return {main: round(float(y.sum() / a[:, 0].sum()), 4)}
+
+
+def fit_costs(reports: list[dict]) -> dict:
+    """The cost table (per kernel variant: instructions per work unit) that bench reports imply,
+    plus the per-token work outside the steps. Reports of different kernel variants merge."""
+    points: dict[str, list] = {}
+    outside = []
+    for r in reports:
+        for s in r["steps"]:
+            points.setdefault(s["cost_key"], []).append((s["units"], s["measured"]))
+        if r.get("outside_steps_per_token") is not None:
+            outside.append(r["outside_steps_per_token"])
+    return {"kernels": {k: _fit(v) for k, v in sorted(points.items())},
+            "token": {"call": round(statistics.fmean(outside), 1) if outside else 0.0}}
+
+
+def write_costs(path: Path, core_id: str, fitted: dict, source: str) -> None:
+    """Merge a fitted table into the target's cost file under this core (other cores untouched)."""
+    from .fileio import write_atomic
+    data = json.loads(path.read_text()) if path.is_file() else {"schema": 1, "cores": {}}
+    entry = data.setdefault("cores", {}).setdefault(core_id, {"kernels": {}, "token": {}})
+    entry["kernels"].update(fitted["kernels"])
+    entry["token"] = fitted["token"]
+    entry["source"] = source
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

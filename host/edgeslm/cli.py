@@ -21,7 +21,7 @@ from .errors import EdgeslmError, UsageError
 from .fileio import write_atomic
 from .model import Model, Tokenizer, load_model, load_tokenizer
 from .model import zoo
-from .quant import DEFAULT_GROUP_SIZE, KV_FORMATS, SCHEME_NAMES, get_scheme, quantize
+from .quant import DEFAULT_GROUP_SIZE, KV_FORMATS, SCHEME_NAMES, get_scheme
 
 err = Console(stderr=True, highlight=False)
 
@@ -34,13 +34,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    "beside the model, or tok512.bin for the default model")
 
 
-def _add_quant_args(p: argparse.ArgumentParser, default: str | None, integer: bool = False) -> None:
-    choices = SCHEME_NAMES + (("i8",) if integer else ())
-    p.add_argument("--quant", "-q", choices=choices, default=default,
+def _add_quant_args(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument("--quant", "-q", choices=SCHEME_NAMES, default=default,
                    help="quantization scheme" + (f" (default {default})" if default else "") +
-                   ("; i8 = integer-only, needs --calib" if integer else ""))
-    if integer:
-        p.add_argument("--calib", help="calibration file from `edgeslm calibrate` (for --quant i8)")
+                   "; i8 = integer-only, needs --calib")
+    p.add_argument("--calib", help="calibration file from `edgeslm calibrate` (for --quant i8)")
     p.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE,
                    help=f"quantization group size along the input dimension (default {DEFAULT_GROUP_SIZE})")
     p.add_argument("--kv", choices=KV_FORMATS, default="f32", help="KV cache format (default f32)")
@@ -78,20 +76,25 @@ def _engine(model: Model, args):
                              "add --engine golden (the float engine is the unquantized reference)")
         from .reference import FloatEngine
         return FloatEngine(model), "float reference"
-    if args.quant == "i8":
-        return _i8_engine(model, args), "golden i8 (integer-only)"
-    from .quant.golden import GoldenEngine
-    scheme = get_scheme(args.quant or "q8", args.group_size, args.kv)
-    return GoldenEngine(quantize(model, scheme)), f"golden {scheme.describe()}"
+    scheme = _scheme(args)
+    return _golden(model, scheme, args), f"golden {scheme.describe()}"
 
 
-def _i8_engine(model: Model, args):
-    from .quant.calibrate import Calibration
-    from .quant.int8 import I8Engine, quantize_int8
-    if not args.calib:
-        raise UsageError("--quant i8 needs a calibration file (--calib)",
-                         f"make one: edgeslm calibrate {args.model or ''} -o calib.json".replace("  ", " "))
-    return I8Engine(quantize_int8(model, Calibration.load(args.calib, model)))
+def _scheme(args):
+    return get_scheme(args.quant or "q8", args.group_size, args.kv)
+
+
+def _golden(model: Model, scheme, args, max_seq: int | None = None):
+    """The golden engine of a scheme; the integer scheme reads --calib."""
+    from .quant.golden import golden_engine
+    calib = None
+    if scheme.integer:
+        if not args.calib:
+            raise UsageError("--quant i8 needs a calibration file (--calib)",
+                             f"make one: edgeslm calibrate {args.model or ''} -o calib.json".replace("  ", " "))
+        from .quant.calibrate import Calibration
+        calib = Calibration.load(args.calib, model)
+    return golden_engine(model, scheme, calib, max_seq)
 
 
 def _progress() -> Progress:
@@ -132,17 +135,12 @@ def cmd_generate(args) -> int:
 
 def cmd_eval(args) -> int:
     from .evaluate import compare, model_text, text_sequences
-    from .quant.golden import GoldenEngine
     from .reference import FloatEngine
     model, tok = _load(args)
     float_engine = FloatEngine(model)
-    if args.quant == "i8":
-        quant_engine = _i8_engine(model, args)
-        described = "i8 (integer-only, static calibration)"
-    else:
-        scheme = get_scheme(args.quant, args.group_size, args.kv)
-        quant_engine = GoldenEngine(quantize(model, scheme))
-        described = scheme.describe()
+    scheme = _scheme(args)
+    quant_engine = _golden(model, scheme, args)
+    described = scheme.describe()
     if args.text:
         try:
             text = Path(args.text).read_text(encoding="utf-8")
@@ -169,8 +167,8 @@ def cmd_eval(args) -> int:
                   f"{acc.ppl_quant:.4f}")
     Console().print(table)
     if args.json:
-        data = {**acc.as_dict(), "scheme": args.quant, "model": str(model.source), "text": source}
-        if args.quant == "i8":
+        data = {**acc.as_dict(), "scheme": scheme.name, "model": str(model.source), "text": source}
+        if scheme.integer:
             data["calibration"] = args.calib
         else:
             data.update(group_size=args.group_size, kv=args.kv)
@@ -183,8 +181,12 @@ def _write_json(path: str, data: dict) -> None:
 
 
 def cmd_inspect(args) -> int:
-    from .sizes import footprint
+    from .lower.boards import load_board
+    from .lower.plan import FitError, plan
+    from .sizes import kv_cache_bytes, weight_bytes
+    from .targets import TargetError
     model = load_model(_model_path(args))
+    board = load_board(args.board)
     c = model.config
     con = Console()
     cfg = Table(title=f"{model.source}", show_header=False)
@@ -197,15 +199,28 @@ def cmd_inspect(args) -> int:
         cfg.add_row(k, str(v))
     con.print(cfg)
     seq = args.max_seq or c.max_seq_len
-    t = Table(title=f"bytes needed (context {seq})")
-    for col in ("scheme", "weights", "rope tables", "KV cache", "activations", "total"):
+    t = Table(title=f"bytes needed (context {seq}; arena and scratch as planned for {board.id}'s "
+                    f"{board.kernel_variant} kernels)")
+    for col in ("scheme", "weights", "rope tables", "KV cache", "arena", "kernel scratch", "total"):
         t.add_column(col, justify="right")
     for name in SCHEME_NAMES:
         for kv in KV_FORMATS:
             s = get_scheme(name, args.group_size, kv)
-            f = footprint(c, s, seq)
-            t.add_row(f"{name} kv={kv}", f"{f.weights:,}", f"{f.rope_tables:,}", f"{f.kv_cache:,}",
-                      f"{f.activations:,}", f"{f.total:,}")
+            if s.integer and kv != "i8":
+                continue
+            weights = sum(weight_bytes(c, s).values())
+            rope = seq * c.head_size * 4
+            kvb = kv_cache_bytes(c, s.kv, seq)
+            try:
+                p = plan(c, s, board, seq, suggest=False)
+            except FitError as e:          # sizes are what we want here, fit or not
+                p = e.plan
+            except TargetError:
+                t.add_row(f"{name}", f"{weights:,}", "-", f"{kvb:,}", "-", "-",
+                          f"no {board.target.name} kernels yet")
+                continue
+            t.add_row(f"{name} kv={kv}", f"{weights:,}", f"{rope:,}", f"{kvb:,}", f"{p.arena_floats * 4:,}",
+                      f"{p.scratch_bytes:,}", f"{weights + rope + kvb + p.arena_floats * 4 + p.scratch_bytes:,}")
     con.print(t)
     return 0
 
@@ -213,13 +228,17 @@ def cmd_inspect(args) -> int:
 def cmd_boards(args) -> int:
     from .lower.boards import list_boards, load_board
     t = Table(title="boards (boards/*.json)")
-    for col in ("board", "name", "core", "clock", "memory", "emulator"):
+    for col in ("board", "name", "target", "core", "ISA", "kernels", "clock", "memory", "emulator"):
         t.add_column(col)
     for b in map(load_board, list_boards()):
         mem = ", ".join(f"{r.name} {r.length_bytes // 1024} KiB ({'/'.join(r.holds)})" for r in b.memory)
-        t.add_row(b.id, b.name, b.core, f"{b.clock_hz / 1e6:g} MHz", mem,
-                  b.emulator.get("machine", "-") if b.emulator else "-")
+        isa = " ".join([b.core.core.isa] + sorted(b.core.features - {"fpu"}) +
+                       [f"fpu {b.core.fpu}" if b.core.fpu else "soft-float"])
+        kernels = ", ".join(f"[bold]{v}[/bold]" if v == b.kernel_variant else v for v in b.kernel_variants)
+        t.add_row(b.id, b.name, b.target.name, b.core.core.name, isa, kernels, f"{b.clock_hz / 1e6:g} MHz",
+                  mem, b.emulator.get("machine", "-") if b.emulator else "-")
     Console().print(t)
+    err.print("[dim]kernels: the ISA variants the core can run; bold: the default (--kernels picks another)[/dim]")
     return 0
 
 
@@ -252,17 +271,16 @@ def _prepare(args, build: bool):
     from .lower.boards import load_board
     from .lower.compile import build_dir, build_firmware, compile_model
     board = load_board(args.board)
-    variant = args.kernels or board.kernel_variant
-    if variant not in board.kernel_variants:
-        raise UsageError(f"board {board.id} has no '{variant}' kernels",
+    if args.kernels and args.kernels not in board.kernel_variants:
+        raise UsageError(f"board {board.id} ({board.core.id}) has no '{args.kernels}' kernels",
                          f"choose one of: {', '.join(board.kernel_variants)}")
     model, tok = _load(args)
-    scheme = get_scheme(args.quant or "q8", args.group_size, args.kv)     # i8: not offered here yet
+    scheme = _scheme(args)
     out = Path(args.output) if getattr(args, "output", None) else build_dir(board.id)
     from .lower.plan import FitError
     try:
         with err.status(f"compiling {Path(model.source).name} for {board.id} ({scheme.describe()})"):
-            comp = compile_model(model, tok, board, scheme, args.max_seq, out, variant)
+            comp = compile_model(model, tok, board, scheme, args.max_seq, out, args.kernels)
     except FitError as e:          # the table says what needs how much where
         Console(stderr=True).print(_plan_table(e.plan, f"does not fit: {e.plan.board.id}"))
         raise
@@ -271,8 +289,9 @@ def _prepare(args, build: bool):
     if build:
         if out.resolve() != build_dir(board.id).resolve():
             raise UsageError("-o/--output only applies to `edgeslm compile`; the build uses build/<board>")
-        with err.status(f"building firmware for {board.id} ({variant} kernels; PlatformIO, offline)"):
-            elf = build_firmware(board, kernel_variant=variant)
+        with err.status(f"building firmware for {board.id} ({comp.plan.kernel_variant} kernels; "
+                        "PlatformIO, offline)"):
+            elf = build_firmware(board)
     return {"board": board, "model": model, "tok": tok, "scheme": scheme, "compiled": comp, "elf": elf}
 
 
@@ -405,7 +424,26 @@ def cmd_bench(args) -> int:
     if args.json:
         _write_json(args.json, report)
     ok = report["tokens_match"] and (baseline is None or baseline["tokens_match"])
+    if args.fit_costs:
+        _fit_costs(args, [r for r in (report, baseline) if r], ok)
     return 0 if ok else 1
+
+
+def _fit_costs(args, reports: list[dict], ok: bool) -> None:
+    from .bench import fit_costs, write_costs
+    from .lower.boards import load_board
+    board = load_board(args.board)
+    if not ok:
+        raise EdgeslmError("not fitting costs from a run whose tokens differ from golden")
+    if reports[0]["unit"] != "instructions":
+        raise UsageError(f"costs are instructions under the emulator; this run counted {reports[0]['unit']}",
+                         "fit with --emulate")
+    fitted = fit_costs(reports)
+    src = (f"edgeslm bench --emulate --board {board.id} --quant {reports[0]['scheme']} --kv {reports[0]['kv']} "
+           f"--steps {args.steps} --fit-costs (stories260K unless another model was given)")
+    write_costs(board.target.costs_file, board.core.id, fitted, src)
+    err.print(f"wrote the fitted costs of {board.core.id} ({len(fitted['kernels'])} kernel variants) to "
+              f"{board.target.costs_file}")
 
 
 def _bench_rows(r: dict) -> list[tuple[str, str]]:
@@ -414,7 +452,8 @@ def _bench_rows(r: dict) -> list[tuple[str, str]]:
              f"[red]NO: first mismatch at token {r['first_mismatch']} of {r['first_mismatch_prompt']!r}[/red]"),
             (f"{r['unit']} per token (mean)", f"{ipt['mean']:,.0f}"),
             (f"{r['unit']} per token (min / max)", f"{ipt['min']:,.0f} / {ipt['max']:,.0f}"),
-            ("predicted by the planner (mean)", f"{r['predicted_instructions_per_token']:,.0f}"),
+            ("predicted by the planner (mean)", f"{r['predicted_instructions_per_token']:,.0f}"
+             if r["predicted_instructions_per_token"] else "- (no cost data: bench --fit-costs)"),
             (f"{r['unit']} per weight MAC (all work)", f"{r['instructions_per_mac']:.2f}"
              if r["instructions_per_mac"] else "-")]
     if r["tokens_per_s_at_nominal_clock"] and r["unit"] != "host ns":
@@ -437,12 +476,32 @@ def _print_bench(r: dict, baseline: dict | None = None) -> None:
     for i, (name, value) in enumerate(rows):
         t.add_row(name, value, *([base_rows[i][1]] if base_rows else []))
     con.print(t)
+    _print_kernel_profile(r, con)
+    if baseline:
+        _print_kernel_profile(baseline, con)
     pos = r["instructions_by_position"]
     keys = sorted(map(int, pos))
     if keys:
         picks = sorted({keys[int(i * (len(keys) - 1) / 7)] for i in range(8)})
         con.print(f"{r['scheme']} {r['unit']} per token by position: " +
                   ", ".join(f"{k}: {pos[str(k)]:,.0f}" for k in picks))
+
+
+def _print_kernel_profile(r: dict, con: Console) -> None:
+    """Measured against predicted, per kernel variant (per step in the JSON)."""
+    if not r.get("by_kernel"):
+        return
+    t = Table(title=f"per forward pass by kernel: {r['scheme']} (KV {r['kv']}, {r['kernels']}) on {r['core']}")
+    for col in ("kernel", "steps", f"measured {r['unit']}", "predicted", "measured/predicted", "share"):
+        t.add_column(col, justify="left" if col == "kernel" else "right")
+    total = sum(k["measured"] for k in r["by_kernel"].values())
+    for key, k in sorted(r["by_kernel"].items(), key=lambda kv: -kv[1]["measured"]):
+        pred = k["predicted"]
+        t.add_row(key, str(k["steps"]), f"{k['measured']:,.0f}", f"{pred:,.0f}" if pred else "-",
+                  f"{k['measured'] / pred:.3f}" if pred else "-", f"{k['measured'] / total:.1%}")
+    if r.get("outside_steps_per_token") is not None:
+        t.add_row("(outside the steps: sampling, framing)", "", f"{r['outside_steps_per_token']:,.0f}", "", "", "")
+    con.print(t)
 
 
 def cmd_calibrate(args) -> int:
@@ -515,14 +574,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="float: the fp32 reference (== llama2.c); golden: the firmware's exact "
                    "arithmetic under --quant (default float)")
     g.add_argument("--quiet", action="store_true", help="no statistics on stderr")
-    _add_quant_args(g, None, integer=True)
+    _add_quant_args(g, None)
     g.set_defaults(func=cmd_generate)
 
     e = sub.add_parser("eval", help="accuracy of a quantized model against float",
                        description="Teacher-forced top-1 agreement, mean KL divergence and "
                        "perplexity of the quantized (golden) model against the float reference.")
     _add_model_args(e)
-    _add_quant_args(e, "q8", integer=True)
+    _add_quant_args(e, "q8")
     e.add_argument("--text", help="UTF-8 text file to evaluate on (default: the float model's own "
                    "greedy and sampled generations)")
     e.add_argument("--tokens", type=int, default=3000,
@@ -534,6 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("model", nargs="?", help="model file; default: stories260K")
     i.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE)
     i.add_argument("--max-seq", type=int, help="context length to size the KV cache for")
+    i.add_argument("--board", "-b", default="mps2_an386",
+                   help="board whose kernels size the arena and scratch (default mps2_an386)")
     i.set_defaults(func=cmd_inspect)
 
     ca = sub.add_parser("calibrate", help="record activation ranges for the integer scheme (i8)",
@@ -575,7 +636,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--board", "-b", default="mps2_an386", help="board id (default mps2_an386)")
         _add_quant_args(p, "q8")
         p.add_argument("--max-seq", type=int, help="context length to build for (default: the model's)")
-        p.add_argument("--kernels", help="kernel variant, e.g. portable or dsp (default: the board's)")
+        p.add_argument("--kernels", help="cap the kernels' ISA variant, e.g. portable (plain C) or dsp "
+                       "(default: the best the board's core has; `edgeslm boards` lists them)")
 
     c = sub.add_parser("compile", help="plan memory and generate the C sources for a board",
                        description="Quantize, plan (fit verdict, arena, placement) and render "
@@ -618,7 +680,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also run this scheme (f32, q8, q4) or kernel variant (portable, dsp) in the "
                     "same session and print it side by side (default portable; the same as what is "
                     "benched skips it)")
-    be.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
+    be.add_argument("--json", metavar="OUT", help="also write the figures as JSON (per step too)")
+    be.add_argument("--fit-costs", action="store_true",
+                    help="fit the planner's cost table for this core to the measured steps (both "
+                    "columns) and write it to the target's cost file")
     be.set_defaults(func=cmd_bench)
     return ap
 

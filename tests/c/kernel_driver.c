@@ -48,20 +48,20 @@ int main(int argc, char **argv)
         int8_t *q = malloc(n); float *s = malloc(4u * ((n + gs - 1) / gs));
         esl_quantize_i8(q, s, x, n, gs);
         wr(q, n); wr(s, 4u * ((n + gs - 1) / gs));
-    } else if (!strcmp(op, "matmul_f32") || !strcmp(op, "matmul_q8") || !strcmp(op, "matmul_q4")
-               || !strcmp(op, "embed_f32") || !strcmp(op, "embed_q8")) {
-        const uint32_t bits = strstr(op, "q8") ? 8 : strstr(op, "q4") ? 4 : 32;
+    } else if (!strcmp(op, "matmul_f32") || !strcmp(op, "matmul_w8f") || !strcmp(op, "matmul_w4f")
+               || !strcmp(op, "embed_f32") || !strcmp(op, "embed_w8f")) {
+        const uint32_t bits = strstr(op, "w8f") ? 8 : strstr(op, "w4f") ? 4 : 32;
         esl_weight_t w = rd_weight(bits);
         if (!strncmp(op, "embed", 5)) {
             uint32_t token = rd_u32(); float *o = malloc(4u * w.cols);
-            esl_embed(o, &w, token);
+            if (bits == 32) esl_embed_f32(o, &w, token); else esl_embed_w8f(o, &w, token);
             wr(o, 4u * w.cols);
         } else {
             float *x = rd(4u * w.cols), *y = malloc(4u * w.rows);
-            int8_t *xq = malloc(w.cols); float *xs = malloc(4u * (w.n_groups + 1u));
+            void *scratch = malloc(4u * w.cols + 4u * (w.n_groups + 1u) + 8u);   /* >= every rule */
             if (bits == 32) esl_matmul_f32(y, &w, x);
-            else if (bits == 8) esl_matmul_q8(y, &w, x, xq, xs);
-            else esl_matmul_q4(y, &w, x, xq, xs);
+            else if (bits == 8) esl_matmul_w8f(y, &w, x, scratch);
+            else esl_matmul_w4f(y, &w, x, scratch);
             wr(y, 4u * w.rows);
         }
     } else if (!strcmp(op, "rope")) {
@@ -73,12 +73,17 @@ int main(int argc, char **argv)
         uint32_t n = rd_u32(); float *x = rd(4u * n);
         esl_softmax_f32(x, n);
         wr(x, 4u * n);
+    } else if (!strcmp(op, "kvstore_kv8")) {
+        uint32_t n = rd_u32(), hs = rd_u32(); float *k = rd(4u * n), *v = rd(4u * n);
+        int8_t *kq = malloc(n), *vq = malloc(n); float *ks = malloc(4u * (n / hs)), *vs = malloc(4u * (n / hs));
+        esl_kvstore_kv8(kq, ks, vq, vs, k, v, n, hs);
+        wr(kq, n); wr(ks, 4u * (n / hs)); wr(vq, n); wr(vs, 4u * (n / hs));
     } else if (!strcmp(op, "swiglu") || !strcmp(op, "add")) {
         uint32_t n = rd_u32(); float *a = rd(4u * n), *b = rd(4u * n);
         if (op[0] == 's') esl_swiglu_f32(a, b, n); else esl_add_f32(a, b, n);
         wr(a, 4u * n);
-    } else if (!strcmp(op, "attention_f32") || !strcmp(op, "attention_i8")) {
-        const int i8 = op[10] == 'i';
+    } else if (!strcmp(op, "attention_f32") || !strcmp(op, "attention_kv8")) {
+        const int i8 = !strcmp(op, "attention_kv8");
         esl_model_t m = {0};
         m.n_heads = rd_u32(); m.n_kv_heads = rd_u32(); m.head_size = rd_u32(); m.max_seq = rd_u32();
         uint32_t pos = rd_u32();
@@ -92,8 +97,8 @@ int main(int argc, char **argv)
         } else {
             m.kv.key_f32 = rd(4u * kv); m.kv.value_f32 = rd(4u * kv); m.kv.kv_bits = 32;
         }
-        float *att = malloc(4u * m.n_heads * m.max_seq), *out = malloc(4u * m.n_heads * m.head_size);
-        if (i8) esl_attention_i8(out, q, att, &m, 0, pos); else esl_attention_f32(out, q, att, &m, 0, pos);
+        float *att = malloc(4u * m.max_seq), *out = malloc(4u * m.n_heads * m.head_size);
+        if (i8) esl_attention_kv8(out, q, &m, 0, pos, att); else esl_attention_f32(out, q, &m, 0, pos, att);
         wr(out, 4u * m.n_heads * m.head_size);
     } else {
         fprintf(stderr, "unknown op %s\n", op);

@@ -15,7 +15,8 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void esl_port_init(void) {}
+void esl_cycles_init(void) {}
+void esl_port_init(void) { esl_cycles_init(); }
 
 int32_t esl_port_getc(void)
 {

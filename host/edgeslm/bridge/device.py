@@ -107,5 +107,21 @@ class Device:
             if isinstance(msg, P.Done):
                 return
 
+    def profile(self) -> P.ProfileData:
+        """The per-step counter ticks of the last generation (all frames joined)."""
+        rid = self.send(P.PROFILE)
+        ticks: list[int] = []
+        while True:
+            msg = self.receive()
+            if isinstance(msg, P.DeviceErrorMsg) and msg.req_id in (rid, 0):
+                raise DeviceError(f"device refused PROFILE: {msg.name}: {msg.message}")
+            if not isinstance(msg, P.ProfileData) or msg.req_id != rid:
+                continue
+            if msg.first != len(ticks):
+                raise DeviceError(f"profile frames out of order: step {msg.first} after {len(ticks)}")
+            ticks += msg.ticks
+            if len(ticks) >= msg.n_steps:
+                return P.ProfileData(rid, msg.forwards, msg.n_steps, 0, ticks[:msg.n_steps])
+
     def abort(self) -> None:
         self.send(P.ABORT)

@@ -1,13 +1,17 @@
-"""The serial protocol, version 1 — the same numbered words as firmware/include/esl_protocol.h.
+"""The serial protocol, version 2 — the same numbered words as firmware/include/esl_protocol.h.
 
 1. A frame on the wire is COBS(payload + crc32(payload), little-endian) followed by one 0x00.
    crc32 is the IEEE/zlib CRC-32.
 2. A payload is: type (u8), request id (u8), body. Integers little-endian, floats IEEE-754.
 3. At most MAX_PAYLOAD payload bytes; the device drops longer frames with ERROR TOO_LONG.
 4. Host -> device: HELLO (no body) -> INFO; GENERATE steps u16, temperature f32, topp f32,
-   seed u64, kind u8 (0 text, 1 token ids), prompt -> TOKEN*, DONE | ERROR; ABORT (no body).
+   seed u64, kind u8 (0 text, 1 token ids), prompt -> TOKEN*, DONE | ERROR; ABORT (no body);
+   PROFILE (no body) -> PROFILE_DATA+.
 5. Device -> host: INFO, TOKEN (pos u16, token u16, cycles u64, piece), DONE (tokens u16,
-   reason u8, cycles u64), ERROR (code u8, message).
+   reason u8, cycles u64), ERROR (code u8, message), PROFILE_DATA (forwards u32, n_steps u16,
+   first u16, count u16, ticks u64[count]: per step, summed over the last GENERATE's forward
+   passes; frames in order, the last ending at n_steps).
+6. Version 2 added PROFILE / PROFILE_DATA.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_PAYLOAD = 512
-HELLO, GENERATE, ABORT = 0x01, 0x02, 0x03
-INFO, TOKEN, DONE, ERROR = 0x81, 0x82, 0x83, 0x84
+HELLO, GENERATE, ABORT, PROFILE = 0x01, 0x02, 0x03, 0x04
+INFO, TOKEN, DONE, ERROR, PROFILE_DATA = 0x81, 0x82, 0x83, 0x84, 0x85
 ERROR_NAMES = {1: "BAD_FRAME", 2: "BAD_CRC", 3: "TOO_LONG", 4: "UNKNOWN_TYPE", 5: "BAD_REQUEST",
                6: "PROMPT_TOO_LONG", 7: "BUSY"}
 DONE_REASONS = {0: "steps", 1: "bos", 2: "aborted"}
@@ -134,6 +138,15 @@ class DeviceErrorMsg:
         return ERROR_NAMES.get(self.code, f"code {self.code}")
 
 
+@dataclass
+class ProfileData:
+    req_id: int
+    forwards: int
+    n_steps: int
+    first: int
+    ticks: list[int]
+
+
 def parse(payload: bytes):
     t, rid, body = payload[0], payload[1], payload[2:]
     try:
@@ -148,6 +161,11 @@ def parse(payload: bytes):
         if t == DONE:
             n, reason, cyc = struct.unpack_from("<HBQ", body, 0)
             return Done(rid, n, DONE_REASONS.get(reason, str(reason)), cyc)
+        if t == PROFILE_DATA:
+            fwd, n_steps, first, count = struct.unpack_from("<IHHH", body, 0)
+            if len(body) != 10 + 8 * count:
+                raise struct.error("PROFILE_DATA count does not match its body")
+            return ProfileData(rid, fwd, n_steps, first, list(struct.unpack_from(f"<{count}Q", body, 10)))
         if t == ERROR:
             return DeviceErrorMsg(rid, body[0], bytes(body[1:]).decode(errors="replace"))
     except (struct.error, IndexError):

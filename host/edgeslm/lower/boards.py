@@ -1,7 +1,9 @@
 """Boards as data: boards/<id>.json are PlatformIO board manifests with an `edgeslm` section.
 
-The section is validated here (a schema in code, with messages that name the file and key); the
-rest of edgeslm only asks the Board for roles: where weights may go, which emulator runs it.
+The section names the board's target and core (everything about the core comes from the target,
+host/edgeslm/targets/), its clock, memory regions, console port, cycle counter and emulator. It is
+validated here (a schema in code, with messages that name the file and key); the rest of edgeslm
+only asks the Board for roles: where weights may go, which emulator runs it, which kernels it has.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import EdgeslmError
+from ..targets import CoreConfig, Target, TargetError, get_target
 
 BOARDS_DIR = Path(__file__).resolve().parents[3] / "boards"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 HOLDS = ("code", "weights", "ram")
 
 
@@ -34,22 +37,30 @@ class Region:
 class Board:
     id: str
     name: str
-    core: str
-    features: dict
+    target: Target
+    core: CoreConfig
     clock_hz: int
-    port: str
-    kernel_variant: str                 # the default; one of kernel_variants
+    port: str                           # firmware/ports/<port>
     memory: tuple[Region, ...]
     stack_bytes: int
     code_budget_bytes: int
     cycle_counter: str
     emulator: dict = field(default_factory=dict)
-    cost_model: dict = field(default_factory=dict)   # variant -> instructions per unit
-    kernel_variants: tuple[str, ...] = ("portable",)
+    unverified: str = ""                # what of this file could not be checked here
     path: str = ""
 
     def regions_for(self, kind: str) -> list[Region]:
         return [r for r in self.memory if kind in r.holds]
+
+    @property
+    def kernel_variants(self) -> list[str]:
+        """The ISA variants of the kernels this board's core can run, portable first."""
+        return self.target.variants_for(self.core)
+
+    @property
+    def kernel_variant(self) -> str:
+        """The default: the best the core has."""
+        return self.target.best_variant(self.core)
 
 
 def _require(d: dict, key: str, typ, where: str):
@@ -74,7 +85,17 @@ def parse_board(board_id: str, data: dict, path: str = "") -> Board:
     if not isinstance(e, dict):
         raise BoardError(f"{where}: no 'edgeslm' section", "add one; see boards/mps2_an386.json")
     if e.get("schema") != SCHEMA_VERSION:
-        raise BoardError(f"{where}: edgeslm schema {e.get('schema')!r}, this edgeslm reads {SCHEMA_VERSION}")
+        raise BoardError(f"{where}: edgeslm schema {e.get('schema')!r}, this edgeslm reads {SCHEMA_VERSION}",
+                         "schema 2 names a 'target' and a 'core' (+ 'fpu'); ISA features, kernel "
+                         "variants and costs come from the target: see boards/mps2_an386.json")
+    try:
+        target = get_target(_require(e, "target", str, where))
+        fpu = e.get("fpu", False)
+        if not isinstance(fpu, (bool, str)):
+            raise BoardError(f"{where}: 'fpu' must be true, false or a -mfpu name, got {fpu!r}")
+        core = target.core_config(_require(e, "core", str, where), fpu)
+    except TargetError as err:
+        raise BoardError(f"{where}: {err}", err.hint) from None
     regions = []
     for i, r in enumerate(_require(e, "memory", list, where)):
         w = f"{where}: memory[{i}]"
@@ -90,19 +111,14 @@ def parse_board(board_id: str, data: dict, path: str = "") -> Board:
     for kind in ("code", "ram"):
         if not any(kind in r.holds for r in regions):
             raise BoardError(f"{where}: no memory region holds '{kind}'")
-    variants = tuple(e.get("kernel_variants", ["portable"]))
-    variant = e.get("kernel_variant", "portable")
-    if variant not in variants or "portable" not in variants:
-        raise BoardError(f"{where}: kernel_variant '{variant}' must be one of kernel_variants {list(variants)}, "
-                         "which must include 'portable'")
     return Board(
-        id=board_id, name=data.get("name", board_id), core=_require(e, "core", str, where),
-        features=e.get("features", {}), clock_hz=_int(_require(e, "clock_hz", (int, str), where), where),
-        port=_require(e, "port", str, where), kernel_variant=variant, kernel_variants=variants,
+        id=board_id, name=data.get("name", board_id), target=target, core=core,
+        clock_hz=_int(_require(e, "clock_hz", (int, str), where), where),
+        port=_require(e, "port", str, where),
         memory=tuple(regions), stack_bytes=_int(e.get("stack_bytes", 8192), where),
         code_budget_bytes=_int(e.get("code_budget_bytes", 65536), where),
         cycle_counter=_require(e, "cycle_counter", str, where), emulator=e.get("emulator", {}),
-        cost_model=e.get("cost_model", {}), path=path)
+        unverified=e.get("unverified", ""), path=path)
 
 
 def board_dirs() -> list[Path]:

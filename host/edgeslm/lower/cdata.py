@@ -44,6 +44,3 @@ def f32_body(a: np.ndarray, per_line: int = 6) -> str:
         raise ValueError("non-finite values cannot be emitted")
     return _rows([f32(v) for v in flat.tolist()], per_line)
 
-
-def bytes_literal_body(data: bytes, per_line: int = 24) -> str:
-    return _rows([str(b) for b in data], per_line)

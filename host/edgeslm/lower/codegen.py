@@ -2,11 +2,15 @@
 
     generate_sources(qmodel, tokenizer, plan, out_dir) -> GeneratedSources
 
+Writes the model's C (weights, step table with each step's kernel entry, buffers, tokenizer), the
+linker script, and build.json: what the firmware build needs from the target (toolchain, flags,
+defines, source folders), so the PlatformIO builder decides nothing itself.
 Every number is computed and checked here; the templates only lay out declarations.
 """
 
 from __future__ import annotations
 
+import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +28,7 @@ from . import cdata
 from .plan import Plan
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates"
-OPS = {"EMBED", "RMSNORM", "MATMUL", "ROPE", "KV_STORE", "ATTENTION", "ADD", "SWIGLU"}
+FIRMWARE_DIR = Path(__file__).resolve().parents[3] / "firmware"
 
 
 @dataclass
@@ -76,6 +80,22 @@ def vocab_tables(tok: Tokenizer) -> dict:
             "sorted": np.array(sorted_ids, np.uint16)}
 
 
+def build_settings(plan: Plan) -> dict:
+    """What the firmware build takes from the target: toolchain, flags, defines, source folders
+    (relative to firmware/). Read by firmware/pio/platform/builder/main.py."""
+    board, target = plan.board, plan.board.target
+    flags = target.flags(board.core)
+    return {
+        "schema": 1,
+        "board": board.id, "target": target.name, "core": board.core.id,
+        "kernel_variant": plan.kernel_variant,
+        "toolchain_prefix": target.toolchain_prefix,
+        "cflags": flags, "link_flags": flags + list(target.link_flags), "libs": list(target.libs),
+        "defines": {"ESL_TARGET": 1, **target.defines(plan.kernel_variant)},
+        "sources": ["runtime", "kernels", f"arch/{target.arch_dir}", f"ports/{board.port}"],
+    }
+
+
 def generate_sources(qm: QuantModel, tok: Tokenizer, plan: Plan, out_dir: Path) -> GeneratedSources:
     cfg, scheme = qm.config, qm.scheme
     region = {it.name: it.region for it in plan.items}
@@ -105,13 +125,16 @@ def generate_sources(qm: QuantModel, tok: Tokenizer, plan: Plan, out_dir: Path) 
     for a in arrays:
         crc = zlib.crc32(a.raw, crc)
     steps = []
-    for s in plan.steps:
-        assert s.op in OPS
+    for i, ps in enumerate(plan.steps):
+        s, k = ps.step, ps.kernel
+        if not (FIRMWARE_DIR / k.c_file).is_file():
+            raise EdgeslmError(f"kernel {k.name} has no C file firmware/{k.c_file}")
         off = lambda v: plan.offsets[v] if v else 0    # noqa: E731
-        steps.append({"op": s.op, "layer": s.layer, "out": off(s.out), "in": off(s.inp),
-                      "in2": off(s.in2), "n": s.n,
+        steps.append({"run": k.step_symbol, "layer": s.layer, "out": off(s.out), "in": off(s.inp),
+                      "in2": off(s.in2), "n": s.n, "index": f"{i}: {k.name} {s.weight or s.norm or ''}".strip(),
                       "w": f"&w_{cdata.ident(s.weight)}" if s.weight else "NULL",
                       "norm": norms[s.norm] if s.norm else "NULL"})
+    kernels = [{"symbol": k.step_symbol, "file": k.c_file, "variant": k.variant} for k in plan.kernels()]
     v = vocab_tables(tok)
     vocab = {"blob": _array("vocab_blob", np.frombuffer(v["blob"], np.uint8), ro("tokenizer")),
              "offsets": cdata.int_body(v["offsets"], 12), "scores": cdata.f32_body(v["scores"]),
@@ -121,9 +144,12 @@ def generate_sources(qm: QuantModel, tok: Tokenizer, plan: Plan, out_dir: Path) 
     ctx = {
         "version": __version__, "fingerprint": qm.model_fingerprint, "scheme": scheme, "cfg": cfg,
         "board": plan.board, "plan": plan, "arrays": arrays, "weights": weights, "steps": steps,
+        "kernels": kernels, "kernel_variant": plan.kernel_variant,
+        "scratch_words": max(1, plan.scratch_bytes // 8),
         "vocab": vocab, "kv_len": kv_len, "kv_scale_len": cfg.n_layers * plan.max_seq * cfg.n_kv_heads,
         "kv_section": rw("KV cache"), "arena_section": rw("activation arena"),
-        "qact_section": rw("quantized activations"), "sampler_section": rw("sampler scratch"),
+        "scratch_section": rw("kernel scratch"), "profile_section": rw("step profile"),
+        "sampler_section": rw("sampler scratch"),
         "norm_eps": cdata.f32(cfg.norm_eps), "inv_sqrt_hs": cdata.f32(1.0 / np.sqrt(cfg.head_size)),
         "model_hash": ", ".join(f"0x{b:02x}" for b in bytes.fromhex(qm.model_fingerprint[:16])),
         "weights_crc32": crc, "logits": plan.offsets["logits"],
@@ -137,8 +163,9 @@ def generate_sources(qm: QuantModel, tok: Tokenizer, plan: Plan, out_dir: Path) 
     env = _env()
     rendered = {}
     for tmpl, fname in [("esl_config.h.j2", "esl_config.h"), ("esl_weights.c.j2", "esl_weights.c"),
-                        ("esl_vocab.c.j2", "esl_vocab.c"), ("link_cortex_m.ld.j2", "link.ld")]:
+                        ("esl_vocab.c.j2", "esl_vocab.c"), (f"link_{plan.board.target.arch_dir}.ld.j2", "link.ld")]:
         rendered[fname] = env.get_template(tmpl).render(ctx, template=tmpl)
+    rendered["build.json"] = json.dumps(build_settings(plan), indent=2) + "\n"
     build_id = zlib.crc32("".join(rendered[k] for k in sorted(rendered)).encode())
     rendered["esl_model.c"] = env.get_template("esl_model.c.j2").render(
         ctx, template="esl_model.c.j2", build_id=build_id)

@@ -40,10 +40,10 @@ def build_dir(board_id: str, root: Path | None = None) -> Path:
     return (root or PROJECT_DIR) / "build" / board_id
 
 
-def _stamp(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, max_seq: int) -> str:
+def _stamp(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, max_seq: int, kernels: str) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([__version__, model.fingerprint(), scheme.name, scheme.group_size, scheme.kv,
-                         max_seq, Path(board.path).read_text() if board.path else board.id]).encode())
+                         max_seq, kernels, Path(board.path).read_text() if board.path else board.id]).encode())
     h.update(b"".join(tok.vocab) + tok.scores.tobytes())
     for t in sorted(TEMPLATES_DIR.glob("*.j2")):
         h.update(t.read_bytes())
@@ -53,14 +53,15 @@ def _stamp(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, max_seq: 
 
 
 def compile_model(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, max_seq: int | None,
-                  out_dir: Path, kernel_variant: str | None = None) -> Compiled:
-    """Plan (raises FitError with the table if it does not fit) and render build/<board>/gen."""
+                  out_dir: Path, kernels: str | None = None) -> Compiled:
+    """Plan (raises FitError with the table if it does not fit) and render build/<board>/gen.
+    `kernels` caps the kernels' ISA variant (e.g. "portable"); default: the best the core has."""
     max_seq = max_seq or model.config.max_seq_len
-    p = plan(model.config, scheme, board, max_seq, len(vocab_tables(tok)["blob"]), kernel_variant=kernel_variant)
+    p = plan(model.config, scheme, board, max_seq, len(vocab_tables(tok)["blob"]), kernels=kernels)
     qm = quantize(model, scheme)
     gen = out_dir / "gen"
     stamp_file = gen / ".stamp"
-    stamp = _stamp(model, tok, board, scheme, max_seq)
+    stamp = _stamp(model, tok, board, scheme, max_seq, p.kernel_variant)
     if stamp_file.is_file() and stamp_file.read_text() == stamp:
         return Compiled(p, qm, gen, fresh=False)
     stamp_file.unlink(missing_ok=True)       # a half-written gen folder is never taken as current
@@ -69,18 +70,16 @@ def compile_model(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, ma
     return Compiled(p, qm, gen, fresh=True)
 
 
-def pio_env(kernel_variant: str | None = None) -> dict:
+def pio_env() -> dict:
     env = dict(os.environ)
-    if kernel_variant:
-        env["EDGESLM_KERNELS"] = kernel_variant        # read by firmware/pio/platform/builder/main.py
     env.update(PLATFORMIO_SETTING_ENABLE_TELEMETRY="no", PLATFORMIO_DISABLE_UPGRADE_CHECK="true",
                PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL="3650")
     return env
 
 
-def build_firmware(board: Board, project_dir: Path = PROJECT_DIR, verbose: bool = False,
-                   kernel_variant: str | None = None) -> Path:
-    """`pio run -e <board>` with the local platform, offline; returns firmware.elf."""
+def build_firmware(board: Board, project_dir: Path = PROJECT_DIR, verbose: bool = False) -> Path:
+    """`pio run -e <board>` with the local platform, offline, from what `compile_model` generated
+    (build/<board>/gen, including build.json: the target's toolchain and flags); returns firmware.elf."""
     import configparser
     ini = configparser.ConfigParser()
     ini.read(project_dir / "platformio.ini")
@@ -89,7 +88,7 @@ def build_firmware(board: Board, project_dir: Path = PROJECT_DIR, verbose: bool 
                            f"add [env:{board.id}] with board = {board.id} there, and its JSON to boards/ "
                            "(PlatformIO reads boards from there)")
     cmd = [sys.executable, "-m", "platformio", "run", "-e", board.id, "-d", str(project_dir)]
-    r = subprocess.run(cmd, capture_output=not verbose, text=True, env=pio_env(kernel_variant or board.kernel_variant))
+    r = subprocess.run(cmd, capture_output=not verbose, text=True, env=pio_env())
     if r.returncode != 0:
         out = (r.stdout or "") + (r.stderr or "")
         raise EdgeslmError(f"firmware build for {board.id} failed:\n{out[-3000:]}",

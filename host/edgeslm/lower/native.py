@@ -14,10 +14,15 @@ CFLAGS = ["-std=c11", "-O2", "-ffp-contract=off", "-fno-fast-math", "-Wall", "-W
           "-Wdouble-promotion", "-Wshadow"]
 
 
+def kernel_sources() -> list[Path]:
+    """Every kernel (firmware/kernels/<op>/*.c and the shared helpers), portable branches."""
+    return sorted((FIRMWARE / "kernels").rglob("*.c"))
+
+
 def firmware_sources(port: str) -> list[Path]:
-    """The portable runtime and kernels, plus one port's files."""
-    src = sorted((FIRMWARE / "src").rglob("*.c"))
-    return src + sorted((FIRMWARE / "ports" / port).glob("*.c"))
+    """The runtime and the kernels, plus one port's files."""
+    return sorted((FIRMWARE / "runtime").glob("*.c")) + kernel_sources() + \
+        sorted((FIRMWARE / "ports" / port).glob("*.c"))
 
 
 def build_native(gen_dir: Path, out: Path, cc: str = "gcc") -> Path:

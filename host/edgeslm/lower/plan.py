@@ -1,13 +1,15 @@
-"""The memory planner: the kernel schedule, the activation arena, where everything lives, whether
-it fits, and what a token should cost.
+"""The planner: the step table with each step's kernel chosen for the board, the activation
+arena, the kernel scratch, where everything lives, whether it fits, and what a token should cost.
 
-    plan(config, scheme, board, max_seq) -> Plan
+    plan(config, scheme, board, max_seq, kernels=None) -> Plan
 
-The schedule is the fixed list of kernel calls of one forward pass. Every activation it writes is a
-*value* with a live range [written at step, last read at step]; values whose ranges do not overlap
-share arena space (first-fit by start step), so the arena is far smaller than the sum of buffers.
-Weights and RAM buffers are then placed, largest first, into the first board region that may hold
-them and still has room.
+The forward pass comes from `schedule` (written once; the golden model runs the same steps). For
+each step the board's target picks the best kernel variant the core has (`kernels` caps it, e.g.
+"portable" for the plain-C reference). Every activation a step writes is a *value* with a live
+range [first step, last step]; values whose ranges do not overlap share arena space (first-fit by
+start step). The shared scratch is the largest any chosen kernel's rule asks for. Weights and RAM
+buffers are then placed, largest first, into the first board region that may hold them and still
+has room. Costs per step come from the target's cost table for this core (fitted by `bench`).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import EdgeslmError
-from ..model.ir import ModelConfig, tensor_shapes
+from ..model.ir import ModelConfig
 from ..quant.schemes import Scheme, get_scheme
 from ..sizes import kv_cache_bytes, weight_bytes
+from ..targets import KernelSpec, work_units
 from .boards import Board
+from .schedule import Step, schedule
 
 
 class FitError(EdgeslmError):
@@ -29,16 +33,11 @@ class FitError(EdgeslmError):
         self.plan = plan
 
 
-@dataclass
-class Step:
-    op: str                      # EMBED RMSNORM MATMUL ROPE KV_STORE ATTENTION ADD SWIGLU
-    layer: int = 0
-    out: str = ""                # value names, resolved to arena offsets by the plan
-    inp: str = ""
-    in2: str = ""
-    n: int = 0
-    weight: str = ""             # tensor name (MATMUL, EMBED)
-    norm: str = ""               # tensor name (RMSNORM)
+@dataclass(frozen=True)
+class PlannedStep:
+    step: Step
+    kernel: KernelSpec
+    scratch_bytes: int
 
 
 @dataclass
@@ -56,17 +55,16 @@ class Plan:
     scheme: Scheme
     board: Board
     max_seq: int
-    steps: list[Step]
+    steps: list[PlannedStep]
     values: dict[str, int]                     # value -> size (floats)
     offsets: dict[str, int]                    # value -> arena offset (floats)
     arena_floats: int
-    qact_bytes: int                            # widest quantized matmul input (int8)
-    qscale_floats: int
+    scratch_bytes: int                         # the shared kernel scratch (largest rule)
     items: list[Item]
     fits: bool
     overflow: dict[str, int] = field(default_factory=dict)   # region -> bytes over
-    cost: dict = field(default_factory=dict)
-    kernel_variant: str = "portable"
+    kernel_variant: str = "portable"           # the ISA variant the kernels were capped at
+    costs: dict = field(default_factory=dict)  # the target's cost table for this core
 
     def used(self) -> dict[str, int]:
         out = {r.name: 0 for r in self.board.memory}
@@ -75,62 +73,37 @@ class Plan:
                 out[it.region] += it.nbytes
         return out
 
-    def by_kind(self, kind: str) -> int:
-        return sum(it.nbytes for it in self.items if it.kind == kind)
+    def kernels(self) -> list[KernelSpec]:
+        """The distinct kernels of the step table, in first-use order."""
+        return list(dict.fromkeys(p.kernel for p in self.steps))
 
-    def predicted_instructions(self, pos: int) -> float:
-        c, k = self.cost, self.board.cost_model.get(self.kernel_variant, {})
-        if not k:
-            return 0.0
-        attn = self.config.n_layers * self.config.n_heads * (pos + 1) * self.config.head_size * 2
-        attn_key = "per_attention_mac_kv_i8" if self.scheme.kv == "i8" else "per_attention_mac"
-        elems = (self.config.n_layers * (self.config.n_heads * (pos + 1) + self.config.hidden_dim)
-                 + self.config.vocab_size)
-        return (sum(c["macs"][b] * k.get(f"per_mac_{b}", 0.0) for b in c["macs"])
-                + attn * k.get(attn_key, k.get("per_attention_mac", 0.0)) + elems * k.get("per_element", 0.0)
-                + k.get("per_token_fixed", 0.0))
+    @property
+    def weight_macs(self) -> int:
+        return sum(p.step.rows * p.step.cols for p in self.steps if p.step.op == "matmul")
 
-    def predicted_mean(self, steps: int) -> float:
+    def predicted_step(self, i: int, pos: int) -> float | None:
+        """Instructions step i should take at position pos (None: no cost data for its kernel)."""
+        coef = self.costs.get("kernels", {}).get(self.steps[i].kernel.cost_key)
+        if coef is None:
+            return None
+        units = work_units(self.steps[i].step, self.config, pos)
+        return sum(units.get(u, 0) * c for u, c in coef.items())
+
+    def predicted_step_mean(self, i: int, positions: int) -> float | None:
+        vals = [self.predicted_step(i, p) for p in range(positions)]
+        return None if vals[0] is None else sum(vals) / positions
+
+    def predicted_instructions(self, pos: int) -> float | None:
+        """A whole token at pos: every step, plus what is outside the steps (sampling, framing)."""
+        per = [self.predicted_step(i, pos) for i in range(len(self.steps))]
+        if not per or any(v is None for v in per):
+            return None
+        return sum(per) + self.costs.get("token", {}).get("call", 0.0)
+
+    def predicted_mean(self, steps: int) -> float | None:
         steps = max(1, min(steps, self.max_seq))
-        return sum(self.predicted_instructions(p) for p in range(steps)) / steps
-
-
-def schedule(cfg: ModelConfig, max_seq: int) -> tuple[list[Step], dict[str, int]]:
-    """The forward pass as kernel calls over named values; returns (steps, value sizes in floats)."""
-    sizes = {"x": cfg.dim}
-    steps = [Step("EMBED", out="x", weight="tok_embeddings")]
-
-    def val(name: str, n: int) -> str:
-        sizes[name] = n
-        return name
-
-    for l in range(cfg.n_layers):
-        p = f"layers.{l}."
-        xb, q, k, v = val(f"xb{l}", cfg.dim), val(f"q{l}", cfg.dim), val(f"k{l}", cfg.kv_dim), val(f"v{l}", cfg.kv_dim)
-        att, ao, o = val(f"att{l}", cfg.n_heads * max_seq), val(f"ao{l}", cfg.dim), val(f"o{l}", cfg.dim)
-        xn, h1, h3, f = val(f"xn{l}", cfg.dim), val(f"h1_{l}", cfg.hidden_dim), val(f"h3_{l}", cfg.hidden_dim), val(f"f{l}", cfg.dim)
-        steps += [
-            Step("RMSNORM", l, out=xb, inp="x", n=cfg.dim, norm=p + "attention_norm"),
-            Step("MATMUL", l, out=q, inp=xb, weight=p + "attention.wq"),
-            Step("MATMUL", l, out=k, inp=xb, weight=p + "attention.wk"),
-            Step("MATMUL", l, out=v, inp=xb, weight=p + "attention.wv"),
-            Step("ROPE", l, out=q, inp=q, n=cfg.n_heads),
-            Step("ROPE", l, out=k, inp=k, n=cfg.n_kv_heads),
-            Step("KV_STORE", l, inp=k, in2=v),
-            Step("ATTENTION", l, out=ao, inp=q, in2=att),
-            Step("MATMUL", l, out=o, inp=ao, weight=p + "attention.wo"),
-            Step("ADD", l, out="x", inp=o, n=cfg.dim),
-            Step("RMSNORM", l, out=xn, inp="x", n=cfg.dim, norm=p + "ffn_norm"),
-            Step("MATMUL", l, out=h1, inp=xn, weight=p + "feed_forward.w1"),
-            Step("MATMUL", l, out=h3, inp=xn, weight=p + "feed_forward.w3"),
-            Step("SWIGLU", l, out=h1, inp=h3, n=cfg.hidden_dim),
-            Step("MATMUL", l, out=f, inp=h1, weight=p + "feed_forward.w2"),
-            Step("ADD", l, out="x", inp=f, n=cfg.dim),
-        ]
-    steps += [Step("RMSNORM", out=val("xf", cfg.dim), inp="x", n=cfg.dim, norm="norm"),
-              Step("MATMUL", out=val("logits", cfg.vocab_size), inp="xf",
-                   weight="tok_embeddings" if cfg.shared_classifier else "output")]
-    return steps, sizes
+        vals = [self.predicted_instructions(p) for p in range(steps)]
+        return None if vals[0] is None else sum(vals) / steps
 
 
 def live_ranges(steps: list[Step]) -> dict[str, tuple[int, int]]:
@@ -170,40 +143,31 @@ def _weight_items(cfg: ModelConfig, scheme: Scheme, max_seq: int, tokenizer_byte
     return items
 
 
-def _macs(cfg: ModelConfig, scheme: Scheme) -> dict[str, int]:
-    """Weight multiply-accumulates per token, by storage kind (the embedding itself is a lookup)."""
-    kind = {32: "f32", 8: "q8", 4: "q4"}
-    macs = {"f32": 0, "q8": 0, "q4": 0}
-    for name, shape in tensor_shapes(cfg).items():
-        if len(shape) == 2 and name != "tok_embeddings":
-            macs[kind[scheme.matrix_bits(name)]] += shape[0] * shape[1]
-    if cfg.shared_classifier:
-        macs[kind[scheme.matrix_bits("tok_embeddings")]] += cfg.vocab_size * cfg.dim
-    return macs
-
-
 def tokenizer_bytes(vocab_size: int, blob_bytes: int) -> int:
     """blob + offsets (u32, vocab+1) + scores (f32) + sorted ids (u16)."""
     return blob_bytes + 4 * (vocab_size + 1) + 4 * vocab_size + 2 * vocab_size
 
 
 def plan(cfg: ModelConfig, scheme: Scheme, board: Board, max_seq: int | None = None,
-         vocab_blob_bytes: int = 0, suggest: bool = True, kernel_variant: str | None = None) -> Plan:
-    """Plan the model for the board; raises FitError (with the table and fixes) if it cannot fit."""
+         vocab_blob_bytes: int = 0, suggest: bool = True, kernels: str | None = None) -> Plan:
+    """Plan the model for the board; raises FitError (with the table and fixes) if it cannot fit,
+    TargetError if the board's target has no kernel for a step or the core lacks `kernels`."""
     max_seq = max_seq or cfg.max_seq_len
     if not 1 <= max_seq <= cfg.max_seq_len:
         raise EdgeslmError(f"--max-seq {max_seq} is outside 1..{cfg.max_seq_len} (the model's context)")
-    steps, sizes = schedule(cfg, max_seq)
+    target, core = board.target, board.core
+    variant = target.check_variant(core, kernels) if kernels else board.kernel_variant
+    steps, sizes = schedule(cfg, scheme, max_seq)
+    planned = []
+    for s in steps:
+        k = target.resolve(s, core, variant)
+        planned.append(PlannedStep(s, k, k.scratch(s, max_seq)))
     offsets, arena = allocate(sizes, live_ranges(steps))
-    quant_inputs = [tensor_shapes(cfg)[s.weight][1] for s in steps if s.op == "MATMUL"] \
-        if scheme.quantized else []
-    widest = max(quant_inputs, default=0)
-    # int8 x, then (DSP kernels) the same x widened to int16 at the next 4-byte boundary
-    qact = (widest + 3) // 4 * 4 + 2 * widest if widest else 0
-    qscale = -(-widest // scheme.group_size) if widest else 0
+    scratch = (max((p.scratch_bytes for p in planned), default=0) + 7) // 8 * 8
     kv = kv_cache_bytes(cfg, scheme.kv, max_seq)
     ram = [Item("KV cache", "ram", kv), Item("activation arena", "ram", arena * 4),
-           Item("quantized activations", "ram", qact + qscale * 4),
+           Item("kernel scratch", "ram", scratch),
+           Item("step profile", "ram", 8 * len(planned)),
            Item("sampler scratch", "ram", cfg.vocab_size * 8),
            Item("runtime buffers", "ram", 4096),      # serve.c: frame buffers, prompt ids (~3.2 KB)
            Item("stack", "ram", board.stack_bytes)]
@@ -222,22 +186,21 @@ def plan(cfg: ModelConfig, scheme: Scheme, board: Board, max_seq: int | None = N
             continue
         it.region = home.name
         free[home.name] -= it.nbytes
-    p = Plan(cfg, scheme, board, max_seq, steps, sizes, offsets, arena, qact, qscale, items,
-             fits=not overflow, overflow=overflow, cost={"macs": _macs(cfg, scheme)},
-             kernel_variant=kernel_variant or board.kernel_variant)
+    p = Plan(cfg, scheme, board, max_seq, planned, sizes, offsets, arena, scratch, items,
+             fits=not overflow, overflow=overflow, kernel_variant=variant, costs=target.costs(core))
     if not p.fits:
-        hints = _suggestions(cfg, scheme, board, max_seq, vocab_blob_bytes) if suggest else []
+        hints = _suggestions(cfg, scheme, board, max_seq, vocab_blob_bytes, kernels) if suggest else []
         raise FitError(f"the model does not fit {board.id} with {scheme.describe()} at context {max_seq}",
                        "; ".join(hints) or "use a board with more memory", p)
     return p
 
 
-def _suggestions(cfg, scheme, board, max_seq, blob) -> list[str]:
+def _suggestions(cfg, scheme, board, max_seq, blob, kernels) -> list[str]:
     """Changes that make it fit, fewest changes first: for the current scheme, an int8 KV cache,
     and smaller weights, the longest context (up to the asked one) that fits."""
     def fits(s: Scheme, seq: int) -> bool:
         try:
-            plan(cfg, s, board, seq, blob, suggest=False)
+            plan(cfg, s, board, seq, blob, suggest=False, kernels=kernels)
             return True
         except FitError:
             return False

@@ -1,4 +1,5 @@
-"""The golden model: exactly the arithmetic of the firmware's C kernels, in numpy.
+"""The golden model: exactly the arithmetic of the firmware's C kernels, in numpy, run over the
+same step table as the firmware (lower/schedule.py): one function per kernel, `GOLDEN[<op>_<contract>]`.
 
 This file is the specification the C kernels mirror. Every value is float32 or an integer; every
 float operation is one IEEE-754 single-precision operation (+ - * / sqrt, correctly rounded on x86,
@@ -7,7 +8,7 @@ left to right ("seqsum"), never pairwise. The C is built with -ffp-contract=off 
 multiply-add) and without fast-math. The only transcendental is esl_expf, a fixed polynomial, so no
 libm function can change the bits. RoPE's cos/sin are tables computed on the host.
 
-Kernel specs (C: firmware/kernels/esl_<op>.c):
+Kernel specs (C: firmware/kernels/<op>/esl_<op>_<contract>.c; helpers in firmware/kernels/common):
 
 esl_expf(x):
     x  = min(max(x, -87.0f), 88.0f)
@@ -24,19 +25,20 @@ esl_quantize_i8(q, s, x, n, gs):  per group g of x (groups of gs, the last may b
     else: s[g] = amax / 127.0f;  inv = 127.0f / amax
           q[j] = clamp((int32)(x[j] * inv + (x[j] >= 0 ? 0.5f : -0.5f)), -127, 127)
 esl_matmul_f32(y, W, x):  y[i] = seqsum_j(W[i][j] * x[j])
-esl_matmul_q8 / esl_matmul_q4(y, W, ws, x):  x quantized by esl_quantize_i8 with W's group size
+esl_matmul_w8f / esl_matmul_w4f(y, W, ws, x):  x quantized by esl_quantize_i8 with W's group size
     isum[i][g] = sum over the group of (int32)Wq[i][j] * (int32)xq[j]      exact int32
     y[i] = 0.0f;  for g in order: y[i] = y[i] + (float)isum[i][g] * (ws[i][g] * xs[g])
-esl_embed(o, E, token):  o[j] = (float)Eq[token][j] * Es[token][j / gs]   (fp32 table: a copy)
+esl_embed_w8f(o, E, token):  o[j] = (float)Eq[token][j] * Es[token][j / gs]   (esl_embed_f32: a copy)
 esl_rope_f32(v, cos, sin, heads):  for each head and pair p = 0 .. head_size/2-1:
     a = v[2p]; b = v[2p+1];  v[2p] = a*cos[p] - b*sin[p];  v[2p+1] = a*sin[p] + b*cos[p]
     cos/sin[pos][p] = float32(cos/sin(pos * theta^(-2p/head_size))) computed in float64 on the host
 esl_softmax_f32(x, n):  m = max x;  e[t] = esl_expf(x[t] - m);  sum = seqsum(e);  inv = 1.0f / sum
     x[t] = e[t] * inv
-esl_attention (head h reads kv head h / (n_heads / n_kv_heads); t = 0 .. pos):
+esl_kvstore_f32: a copy.  esl_kvstore_kv8: k, v by esl_quantize_i8 with group = head_size
+esl_attention_f32 / _kv8 (head h reads kv head h / (n_heads / n_kv_heads); t = 0 .. pos):
     KV f32: score[t] = seqsum_i(q[i] * k[t][i]) * inv_sqrt_hs          inv_sqrt_hs = float32(1/sqrt(hs))
             out[i]   = seqsum_t(p[t] * v[t][i])
-    KV i8:  k, v stored by esl_quantize_i8 with group = head_size (one scale per position and kv head)
+    kv8:    k, v stored by esl_kvstore_kv8 (one scale per position and kv head)
             score[t] = (seqsum_i(q[i] * (float)kq[t][i]) * ks[t]) * inv_sqrt_hs
             out[i]   = seqsum_t((p[t] * vs[t]) * (float)vq[t][i])
     p = esl_softmax_f32(score)
@@ -48,6 +50,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Callable
+
+from ..lower.schedule import Step, schedule
 from ..reference import rmsnorm, rope, seqdot  # the same arithmetic as run.c's (specs above)
 from .quantize import QTensor, QuantModel
 
@@ -152,64 +157,120 @@ class _Matmul:
 
 
 def embed(table: QTensor, token: int) -> np.ndarray:
+    """esl_embed_f32 / esl_embed_w8f."""
     if table.bits == 32:
         return table.values[token].copy()
     s = np.repeat(table.scales[token], table.group_size)[:table.shape[1]]
     return table.values[token].astype(F32) * s
 
 
+def swiglu(h1: np.ndarray, h3: np.ndarray) -> np.ndarray:
+    """esl_swiglu_f32."""
+    return (h1 * (F32(1.0) / (F32(1.0) + esl_expf(-h1)))) * h3
+
+
+# ---- the kernels by name, each run on one step of the table: (engine, step) -> None ------------
+
+def _embed(e: "GoldenEngine", s: Step) -> None:
+    e.val[s.out] = embed(e.qm.tensors[s.weight], e.token)
+
+
+def _rmsnorm(e: "GoldenEngine", s: Step) -> None:
+    e.val[s.out] = rmsnorm(e.val[s.inp], e.qm.tensors[s.norm], e.qm.config.norm_eps)
+
+
+def _matmul(e: "GoldenEngine", s: Step) -> None:
+    e.val[s.out] = e.mm[s.weight](e.val[s.inp])
+
+
+def _rope(e: "GoldenEngine", s: Step) -> None:
+    e.val[s.out] = rope(e.val[s.inp].reshape(s.n, -1), e.cos[e.pos], e.sin[e.pos]).reshape(-1)
+
+
+def _kvstore_f32(e: "GoldenEngine", s: Step) -> None:
+    hs = e.qm.config.head_size
+    e.key_cache[s.layer, e.pos] = e.val[s.inp].reshape(-1, hs)
+    e.value_cache[s.layer, e.pos] = e.val[s.in2].reshape(-1, hs)
+
+
+def _kvstore_kv8(e: "GoldenEngine", s: Step) -> None:
+    hs = e.qm.config.head_size
+    for cache, scale, vec in ((e.key_cache, e.key_scale, e.val[s.inp]),
+                              (e.value_cache, e.value_scale, e.val[s.in2])):
+        q, sc = quantize_i8(vec, hs)
+        cache[s.layer, e.pos], scale[s.layer, e.pos] = q.reshape(-1, hs), sc
+
+
+def _attention(e: "GoldenEngine", s: Step) -> None:
+    l, n = s.layer, e.pos + 1
+    scales = (e.key_scale[l, :n], e.value_scale[l, :n]) if s.contract == "kv8" else (None, None)
+    q = e.val[s.inp].reshape(e.qm.config.n_heads, -1)
+    e.val[s.out] = attention(q, e.key_cache[l, :n], e.value_cache[l, :n], *scales, inv_sqrt_hs=e.inv_sqrt_hs)
+
+
+def _add(e: "GoldenEngine", s: Step) -> None:
+    e.val[s.out] = e.val[s.out] + e.val[s.inp]
+
+
+def _swiglu(e: "GoldenEngine", s: Step) -> None:
+    e.val[s.out] = swiglu(e.val[s.out], e.val[s.inp])
+
+
+GOLDEN: dict[str, Callable[["GoldenEngine", Step], None]] = {
+    "embed_f32": _embed, "embed_w8f": _embed,
+    "rmsnorm_f32": _rmsnorm,
+    "matmul_f32": _matmul, "matmul_w8f": _matmul, "matmul_w4f": _matmul,   # _Matmul: by the weight
+    "rope_f32": _rope,
+    "kvstore_f32": _kvstore_f32, "kvstore_kv8": _kvstore_kv8,
+    "attention_f32": _attention, "attention_kv8": _attention,
+    "add_f32": _add,
+    "swiglu_f32": _swiglu,
+}
+
+
 class GoldenEngine:
-    """The firmware's forward pass on the host. forward(token, pos) -> logits (float32)."""
+    """The firmware's forward pass on the host: the schedule's steps, each through its kernel's
+    golden function. forward(token, pos) -> logits (float32)."""
 
     def __init__(self, qmodel: QuantModel, max_seq_len: int | None = None):
         self.qm = qmodel
         c = qmodel.config
         self.max_seq_len = max_seq_len or c.max_seq_len
+        self.steps, _ = schedule(c, qmodel.scheme, self.max_seq_len)
+        self.run = [GOLDEN[s.kernel] for s in self.steps]
+        self.logits = self.steps[-1].out
         self.cos, self.sin = rope_tables(c.head_size, self.max_seq_len, c.rope_theta)
         self.inv_sqrt_hs = F32(1.0 / np.sqrt(c.head_size))
         self.mm = {n: _Matmul(t) for n, t in qmodel.tensors.items() if isinstance(t, QTensor)}
-        self.kv_i8 = qmodel.scheme.kv == "i8"
         shape = (c.n_layers, self.max_seq_len, c.n_kv_heads, c.head_size)
-        kv_dtype = np.int8 if self.kv_i8 else F32
+        kv_dtype = np.int8 if qmodel.scheme.kv == "i8" else F32
         self.key_cache = np.zeros(shape, kv_dtype)
         self.value_cache = np.zeros(shape, kv_dtype)
         self.key_scale = np.zeros(shape[:3], F32)
         self.value_scale = np.zeros(shape[:3], F32)
+        self.val: dict[str, np.ndarray] = {}
+        self.token = self.pos = 0
 
     def reset(self) -> None:
         for a in (self.key_cache, self.value_cache, self.key_scale, self.value_scale):
             a[:] = 0
 
-    def _store_kv(self, l: int, pos: int, k: np.ndarray, v: np.ndarray) -> None:
-        if not self.kv_i8:
-            self.key_cache[l, pos], self.value_cache[l, pos] = k, v
-            return
-        hs = self.qm.config.head_size
-        for cache, scale, vec in ((self.key_cache, self.key_scale, k),
-                                  (self.value_cache, self.value_scale, v)):
-            q, s = quantize_i8(vec.reshape(-1), hs)
-            cache[l, pos], scale[l, pos] = q.reshape(-1, hs), s
-
-    def _attention(self, l: int, pos: int, q: np.ndarray) -> np.ndarray:
-        scales = (self.key_scale[l, :pos + 1], self.value_scale[l, :pos + 1]) if self.kv_i8 else (None, None)
-        return attention(q, self.key_cache[l, :pos + 1], self.value_cache[l, :pos + 1], *scales,
-                         inv_sqrt_hs=self.inv_sqrt_hs)
-
     def forward(self, token: int, pos: int) -> np.ndarray:
-        c, t, mm = self.qm.config, self.qm.tensors, self.mm
-        x = embed(t["tok_embeddings"], token)
-        for l in range(c.n_layers):
-            p = f"layers.{l}."
-            xb = rmsnorm(x, t[p + "attention_norm"], c.norm_eps)
-            q = rope(mm[p + "attention.wq"](xb).reshape(c.n_heads, -1), self.cos[pos], self.sin[pos])
-            k = rope(mm[p + "attention.wk"](xb).reshape(c.n_kv_heads, -1), self.cos[pos], self.sin[pos])
-            v = mm[p + "attention.wv"](xb).reshape(c.n_kv_heads, -1)
-            self._store_kv(l, pos, k, v)
-            x = x + mm[p + "attention.wo"](self._attention(l, pos, q))
-            xb = rmsnorm(x, t[p + "ffn_norm"], c.norm_eps)
-            h1 = mm[p + "feed_forward.w1"](xb)
-            h3 = mm[p + "feed_forward.w3"](xb)
-            hb = (h1 * (F32(1.0) / (F32(1.0) + esl_expf(-h1)))) * h3
-            x = x + mm[p + "feed_forward.w2"](hb)
-        x = rmsnorm(x, t["norm"], c.norm_eps)
-        return mm["tok_embeddings" if c.shared_classifier else "output"](x)
+        self.token, self.pos = token, pos
+        for run, s in zip(self.run, self.steps):
+            run(self, s)
+        return self.val[self.logits]
+
+
+def golden_engine(model, scheme, calib=None, max_seq_len: int | None = None):
+    """The engine that computes what the firmware computes under `scheme`: GoldenEngine, or for
+    the integer-only scheme the i8 engine (which needs the calibration file's ranges)."""
+    from .quantize import quantize
+    if scheme.integer:
+        from .int8 import I8Engine, quantize_int8
+        if calib is None:
+            from ..errors import UsageError
+            raise UsageError("--quant i8 needs a calibration file (--calib)",
+                             "make one: edgeslm calibrate MODEL -o calib.json")
+        return I8Engine(quantize_int8(model, calib), max_seq_len)
+    return GoldenEngine(quantize(model, scheme), max_seq_len)

@@ -8,6 +8,9 @@ quantized on the fly, and the KV cache format; the golden model and the firmware
     q4   as q8, but matmul weights int4 in [-7, 7], two per byte (element 2j in the low nibble,
          2j+1 in the high nibble, two's complement; an odd row is padded with a zero nibble).
          The token embedding and the classifier stay int8 (as q8), since one shared table is both.
+    i8   integer-only (TFLite-Micro arithmetic, quant/int8.py): int8 per-channel weights, int8
+         asymmetric activations with ranges from a calibration file, int8 KV cache; no float on
+         the token path. Needs a calibration (edgeslm calibrate); `kv` and `group_size` do not apply.
 
 In every scheme the norm weights stay fp32, the token embedding is dequantized one row at a time
 (never a full fp32 copy), and the KV cache is `kv`: "f32", or "i8" (int8 with one fp32 scale per
@@ -20,24 +23,24 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 
-SCHEME_NAMES = ("f32", "q8", "q4")
+SCHEME_NAMES = ("f32", "q8", "q4", "i8")
 KV_FORMATS = ("f32", "i8")
 DEFAULT_GROUP_SIZE = 32
 
 
 @dataclass(frozen=True)
 class Scheme:
-    name: str                       # f32 | q8 | q4
+    name: str                       # f32 | q8 | q4 | i8
     group_size: int = DEFAULT_GROUP_SIZE
     kv: str = "f32"                 # KV cache: f32 | i8
 
     @property
     def weight_bits(self) -> int:
-        return {"f32": 32, "q8": 8, "q4": 4}[self.name]
+        return {"f32": 32, "q8": 8, "q4": 4, "i8": 8}[self.name]
 
     def matrix_bits(self, name: str) -> int:
         """How a weight matrix is stored: the embedding/classifier table stays int8 (fp32 in f32)."""
-        if name in ("tok_embeddings", "output"):
+        if name in ("tok_embeddings", "output") or self.integer:
             return 32 if self.name == "f32" else 8
         return self.weight_bits
 
@@ -45,7 +48,14 @@ class Scheme:
     def quantized(self) -> bool:
         return self.name != "f32"
 
+    @property
+    def integer(self) -> bool:
+        """Integer-only arithmetic end to end (needs a calibration)."""
+        return self.name == "i8"
+
     def describe(self) -> str:
+        if self.integer:
+            return "i8 (integer-only, static calibration, KV cache int8)"
         g = f", group {self.group_size}" if self.quantized else ""
         return f"{self.name} (weights {self.weight_bits}-bit{g}, KV cache {self.kv})"
 
@@ -59,4 +69,6 @@ def get_scheme(name: str, group_size: int = DEFAULT_GROUP_SIZE, kv: str = "f32")
     if not 2 <= group_size <= 4096 or group_size % 2:
         raise UsageError(f"group size {group_size} is out of range",
                          "use an even group size between 2 and 4096 (32 is the default)")
+    if name == "i8":
+        return Scheme(name="i8", group_size=group_size, kv="i8")
     return Scheme(name=name, group_size=group_size, kv=kv)

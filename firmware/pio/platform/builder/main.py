@@ -1,61 +1,59 @@
 """SCons build script of the local edgeslm platform: one firmware.elf per board, offline.
 
-Compiler flags come from the board's edgeslm section (core, FPU); the sources are the portable
-runtime (firmware/src), the board's port (firmware/ports/<port>) and the generated model code
-(build/<env>/gen, written by `edgeslm compile`).
+Everything about the build comes from build/<env>/gen/build.json, which `edgeslm compile` writes
+from the board's target (host/edgeslm/targets/): the toolchain prefix, the compiler and linker
+flags for the core, the kernel-variant defines, and the firmware folders to compile (runtime,
+kernels, the target's arch folder, the board's port). The generated model code and linker script
+are beside it. This script decides nothing.
 """
+import json
 import os
 import shutil
 
 from SCons.Script import Default, DefaultEnvironment
 
 env = DefaultEnvironment()
-board = env.BoardConfig()
-esl = board.get("edgeslm")
 project = env.subst("$PROJECT_DIR")
 gen_dir = os.path.join(project, "build", env.subst("$PIOENV"), "gen")
+settings_file = os.path.join(gen_dir, "build.json")
 
-if not os.path.isfile(os.path.join(gen_dir, "esl_config.h")):
+if not os.path.isfile(settings_file):
     print("Error: no generated model code in %s.\nRun `edgeslm compile MODEL --board %s` first "
           "(or `edgeslm build`/`edgeslm run`, which do it)." % (gen_dir, env.subst("$PIOENV")))
     env.Exit(1)
-if shutil.which("arm-none-eabi-gcc") is None:
-    print("Error: arm-none-eabi-gcc not found. Install it: apt-get install gcc-arm-none-eabi "
-          "libnewlib-arm-none-eabi")
+with open(settings_file) as f:
+    cfg = json.load(f)
+if cfg.get("schema") != 1:
+    print("Error: %s has schema %r; this builder reads 1. Re-run `edgeslm compile`."
+          % (settings_file, cfg.get("schema")))
+    env.Exit(1)
+if cfg["board"] != env.subst("$PIOENV"):
+    print("Error: %s was generated for board %s, not %s. Re-run `edgeslm compile --board %s`."
+          % (settings_file, cfg["board"], env.subst("$PIOENV"), env.subst("$PIOENV")))
     env.Exit(1)
 
-# The kernel variant: the board's default, or EDGESLM_KERNELS (edgeslm build --kernels) to compare.
-variant = os.environ.get("EDGESLM_KERNELS") or esl.get("kernel_variant", "portable")
-if variant not in esl.get("kernel_variants", ["portable"]):
-    print("Error: kernel variant '%s' is not offered by board %s (it offers: %s)"
-          % (variant, env.subst("$PIOENV"), ", ".join(esl.get("kernel_variants", ["portable"]))))
+prefix = cfg["toolchain_prefix"]
+if shutil.which(prefix + "gcc") is None:
+    print("Error: %sgcc not found. Install the cross compiler (Debian: apt-get install "
+          "gcc-arm-none-eabi libnewlib-arm-none-eabi for Cortex-M)." % prefix)
     env.Exit(1)
-
-feat = esl.get("features", {})
-mflags = ["-mcpu=%s" % board.get("build.cpu"), "-mthumb"]
-if feat.get("fpu"):
-    mflags += ["-mfpu=%s" % feat["fpu"], "-mfloat-abi=%s" % feat.get("float_abi", "hard")]
-else:
-    mflags += ["-mfloat-abi=soft"]
 
 env.Replace(
-    AR="arm-none-eabi-gcc-ar", AS="arm-none-eabi-gcc", CC="arm-none-eabi-gcc",
-    CXX="arm-none-eabi-g++", LINK="arm-none-eabi-gcc", OBJCOPY="arm-none-eabi-objcopy",
-    RANLIB="arm-none-eabi-gcc-ranlib", SIZETOOL="arm-none-eabi-size", PROGNAME="firmware",
-    PROGSUFFIX=".elf",
-    SRC_FILTER=["+<src/>", "+<ports/%s/>" % esl["port"]],
+    AR=prefix + "gcc-ar", AS=prefix + "gcc", CC=prefix + "gcc", CXX=prefix + "g++", LINK=prefix + "gcc",
+    OBJCOPY=prefix + "objcopy", RANLIB=prefix + "gcc-ranlib", SIZETOOL=prefix + "size",
+    PROGNAME="firmware", PROGSUFFIX=".elf",
+    SRC_FILTER=["+<%s/>" % d for d in cfg["sources"]],
     LDSCRIPT_PATH=os.path.join(gen_dir, "link.ld"),
 )
 env.Append(
-    ASFLAGS=mflags,
-    CCFLAGS=mflags + ["-O2", "-g", "-ffp-contract=off", "-fno-math-errno", "-ffunction-sections",
-                      "-fdata-sections", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion"],
+    ASFLAGS=cfg["cflags"],
+    CCFLAGS=cfg["cflags"] + ["-O2", "-g", "-ffp-contract=off", "-fno-math-errno", "-ffunction-sections",
+                             "-fdata-sections", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion"],
     CFLAGS=["-std=c11"],
-    CPPDEFINES=["ESL_TARGET", ("ESL_KERNELS_DSP", 1 if variant == "dsp" else 0)],
+    CPPDEFINES=sorted(cfg["defines"].items()),
     CPPPATH=[os.path.join(project, "firmware", "include"), gen_dir],
-    LINKFLAGS=mflags + ["-nostartfiles", "--specs=nosys.specs", "-Wl,--gc-sections",
-                        "-Wl,-Map," + os.path.join(env.subst("$BUILD_DIR"), "firmware.map")],
-    LIBS=["m", "c", "gcc"],
+    LINKFLAGS=cfg["link_flags"] + ["-Wl,-Map," + os.path.join(env.subst("$BUILD_DIR"), "firmware.map")],
+    LIBS=cfg["libs"],
 )
 
 env.BuildSources(os.path.join("$BUILD_DIR", "gen"), gen_dir)

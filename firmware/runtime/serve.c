@@ -17,6 +17,7 @@ static uint8_t payload[ESL_MAX_WIRE];
 static uint8_t tx_payload[ESL_MAX_PAYLOAD + 4];
 static uint8_t tx_wire[ESL_MAX_WIRE];
 static uint16_t prompt_tokens[ESL_MAX_PAYLOAD];   /* never more tokens than prompt bytes + 2 */
+static uint32_t profile_forwards;                  /* forward passes in esl_model.step_cycles */
 
 static void put_u16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void put_u32(uint8_t *p, uint32_t v) { put_u16(p, v); put_u16(p + 2, v >> 16); }
@@ -156,9 +157,12 @@ static void generate(uint8_t id, const uint8_t *body, uint32_t n)
     esl_sampler_t sampler = { temperature, topp, seed, esl_probindex, m->vocab_size };
     uint32_t token = prompt_tokens[0], pos = 0, sent = 0, reason = ESL_DONE_STEPS;
     uint64_t total = 0;
+    esl_profile_reset(m);
+    profile_forwards = 0;
     while (pos < steps) {
         esl_port_cycles_start();
         float *logits = esl_forward(m, token, pos);
+        profile_forwards++;
         uint32_t next = (pos + 1 < (uint32_t)n_prompt) ? prompt_tokens[pos + 1] : esl_sample(&sampler, logits);
         const uint64_t cycles = esl_port_cycles();
         total += cycles;
@@ -188,6 +192,27 @@ static void generate(uint8_t id, const uint8_t *body, uint32_t n)
     send(13);
 }
 
+/* PROFILE: the per-step ticks of the last generation, as many frames as they need. */
+static void send_profile(uint8_t id)
+{
+    const esl_model_t *m = &esl_model;
+    const uint32_t per_frame = (ESL_MAX_PAYLOAD - 12u) / 8u;
+    uint32_t first = 0;
+    do {
+        const uint32_t count = (m->n_steps - first < per_frame) ? m->n_steps - first : per_frame;
+        uint8_t *p = tx_payload;
+        p[0] = ESL_MSG_PROFILE_DATA;
+        p[1] = id;
+        put_u32(p + 2, profile_forwards);
+        put_u16(p + 6, m->n_steps);
+        put_u16(p + 8, first);
+        put_u16(p + 10, count);
+        for (uint32_t i = 0; i < count; i++) put_u64(p + 12 + 8 * i, m->step_cycles[first + i]);
+        send(12 + 8 * count);
+        first += count;
+    } while (first < m->n_steps);
+}
+
 void esl_serve(void)
 {
     for (;;) {
@@ -200,6 +225,7 @@ void esl_serve(void)
         case ESL_MSG_HELLO: send_info(id); break;
         case ESL_MSG_GENERATE: generate(id, payload + 2, (uint32_t)n - 2); break;
         case ESL_MSG_ABORT: break;                /* nothing running: nothing to stop */
+        case ESL_MSG_PROFILE: send_profile(id); break;
         default: send_error(id, ESL_ERR_UNKNOWN_TYPE, "unknown message type"); break;
         }
     }

@@ -1,3 +1,7 @@
+/* matmul_w4f: int4 weights in [-7, 7] (two per byte, element 2j in the low nibble, rows padded to
+ * a whole byte), float activations; the arithmetic of matmul_w8f: x quantized by esl_quantize_i8,
+ * isum per group exact in int32, y[i] = y[i] + (float)isum * (ws[i][g] * xs[g]), groups in order.
+ * scratch: xq int8[round_up(cols, 4)], then xs float[n_groups]. */
 #include "esl_kernels.h"
 
 /* Two's complement nibble -> int32. */
@@ -19,8 +23,10 @@ static int32_t dot_i4(const uint8_t *row, const int8_t *x, uint32_t start, uint3
     return acc;
 }
 
-void esl_matmul_q4(float *y, const esl_weight_t *w, const float *x, int8_t *xq, float *xs)
+void esl_matmul_w4f(float *y, const esl_weight_t *w, const float *x, void *scratch)
 {
+    int8_t *xq = (int8_t *)scratch;
+    float *xs = (float *)(void *)(xq + ((w->cols + 3u) & ~3u));
     esl_quantize_i8(xq, xs, x, w->cols, w->group_size);
     const uint32_t row_bytes = (w->cols + 1u) / 2u;
     const uint8_t *row = (const uint8_t *)w->data;
@@ -33,4 +39,10 @@ void esl_matmul_q4(float *y, const esl_weight_t *w, const float *x, int8_t *xq, 
         }
         y[i] = acc;
     }
+}
+
+/* Step: arena[out] = s->w @ arena[in]. */
+void esl_step_matmul_w4f(const esl_step_t *s, const esl_ctx_t *c)
+{
+    esl_matmul_w4f(c->arena + s->out, s->w, c->arena + s->in, c->scratch);
 }

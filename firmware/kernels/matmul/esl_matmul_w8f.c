@@ -1,3 +1,7 @@
+/* matmul_w8f: int8 weights, float activations. x is quantized by esl_quantize_i8 with W's group
+ * size; per row i and group g: isum = sum((int32_t)Wq * (int32_t)xq) (exact),
+ * y[i] = y[i] + (float)isum * (ws[i][g] * xs[g]), groups in order, y[i] starting at 0.0f.
+ * scratch: xq int8[round_up(cols, 4)], xs float[n_groups], then (DSP) x16 int16[cols]. */
 #include "esl_kernels.h"
 
 /* Each variant supplies the type of the prepared input (xv_t), prepare_x() and dot_group();
@@ -11,9 +15,8 @@
 
 typedef int16_t xv_t;
 
-static const xv_t *prepare_x(int8_t *xq, uint32_t cols, uint32_t gs)
+static const xv_t *prepare_x(int8_t *xq, int16_t *x16, uint32_t cols, uint32_t gs)
 {
-    int16_t *x16 = (int16_t *)(void *)(xq + ((cols + 3u) & ~3u));   /* see ESL_QACT_BYTES */
     for (uint32_t start = 0; start < cols; start += gs) {
         const uint32_t n = (start + gs < cols) ? gs : cols - start;
         const int8_t *x = xq + start;
@@ -50,8 +53,9 @@ static int32_t dot_group(const int8_t *w, const xv_t *x16, uint32_t n)
 /* Portable C: the reference every variant must equal. */
 typedef int8_t xv_t;
 
-static const xv_t *prepare_x(int8_t *xq, uint32_t cols, uint32_t gs)
+static const xv_t *prepare_x(int8_t *xq, int16_t *x16, uint32_t cols, uint32_t gs)
 {
+    (void)x16;
     (void)cols;
     (void)gs;
     return xq;
@@ -65,10 +69,13 @@ static int32_t dot_group(const int8_t *w, const xv_t *x, uint32_t n)
 }
 #endif
 
-void esl_matmul_q8(float *y, const esl_weight_t *w, const float *x, int8_t *xq, float *xs)
+void esl_matmul_w8f(float *y, const esl_weight_t *w, const float *x, void *scratch)
 {
+    int8_t *xq = (int8_t *)scratch;
+    float *xs = (float *)(void *)(xq + ((w->cols + 3u) & ~3u));
+    int16_t *x16 = (int16_t *)(void *)(xs + w->n_groups);
     esl_quantize_i8(xq, xs, x, w->cols, w->group_size);
-    const xv_t *xv = prepare_x(xq, w->cols, w->group_size);
+    const xv_t *xv = prepare_x(xq, x16, w->cols, w->group_size);
     const int8_t *row = (const int8_t *)w->data;
     const float *ws = w->scales;
     for (uint32_t i = 0; i < w->rows; i++, row += w->cols, ws += w->n_groups) {
@@ -80,4 +87,10 @@ void esl_matmul_q8(float *y, const esl_weight_t *w, const float *x, int8_t *xq, 
         }
         y[i] = acc;
     }
+}
+
+/* Step: arena[out] = s->w @ arena[in]. */
+void esl_step_matmul_w8f(const esl_step_t *s, const esl_ctx_t *c)
+{
+    esl_matmul_w8f(c->arena + s->out, s->w, c->arena + s->in, c->scratch);
 }

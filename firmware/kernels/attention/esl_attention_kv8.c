@@ -1,17 +1,21 @@
+/* attention_kv8, one layer at position pos over the int8 cache; head h reads kv head
+ * h / (n_heads / n_kv_heads):
+ * score[t] = (seqsum_i(q[i] * (float)kq[t][i]) * ks[t]) * inv_sqrt_hs;  p = esl_softmax_f32(score);
+ * out[i] = seqsum_t((p[t] * vs[t]) * (float)vq[t][i]).  scratch: one head's scores, float[max_seq]. */
 #include "esl_kernels.h"
 
-void esl_attention_i8(float *out, const float *q, float *att_all, const esl_model_t *m, uint32_t layer,
-                      uint32_t pos)
+void esl_attention_kv8(float *out, const float *q, const esl_model_t *m, uint32_t layer, uint32_t pos,
+                       void *scratch)
 {
     const uint32_t hs = m->head_size, kv_mul = m->n_heads / m->n_kv_heads;
     const int8_t *keys = m->kv.key_i8 + layer * m->max_seq * m->kv_dim;
     const int8_t *values = m->kv.value_i8 + layer * m->max_seq * m->kv_dim;
     const float *kscale = m->kv.key_scale + layer * m->max_seq * m->n_kv_heads;
     const float *vscale = m->kv.value_scale + layer * m->max_seq * m->n_kv_heads;
+    float *att = (float *)scratch;
     for (uint32_t h = 0; h < m->n_heads; h++) {
         const float *qh = q + h * hs;
         const uint32_t kvh = h / kv_mul;
-        float *att = att_all + h * m->max_seq;
         for (uint32_t t = 0; t <= pos; t++) {
             const int8_t *k = keys + t * m->kv_dim + kvh * hs;
             float dot = 0.0f;
@@ -27,4 +31,10 @@ void esl_attention_i8(float *out, const float *q, float *att_all, const esl_mode
             for (uint32_t i = 0; i < hs; i++) o[i] += a * (float)v[i];
         }
     }
+}
+
+/* Step: arena[out] = attention(q = arena[in]) over the layer's int8 cache, positions 0..pos. */
+void esl_step_attention_kv8(const esl_step_t *s, const esl_ctx_t *c)
+{
+    esl_attention_kv8(c->arena + s->out, c->arena + s->in, c->m, s->layer, c->pos, c->scratch);
 }

@@ -1,6 +1,7 @@
-/* Cortex-M4F startup for the MPS2+ AN386 (and QEMU's mps2-an386): vector table, FPU on,
- * .data copied, .bss zeroed, then main. A fault or a return from main ends an emulated run
- * through semihosting, so the host sees the exit instead of a hang. */
+/* Cortex-M startup (v6-M, v7-M, v7E-M, v8-M): vector table, the FPU on where the core has one
+ * and the build uses it, .data copied, .bss zeroed, then main. A fault or a return from main ends
+ * an emulated run through semihosting, so the host sees the exit instead of a hang (on a board
+ * without a debugger attached, BKPT faults and the core halts). */
 #include <stdint.h>
 #include <string.h>
 
@@ -35,8 +36,10 @@ static void (*const vectors[16])(void) = {
 
 void Reset_Handler(void)
 {
-    CPACR |= 0xFu << 20;                 /* CP10/CP11 full access: the FPU, before any float code */
+#if defined(__ARM_FP)                    /* hard-float build: the core has an FPU (v7E-M/v8-M) */
+    CPACR |= 0xFu << 20;                 /* CP10/CP11 full access, before any float code */
     __asm__ volatile("dsb\n\tisb" ::: "memory");
+#endif
     memcpy(&_sdata, &_sidata, (uint32_t)((uint8_t *)&_edata - (uint8_t *)&_sdata));
     memset(&_sbss, 0, (uint32_t)((uint8_t *)&_ebss - (uint8_t *)&_sbss));
     main();

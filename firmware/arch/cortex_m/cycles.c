@@ -1,77 +1,54 @@
-/* MPS2+ AN386 port: CMSDK APB UART0 for the protocol; DWT CYCCNT as the cycle counter on the real
- * board. QEMU's DWT CYCCNT reads as zero, so there the port falls back to SysTick, which under
- * -icount advances exactly with executed instructions: counts repeat run to run. */
+/* The Cortex-M cycle counter behind esl_port_cycles: DWT CYCCNT where it counts (v7-M and v8-M
+ * mainline silicon), else SysTick. QEMU's DWT CYCCNT reads as zero, and its SysTick under
+ * -icount advances exactly with executed instructions, so emulated counts repeat run to run.
+ * ARMv6-M has no DWT cycle counter: SysTick only. */
 #include "esl_port.h"
-
-#define UART0_BASE 0x40004000u
-#define UART_DATA    (*(volatile uint32_t *)(UART0_BASE + 0x00u))
-#define UART_STATE   (*(volatile uint32_t *)(UART0_BASE + 0x04u))   /* bit0 TX full, bit1 RX full */
-#define UART_CTRL    (*(volatile uint32_t *)(UART0_BASE + 0x08u))   /* bit0 TX enable, bit1 RX enable */
-#define UART_BAUDDIV (*(volatile uint32_t *)(UART0_BASE + 0x10u))
 
 #define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
 #define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
 #define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
 #define SYST_RELOAD 0x00FFFFFFu
 
+#if __ARM_ARCH_7M__ || __ARM_ARCH_7EM__ || __ARM_ARCH_8M_MAIN__ || __ARM_ARCH_8_1M_MAIN__
+#define HAVE_DWT 1
 #define DEMCR      (*(volatile uint32_t *)0xE000EDFCu)   /* bit 24 TRCENA */
 #define DWT_CTRL   (*(volatile uint32_t *)0xE0001000u)   /* bit 0 CYCCNTENA */
 #define DWT_CYCCNT (*(volatile uint32_t *)0xE0001004u)
+#else
+#define HAVE_DWT 0
+#endif
 
 static volatile uint32_t systick_wraps;
 static uint8_t use_dwt;
+#if HAVE_DWT
 static uint32_t dwt_start;
+#endif
 
 void SysTick_Handler(void)
 {
     systick_wraps++;
 }
 
-/* Does DWT CYCCNT count? (It does on silicon; it stays at zero in QEMU.) */
-static uint8_t dwt_counts(void)
+void esl_cycles_init(void)
 {
+#if HAVE_DWT
     DEMCR |= 1u << 24;
     DWT_CYCCNT = 0;
     DWT_CTRL |= 1u;
     for (volatile uint32_t i = 0; i < 64u; i++) {
     }
-    return DWT_CYCCNT != 0;
-}
-
-void esl_port_init(void)
-{
-    use_dwt = dwt_counts();
-    UART_BAUDDIV = 217u;               /* 25 MHz / 115200; QEMU ignores the rate but wants >= 16 */
-    UART_CTRL = 0x3u;
-}
-
-int32_t esl_port_getc(void)
-{
-    return (UART_STATE & 0x2u) ? (int32_t)(UART_DATA & 0xFFu) : -1;
-}
-
-int32_t esl_port_getc_blocking(void)
-{
-    while (!(UART_STATE & 0x2u)) {
-    }
-    return (int32_t)(UART_DATA & 0xFFu);
-}
-
-void esl_port_write(const uint8_t *data, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        while (UART_STATE & 0x1u) {
-        }
-        UART_DATA = data[i];
-    }
+    use_dwt = DWT_CYCCNT != 0;         /* it counts on silicon; it stays at zero in QEMU */
+#endif
 }
 
 void esl_port_cycles_start(void)
 {
+#if HAVE_DWT
     if (use_dwt) {
         dwt_start = DWT_CYCCNT;
         return;
     }
+#endif
     SYST_CSR = 0;
     systick_wraps = 0;
     SYST_RVR = SYST_RELOAD;
@@ -81,7 +58,9 @@ void esl_port_cycles_start(void)
 
 uint64_t esl_port_cycles(void)
 {
+#if HAVE_DWT
     if (use_dwt) return (uint32_t)(DWT_CYCCNT - dwt_start);   /* wraps after 2^32 cycles */
+#endif
     uint32_t wraps, now;
     do {                               /* a wrap between the two reads would tear the count */
         wraps = systick_wraps;

@@ -1,0 +1,25 @@
+/* The forward pass: run the generated step table, one kernel per step, and add each step's
+ * counter ticks to its profile entry. Every kernel choice was made on the host. */
+#include "esl_port.h"
+#include "esl_runtime.h"
+
+float *esl_forward(const esl_model_t *m, uint32_t token, uint32_t pos)
+{
+    const uint32_t half = m->head_size / 2u;
+    const esl_ctx_t c = { m, m->arena, m->scratch, token, pos, m->rope_cos + pos * half,
+                          m->rope_sin + pos * half };
+    uint64_t t = esl_port_cycles();
+    for (uint32_t i = 0; i < m->n_steps; i++) {
+        const esl_step_t *s = &m->steps[i];
+        s->run(s, &c);
+        const uint64_t now = esl_port_cycles();
+        m->step_cycles[i] += now - t;
+        t = now;
+    }
+    return m->arena + m->logits;
+}
+
+void esl_profile_reset(const esl_model_t *m)
+{
+    for (uint32_t i = 0; i < m->n_steps; i++) m->step_cycles[i] = 0;
+}

@@ -1,0 +1,97 @@
+"""The Cortex-M target: Arm v6-M to v8.1-M cores, one thread, kernels in C with ISA branches.
+
+ISA levels and what the kernels may use (Arm Architecture Reference Manuals for v6-M, v7-M and
+v8-M; the Cortex-M technical reference manuals for the optional units):
+
+    armv6-m         Cortex-M0/M0+: Thumb, 32x32 multiply, no DSP, no FPU, no DWT cycle counter
+    armv7-m         Cortex-M3: Thumb-2, hardware divide; no DSP, no FPU
+    armv7e-m        Cortex-M4/M7: + DSP extension (SMLAD, SXTB16, ...); optional FPU
+                    (M4: FPv4-SP; M7: FPv5, single or double precision)
+    armv8-m.main    Cortex-M33: + optional DSP extension and FPv5-SP FPU
+    armv8.1-m.main  Cortex-M55: + MVE (Helium) and DSP; FPU with half precision
+
+ISA variants of the kernels, worst first: portable (plain C, the reference), dsp (needs the DSP
+extension), mve (needs Helium; no kernel has an mve branch yet, so mve cores run dsp kernels).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..lower.schedule import Step
+from .base import Core, CoreConfig, KernelSpec, Target
+
+_ARM_DOCS = "https://developer.arm.com/documentation (Cortex-M{} Technical Reference Manual)"
+
+CORES = {c.name: c for c in (
+    Core("cortex-m0", "armv6-m", frozenset(), None, _ARM_DOCS.format("0")),
+    Core("cortex-m0plus", "armv6-m", frozenset(), None, _ARM_DOCS.format("0+")),
+    Core("cortex-m3", "armv7-m", frozenset(), None, _ARM_DOCS.format("3")),
+    Core("cortex-m4", "armv7e-m", frozenset({"dsp"}), "fpv4-sp-d16", _ARM_DOCS.format("4")),
+    Core("cortex-m7", "armv7e-m", frozenset({"dsp"}), "fpv5-d16", _ARM_DOCS.format("7")),
+    Core("cortex-m33", "armv8-m.main", frozenset({"dsp"}), "fpv5-sp-d16", _ARM_DOCS.format("33")),
+    Core("cortex-m55", "armv8.1-m.main", frozenset({"dsp", "mve"}), "auto", _ARM_DOCS.format("55")),
+)}
+
+
+def _round4(n: int) -> int:
+    return (n + 3) // 4 * 4
+
+
+def _matmul_q_scratch(step: Step, max_seq: int) -> int:
+    """xq int8[round_up(cols, 4)], then xs float[n_groups] (esl_matmul_w8f.c / _w4f.c)."""
+    return _round4(step.cols) + 4 * -(-step.cols // step.group_size)
+
+
+def _matmul_w8f_dsp_scratch(step: Step, max_seq: int) -> int:
+    """The portable layout, then x widened once to int16[cols] for SMLAD."""
+    return _matmul_q_scratch(step, max_seq) + 2 * step.cols
+
+
+def _attention_scratch(step: Step, max_seq: int) -> int:
+    """One head's scores, float[max_seq] (heads run one after another)."""
+    return 4 * max_seq
+
+
+KERNELS = (
+    KernelSpec("embed", "f32", about="copy one fp32 row"),
+    KernelSpec("embed", "w8f", about="dequantize one int8 row"),
+    KernelSpec("rmsnorm", "f32"),
+    KernelSpec("matmul", "f32", about="sequential fp32 dot per row"),
+    KernelSpec("matmul", "w8f", scratch=_matmul_q_scratch, about="int8 x int8 per group, fp32 scales"),
+    KernelSpec("matmul", "w8f", "dsp", _matmul_w8f_dsp_scratch, about="SXTB16 + SMLAD, x widened once"),
+    KernelSpec("matmul", "w4f", scratch=_matmul_q_scratch, about="int4 nibbles x int8 per group"),
+    KernelSpec("rope", "f32"),
+    KernelSpec("kvstore", "f32"),
+    KernelSpec("kvstore", "kv8", about="int8 per (position, kv head)"),
+    KernelSpec("attention", "f32", scratch=_attention_scratch),
+    KernelSpec("attention", "kv8", scratch=_attention_scratch),
+    KernelSpec("add", "f32"),
+    KernelSpec("swiglu", "f32"),
+)
+
+
+def _flags(cc: CoreConfig) -> list[str]:
+    flags = [f"-mcpu={cc.core.name}", "-mthumb"]
+    if cc.fpu:
+        return flags + [f"-mfpu={cc.fpu}", "-mfloat-abi=hard"]
+    return flags + ["-mfloat-abi=soft"]
+
+
+def _defines(variant: str) -> dict[str, int]:
+    return {"ESL_KERNELS_DSP": int(variant in ("dsp", "mve")), "ESL_KERNELS_MVE": int(variant == "mve")}
+
+
+TARGET = Target(
+    name="cortex_m",
+    arch_dir="cortex_m",
+    cores=CORES,
+    variants=(("portable", None), ("dsp", "dsp"), ("mve", "mve")),
+    kernels=KERNELS,
+    toolchain_prefix="arm-none-eabi-",
+    costs_file=Path(__file__).with_name("cortex_m_costs.json"),
+    flags=_flags,
+    link_flags=("-nostartfiles", "--specs=nosys.specs", "-Wl,--gc-sections"),
+    libs=("m", "c", "gcc"),
+    defines=_defines,
+)
