@@ -184,17 +184,20 @@ def summarize(runs: list[PromptRun], plan: Plan, board: Board, elf: Path | None,
 
 
 def _fit(points: list[tuple[dict[str, float], float]]) -> dict[str, float]:
-    """Least squares: measured = sum(units[u] * coef[u]). Where the points cannot separate the units
-    (one shape only, say), or a coefficient comes out negative, fall back to the main unit alone."""
+    """Least squares: measured = sum(units[u] * coef[u]). The first set of units (all of them; then
+    without the per-call term; then the main unit alone) that the points can separate and that
+    gives no negative coefficient wins."""
     import numpy as np
-    names = sorted({u for units, _ in points for u in units}, key=lambda u: (u == "call", u))
-    a = np.array([[units.get(u, 0.0) for u in names] for units, _ in points])
+    names = sorted({u for units, _ in points for u in units}, key=lambda u: (u == "call", u != "mac", u))
     y = np.array([m for _, m in points])
-    coef, _, rank, _ = np.linalg.lstsq(a, y, rcond=None)
-    if rank == len(names) and (coef >= 0).all():
-        return {u: round(float(c), 4) for u, c in zip(names, coef)}
-    main = names[0]
-    return {main: round(float(y.sum() / a[:, 0].sum()), 4)}
+    for subset in (names, [u for u in names if u != "call"], names[:1]):
+        if not subset:
+            continue
+        a = np.array([[units.get(u, 0.0) for u in subset] for units, _ in points])
+        coef, _, rank, _ = np.linalg.lstsq(a, y, rcond=None)
+        if rank == len(subset) and (coef >= 0).all():
+            return {u: round(float(c), 4) for u, c in zip(subset, coef)}
+    return {names[0]: round(float(y.sum() / sum(units.get(names[0], 0.0) for units, _ in points)), 4)}
 
 
 def fit_costs(reports: list[dict]) -> dict:

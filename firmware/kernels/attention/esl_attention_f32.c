@@ -20,11 +20,12 @@ void esl_attention_f32(float *out, const float *q, const esl_model_t *m, uint32_
             att[t] = dot * m->inv_sqrt_head_size;
         }
         esl_softmax_f32(att, pos + 1);
-        float *o = out + h * hs;
-        for (uint32_t i = 0; i < hs; i++) o[i] = 0.0f;
-        for (uint32_t t = 0; t <= pos; t++) {
-            const float *v = values + t * m->kv_dim + kvoff;
-            for (uint32_t i = 0; i < hs; i++) o[i] += att[t] * v[i];
+        /* out[i] sums over t in order, one accumulator in a register per output element */
+        const float *v = values + kvoff;
+        for (uint32_t i = 0; i < hs; i++) {
+            float acc = 0.0f;
+            for (uint32_t t = 0; t <= pos; t++) acc += att[t] * v[t * m->kv_dim + i];
+            out[h * hs + i] = acc;
         }
     }
 }

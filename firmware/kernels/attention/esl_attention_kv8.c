@@ -23,12 +23,13 @@ void esl_attention_kv8(float *out, const float *q, const esl_model_t *m, uint32_
             att[t] = (dot * kscale[t * m->n_kv_heads + kvh]) * m->inv_sqrt_head_size;
         }
         esl_softmax_f32(att, pos + 1);
-        float *o = out + h * hs;
-        for (uint32_t i = 0; i < hs; i++) o[i] = 0.0f;
-        for (uint32_t t = 0; t <= pos; t++) {
-            const int8_t *v = values + t * m->kv_dim + kvh * hs;
-            const float a = att[t] * vscale[t * m->n_kv_heads + kvh];
-            for (uint32_t i = 0; i < hs; i++) o[i] += a * (float)v[i];
+        for (uint32_t t = 0; t <= pos; t++) att[t] = att[t] * vscale[t * m->n_kv_heads + kvh];
+        /* out[i] sums over t in order, one accumulator in a register per output element */
+        const int8_t *v = values + kvh * hs;
+        for (uint32_t i = 0; i < hs; i++) {
+            float acc = 0.0f;
+            for (uint32_t t = 0; t <= pos; t++) acc += att[t] * (float)v[t * m->kv_dim + i];
+            out[h * hs + i] = acc;
         }
     }
 }
