@@ -1,5 +1,8 @@
-"""Verification tier 4: the firmware built by PlatformIO for mps2_an386, running under QEMU, driven
-over its UART by the bridge; every token is checked against the golden model."""
+"""Verification tier 4: the firmware built by PlatformIO for each board, running under QEMU, driven
+over its UART by the bridge; every token is checked against the golden model.
+
+Tests of one board share build/<board>: they carry the board's xdist_group, so pytest-xdist
+(--dist loadgroup) runs them on one worker, one after another, and different boards in parallel."""
 
 import json
 import shutil
@@ -29,6 +32,24 @@ def edgeslm(*args, timeout=600):
     return subprocess.run([sys.executable, "-m", "edgeslm", *args], capture_output=True, timeout=timeout)
 
 
+# Every scheme each core supports, a few tokens each (the M3 computes floats in software: shorter).
+BOARD_RUNS = [(b, q, kv, n) for b, n in (("mps2_an386", 24), ("mps2_an500", 24), ("mps2_an385", 10))
+              for q, kv in (("f32", "f32"), ("q8", "f32"), ("q8", "i8"), ("q4", "i8"))]
+
+
+@pytest.mark.parametrize("board,quant,kv,steps", [
+    pytest.param(*r, marks=pytest.mark.xdist_group(r[0]), id=f"{r[0]}-{r[1]}-kv{r[2]}") for r in BOARD_RUNS])
+def test_every_board_and_scheme_equals_golden(board, quant, kv, steps):
+    r = edgeslm("run", "--emulate", "--board", board, "--quant", quant, "--kv", kv, "--prompt", "",
+                "--steps", str(steps))
+    assert r.returncode == 0, r.stderr.decode()
+    assert f"all {steps} tokens equal the golden model's".encode() in r.stderr
+    if quant == "f32" and kv == "f32":            # float on any core, soft or hard: llama2.c's own text
+        text = r.stdout.decode().rstrip("\n")
+        assert len(text) > 20 and LLAMA2C_NO_PROMPT.startswith(text)
+
+
+@pytest.mark.xdist_group("mps2_an386")
 def test_q8_story_on_emulated_board_equals_golden():
     r = edgeslm("run", "--emulate", "--board", "mps2_an386", "--quant", "q8", "--prompt", "Tom and Lily",
                 "--steps", "128")
@@ -38,6 +59,7 @@ def test_q8_story_on_emulated_board_equals_golden():
     assert b"instructions/token" in r.stderr
 
 
+@pytest.mark.xdist_group("mps2_an386")
 def test_f32_on_emulated_board_prints_llama2c_text():
     r = edgeslm("run", "--emulate", "--quant", "f32", "--prompt", "", "--steps", "200")
     assert r.returncode == 0, r.stderr.decode()
@@ -46,6 +68,7 @@ def test_f32_on_emulated_board_prints_llama2c_text():
     assert r.stdout.decode() == LLAMA2C_TOM_AND_LILY + "\n"
 
 
+@pytest.mark.xdist_group("mps2_an386")
 def test_bench_is_deterministic_and_reports(tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("Once upon a time\nThe little dog\n")
@@ -69,8 +92,19 @@ def test_bench_is_deterministic_and_reports(tmp_path):
     assert base["tokens_match"] is True
     # instruction counts are exact under icount: the DSP kernels must stay ahead of portable C
     assert a["instructions_per_token"]["mean"] < 0.95 * base["instructions_per_token"]["mean"]
+    # the per-step profile: one entry per step of the table, deterministic, adding up to the token
+    assert a["steps"] == b["steps"] and len(a["steps"]) == 1 + 5 * 16 + 2
+    per_token = sum(s["measured"] for s in a["steps"]) + a["outside_steps_per_token"]
+    assert per_token == pytest.approx(ipt["mean"], rel=1e-9)
+    assert a["outside_steps_per_token"] > 0
+    assert {s["cost_key"] for s in a["steps"] if s["op"] == "matmul"} == {"matmul_w8f.dsp"}
+    assert {s["cost_key"] for s in base["steps"] if s["op"] == "matmul"} == {"matmul_w8f.portable"}
+    assert a["by_kernel"]["matmul_w8f.dsp"]["measured"] < base["by_kernel"]["matmul_w8f.portable"]["measured"]
+    for s in a["steps"]:                          # the cost table covers every kernel of the plan
+        assert s["measured"] > 0 and s["predicted"] > 0, s
 
 
+@pytest.mark.xdist_group("mps2_an386")
 def test_bench_against_another_scheme(tmp_path):
     out = tmp_path / "f32.json"
     r = edgeslm("bench", "--emulate", "--quant", "q8", "--baseline", "f32", "--steps", "20", "--json", str(out))
@@ -80,6 +114,7 @@ def test_bench_against_another_scheme(tmp_path):
     assert a["baseline"]["flash_bytes"] > 3 * a["flash_bytes"] / 2
 
 
+@pytest.mark.xdist_group("mps2_an386")
 def test_linker_agrees_with_the_plan():
     board = load_board("mps2_an386")
     elf = build_firmware(board)
@@ -88,6 +123,7 @@ def test_linker_agrees_with_the_plan():
     assert use["psram"]["image"] == 0
 
 
+@pytest.mark.xdist_group("mps2_an386")
 def test_emulator_killed_mid_generation_is_reported_and_cleaned_up():
     board = load_board("mps2_an386")
     elf = build_firmware(board)
