@@ -1,8 +1,8 @@
 """Verification tier 4: the firmware built by PlatformIO for each board, running under QEMU, driven
 over its UART by the bridge; every token is checked against the golden model.
 
-Tests of one board share build/<board>: they carry the board's xdist_group, so pytest-xdist
-(--dist loadgroup) runs them on one worker, one after another, and different boards in parallel."""
+Tests of one board share build/<board>, so each board's tests are one class: pytest-xdist
+(--dist loadscope) runs a class on one worker, one test after another, and boards in parallel."""
 
 import json
 import shutil
@@ -33,108 +33,109 @@ def edgeslm(*args, timeout=600):
 
 
 # Every scheme each core supports, a few tokens each (the M3 computes floats in software: shorter).
-BOARD_RUNS = [(b, q, kv, n) for b, n in (("mps2_an386", 24), ("mps2_an500", 24), ("mps2_an385", 10))
-              for q, kv in (("f32", "f32"), ("q8", "f32"), ("q8", "i8"), ("q4", "i8"))]
+SCHEMES = [("f32", "f32"), ("q8", "f32"), ("q8", "i8"), ("q4", "i8")]
 
 
-@pytest.mark.parametrize("board,quant,kv,steps", [
-    pytest.param(*r, marks=pytest.mark.xdist_group(r[0]), id=f"{r[0]}-{r[1]}-kv{r[2]}") for r in BOARD_RUNS])
-def test_every_board_and_scheme_equals_golden(board, quant, kv, steps):
-    r = edgeslm("run", "--emulate", "--board", board, "--quant", quant, "--kv", kv, "--prompt", "",
-                "--steps", str(steps))
-    assert r.returncode == 0, r.stderr.decode()
-    assert f"all {steps} tokens equal the golden model's".encode() in r.stderr
-    if quant == "f32" and kv == "f32":            # float on any core, soft or hard: llama2.c's own text
-        text = r.stdout.decode().rstrip("\n")
-        assert len(text) > 20 and LLAMA2C_NO_PROMPT.startswith(text)
+class _EveryScheme:
+    board, steps = "", 0
 
-
-@pytest.mark.xdist_group("mps2_an386")
-def test_q8_story_on_emulated_board_equals_golden():
-    r = edgeslm("run", "--emulate", "--board", "mps2_an386", "--quant", "q8", "--prompt", "Tom and Lily",
-                "--steps", "128")
-    assert r.returncode == 0, r.stderr.decode()
-    assert r.stdout.startswith(b"Tom and Lily were playing in the park.")
-    assert b"all 128 tokens equal the golden model's" in r.stderr
-    assert b"instructions/token" in r.stderr
-
-
-@pytest.mark.xdist_group("mps2_an386")
-def test_f32_on_emulated_board_prints_llama2c_text():
-    r = edgeslm("run", "--emulate", "--quant", "f32", "--prompt", "", "--steps", "200")
-    assert r.returncode == 0, r.stderr.decode()
-    assert r.stdout.decode() == LLAMA2C_NO_PROMPT + "\n"
-    r = edgeslm("run", "--emulate", "--quant", "f32", "--prompt", "Tom and Lily", "--steps", "128")
-    assert r.stdout.decode() == LLAMA2C_TOM_AND_LILY + "\n"
-
-
-@pytest.mark.xdist_group("mps2_an386")
-def test_bench_is_deterministic_and_reports(tmp_path):
-    prompts = tmp_path / "prompts.txt"
-    prompts.write_text("Once upon a time\nThe little dog\n")
-    reports = []
-    for i in range(2):
-        out = tmp_path / f"b{i}.json"
-        r = edgeslm("bench", "--emulate", "--quant", "q8", "--kv", "i8", "--prompts", str(prompts),
-                    "--steps", "40", "--json", str(out))
+    @pytest.mark.parametrize("quant,kv", SCHEMES, ids=[f"{q}-kv{kv}" for q, kv in SCHEMES])
+    def test_every_scheme_equals_golden(self, quant, kv):
+        r = edgeslm("run", "--emulate", "--board", self.board, "--quant", quant, "--kv", kv, "--prompt", "",
+                    "--steps", str(self.steps))
         assert r.returncode == 0, r.stderr.decode()
-        reports.append(json.loads(out.read_text()))
-    a, b = reports
-    assert a["tokens_match"] is True and a["first_mismatch"] is None
-    assert a["instructions_by_position"] == b["instructions_by_position"]     # icount: exact repeat
-    ipt = a["instructions_per_token"]
-    assert 0 < ipt["min"] <= ipt["mean"] <= ipt["max"]
-    for key in ("predicted_instructions_per_token", "tokens_per_s_at_nominal_clock", "flash_bytes", "ram_bytes"):
-        assert a[key] > 0
-    assert a["regions"]["code"]["image"] > 250_000          # the q8 weights are in the code region
-    base = a["baseline"]                                     # the portable kernels, same session
-    assert a["kernels"] == "dsp" and base["kernels"] == "portable"
-    assert base["tokens_match"] is True
-    # instruction counts are exact under icount: the DSP kernels must stay ahead of portable C
-    assert a["instructions_per_token"]["mean"] < 0.95 * base["instructions_per_token"]["mean"]
-    # the per-step profile: one entry per step of the table, deterministic, adding up to the token
-    assert a["steps"] == b["steps"] and len(a["steps"]) == 1 + 5 * 16 + 2
-    per_token = sum(s["measured"] for s in a["steps"]) + a["outside_steps_per_token"]
-    assert per_token == pytest.approx(ipt["mean"], rel=1e-9)
-    assert a["outside_steps_per_token"] > 0
-    assert {s["cost_key"] for s in a["steps"] if s["op"] == "matmul"} == {"matmul_w8f.dsp"}
-    assert {s["cost_key"] for s in base["steps"] if s["op"] == "matmul"} == {"matmul_w8f.portable"}
-    assert a["by_kernel"]["matmul_w8f.dsp"]["measured"] < base["by_kernel"]["matmul_w8f.portable"]["measured"]
-    for s in a["steps"]:                          # the cost table covers every kernel of the plan
-        assert s["measured"] > 0 and s["predicted"] > 0, s
+        assert f"all {self.steps} tokens equal the golden model's".encode() in r.stderr
+        if quant == "f32" and kv == "f32":        # float on any core, soft or hard: llama2.c's own text
+            text = r.stdout.decode().rstrip("\n")
+            assert len(text) > 20 and LLAMA2C_NO_PROMPT.startswith(text)
 
 
-@pytest.mark.xdist_group("mps2_an386")
-def test_bench_against_another_scheme(tmp_path):
-    out = tmp_path / "f32.json"
-    r = edgeslm("bench", "--emulate", "--quant", "q8", "--baseline", "f32", "--steps", "20", "--json", str(out))
-    assert r.returncode == 0, r.stderr.decode()
-    a = json.loads(out.read_text())
-    assert a["baseline"]["scheme"] == "f32" and a["baseline"]["tokens_match"] is True
-    assert a["baseline"]["flash_bytes"] > 3 * a["flash_bytes"] / 2
+class TestMps2An385(_EveryScheme):
+    board, steps = "mps2_an385", 10
 
 
-@pytest.mark.xdist_group("mps2_an386")
-def test_linker_agrees_with_the_plan():
-    board = load_board("mps2_an386")
-    elf = build_firmware(board)
-    use = region_usage(elf, board)
-    assert use["sram"]["zero"] > 160_000                     # KV cache and arena are in SRAM
-    assert use["psram"]["image"] == 0
+class TestMps2An500(_EveryScheme):
+    board, steps = "mps2_an500", 24
 
 
-@pytest.mark.xdist_group("mps2_an386")
-def test_emulator_killed_mid_generation_is_reported_and_cleaned_up():
-    board = load_board("mps2_an386")
-    elf = build_firmware(board)
-    t0 = time.monotonic()
-    with pytest.raises(DeviceError) as e:
-        with open_device(board, elf, True, None, timeout=5.0) as (dev, emu):
-            gen = dev.generate("Once upon a time", 400, 0.8, 0.9, 3)
-            next(gen)
-            proc = emu.proc
-            proc.kill()
-            list(gen)
-    assert "lost the device" in str(e.value) or "no answer" in str(e.value)
-    assert proc.poll() is not None                           # nothing left running
-    assert time.monotonic() - t0 < 30
+class TestMps2An386(_EveryScheme):
+    board, steps = "mps2_an386", 24
+
+    def test_q8_story_on_emulated_board_equals_golden(self):
+        r = edgeslm("run", "--emulate", "--board", "mps2_an386", "--quant", "q8", "--prompt", "Tom and Lily",
+                    "--steps", "128")
+        assert r.returncode == 0, r.stderr.decode()
+        assert r.stdout.startswith(b"Tom and Lily were playing in the park.")
+        assert b"all 128 tokens equal the golden model's" in r.stderr
+        assert b"instructions/token" in r.stderr
+
+    def test_f32_on_emulated_board_prints_llama2c_text(self):
+        r = edgeslm("run", "--emulate", "--quant", "f32", "--prompt", "", "--steps", "200")
+        assert r.returncode == 0, r.stderr.decode()
+        assert r.stdout.decode() == LLAMA2C_NO_PROMPT + "\n"
+        r = edgeslm("run", "--emulate", "--quant", "f32", "--prompt", "Tom and Lily", "--steps", "128")
+        assert r.stdout.decode() == LLAMA2C_TOM_AND_LILY + "\n"
+
+    def test_bench_is_deterministic_and_reports(self, tmp_path):
+        prompts = tmp_path / "prompts.txt"
+        prompts.write_text("Once upon a time\nThe little dog\n")
+        reports = []
+        for i in range(2):
+            out = tmp_path / f"b{i}.json"
+            r = edgeslm("bench", "--emulate", "--quant", "q8", "--kv", "i8", "--prompts", str(prompts),
+                        "--steps", "40", "--json", str(out))
+            assert r.returncode == 0, r.stderr.decode()
+            reports.append(json.loads(out.read_text()))
+        a, b = reports
+        assert a["tokens_match"] is True and a["first_mismatch"] is None
+        assert a["instructions_by_position"] == b["instructions_by_position"]     # icount: exact repeat
+        ipt = a["instructions_per_token"]
+        assert 0 < ipt["min"] <= ipt["mean"] <= ipt["max"]
+        for key in ("predicted_instructions_per_token", "tokens_per_s_at_nominal_clock", "flash_bytes", "ram_bytes"):
+            assert a[key] > 0
+        assert a["regions"]["code"]["image"] > 250_000          # the q8 weights are in the code region
+        base = a["baseline"]                                     # the portable kernels, same session
+        assert a["kernels"] == "dsp" and base["kernels"] == "portable"
+        assert base["tokens_match"] is True
+        # instruction counts are exact under icount: the DSP kernels must stay ahead of portable C
+        assert a["instructions_per_token"]["mean"] < 0.95 * base["instructions_per_token"]["mean"]
+        # the per-step profile: one entry per step of the table, deterministic, adding up to the token
+        assert a["steps"] == b["steps"] and len(a["steps"]) == 1 + 5 * 16 + 2
+        per_token = sum(s["measured"] for s in a["steps"]) + a["outside_steps_per_token"]
+        assert per_token == pytest.approx(ipt["mean"], rel=1e-9)
+        assert a["outside_steps_per_token"] > 0
+        assert {s["cost_key"] for s in a["steps"] if s["op"] == "matmul"} == {"matmul_w8f.dsp"}
+        assert {s["cost_key"] for s in base["steps"] if s["op"] == "matmul"} == {"matmul_w8f.portable"}
+        assert a["by_kernel"]["matmul_w8f.dsp"]["measured"] < base["by_kernel"]["matmul_w8f.portable"]["measured"]
+        for s in a["steps"]:                          # the cost table covers every kernel of the plan
+            assert s["measured"] > 0 and s["predicted"] > 0, s
+
+    def test_bench_against_another_scheme(self, tmp_path):
+        out = tmp_path / "f32.json"
+        r = edgeslm("bench", "--emulate", "--quant", "q8", "--baseline", "f32", "--steps", "20", "--json", str(out))
+        assert r.returncode == 0, r.stderr.decode()
+        a = json.loads(out.read_text())
+        assert a["baseline"]["scheme"] == "f32" and a["baseline"]["tokens_match"] is True
+        assert a["baseline"]["flash_bytes"] > 3 * a["flash_bytes"] / 2
+
+    def test_linker_agrees_with_the_plan(self):
+        board = load_board("mps2_an386")
+        elf = build_firmware(board)
+        use = region_usage(elf, board)
+        assert use["sram"]["zero"] > 160_000                     # KV cache and arena are in SRAM
+        assert use["psram"]["image"] == 0
+
+    def test_emulator_killed_mid_generation_is_reported_and_cleaned_up(self):
+        board = load_board("mps2_an386")
+        elf = build_firmware(board)
+        t0 = time.monotonic()
+        with pytest.raises(DeviceError) as e:
+            with open_device(board, elf, True, None, timeout=5.0) as (dev, emu):
+                gen = dev.generate("Once upon a time", 400, 0.8, 0.9, 3)
+                next(gen)
+                proc = emu.proc
+                proc.kill()
+                list(gen)
+        assert "lost the device" in str(e.value) or "no answer" in str(e.value)
+        assert proc.poll() is not None                           # nothing left running
+        assert time.monotonic() - t0 < 30

@@ -8,6 +8,7 @@ Compilation is skipped when nothing it depends on changed (a stamp in the gen fo
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -88,7 +89,12 @@ def build_firmware(board: Board, project_dir: Path = PROJECT_DIR, verbose: bool 
                            f"add [env:{board.id}] with board = {board.id} there, and its JSON to boards/ "
                            "(PlatformIO reads boards from there)")
     cmd = [sys.executable, "-m", "platformio", "run", "-e", board.id, "-d", str(project_dir)]
-    r = subprocess.run(cmd, capture_output=not verbose, text=True, env=pio_env())
+    lock_path = project_dir / "build" / ".pio.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        # one PlatformIO build at a time in this project: they share build/pio-core's state files
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        r = subprocess.run(cmd, capture_output=not verbose, text=True, env=pio_env())
     if r.returncode != 0:
         out = (r.stdout or "") + (r.stderr or "")
         raise EdgeslmError(f"firmware build for {board.id} failed:\n{out[-3000:]}",
