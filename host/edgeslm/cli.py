@@ -271,9 +271,6 @@ def _prepare(args, build: bool):
     from .lower.boards import load_board
     from .lower.compile import build_dir, build_firmware, compile_model
     board = load_board(args.board)
-    if args.kernels and args.kernels not in board.kernel_variants:
-        raise UsageError(f"board {board.id} ({board.core.id}) has no '{args.kernels}' kernels",
-                         f"choose one of: {', '.join(board.kernel_variants)}")
     model, tok = _load(args)
     scheme = _scheme(args)
     out = Path(args.output) if getattr(args, "output", None) else build_dir(board.id)
