@@ -116,7 +116,7 @@ def rope_tables(head_size: int, max_seq_len: int, theta: float) -> tuple[np.ndar
 
 def attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, key_scale: np.ndarray | None,
               value_scale: np.ndarray | None, inv_sqrt_hs: np.float32) -> np.ndarray:
-    """esl_attention_f32 / esl_attention_i8 for positions 0..t-1: q (n_heads, hs), keys/values
+    """esl_attention_f32 / esl_attention_kv8 for positions 0..t-1: q (n_heads, hs), keys/values
     (t, n_kv_heads, hs) float32 or int8, scales (t, n_kv_heads) for int8. Returns (n_heads * hs,)."""
     n_heads, n_kv = q.shape[0], keys.shape[1]
     kvh = np.arange(n_heads) // (n_heads // n_kv)
