@@ -1,6 +1,6 @@
 """Verification tier 3, kernel by kernel: each C kernel's portable branch (built natively with the
 firmware's flags) against the golden model on random inputs, compared bit for bit. The ISA
-branches run on the emulated boards: tests/test_kernels_on_boards.py."""
+branches run on the emulated boards: tests/test_kernels_emulated.py."""
 
 import struct
 import subprocess
