@@ -4,12 +4,16 @@
  * scratch: xq int8[round_up(cols, 4)], xs float[n_groups], then (DSP) x16 int16[cols]. */
 #include "esl_kernels.h"
 
-/* Each variant supplies the type of the prepared input (xv_t), prepare_x() and dot_group();
- * the matmul below is shared. Both give the same bits: the integer sums are exact. */
+/* Rows go four at a time so each prepared activation load feeds four rows (CMSIS-NN style); the
+ * last rows % 4 go one at a time. Each variant supplies the prepared input type (xv_t),
+ * prepare_x(), dot_group() (one row) and dot_group4() (four rows); the matmul below is shared.
+ * Every variant gives the same bits: the integer sums are exact, the float work per row and group
+ * is the same operations in the same order. */
 #if ESL_KERNELS_DSP
-/* Cortex-M DSP extension (M4/M7/M33), CMSIS-NN style: x is widened to int16 once per call, each
- * 4-chunk of a group stored as (x0, x2, x1, x3) to match SXTB16's split of 4 weights into (w0, w2)
- * and (w1, w3); then two SMLADs do 4 MACs. */
+/* Cortex-M DSP extension (M4/M7/M33): x is widened to int16 once per call, each 4-chunk of a group
+ * stored as (x0, x2, x1, x3) to match SXTB16's split of 4 weights into (w0, w2) and (w1, w3); then
+ * per row an LDR of 4 weights, SXTB16, SXTB16 with ROR #8 and two SMLADs do 4 MACs, the two
+ * activation words loaded once for four rows. */
 #include <arm_acle.h>
 #include <string.h>
 
@@ -33,20 +37,72 @@ static const xv_t *prepare_x(int8_t *xq, int16_t *x16, uint32_t cols, uint32_t g
     return x16;
 }
 
+static inline uint32_t ld32(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);                          /* LDR: unaligned access is fine on v7-M/v8-M */
+    return v;
+}
+
+/* (w1, w3) of four packed int8 weights, sign-extended to two int16: one SXTB16 with ROR #8. */
+static inline uint32_t sxtb16_ror8(uint32_t v)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+
 static int32_t dot_group(const int8_t *w, const xv_t *x16, uint32_t n)
 {
     int32_t acc = 0;
     uint32_t j = 0;
     for (; j + 4u <= n; j += 4u) {
-        uint32_t w4, x02, x13;
-        memcpy(&w4, w + j, 4);                 /* LDR: unaligned access is fine on v7-M */
-        memcpy(&x02, x16 + j, 4);
-        memcpy(&x13, x16 + j + 2, 4);
-        acc = __smlad(__sxtb16(w4), x02, acc);                 /* w0*x0 + w2*x2 */
-        acc = __smlad(__sxtb16(w4 >> 8), x13, acc);            /* w1*x1 + w3*x3 */
+        const uint32_t w4 = ld32(w + j);
+        acc = __smlad(__sxtb16(w4), ld32(x16 + j), acc);              /* w0*x0 + w2*x2 */
+        acc = __smlad(sxtb16_ror8(w4), ld32(x16 + j + 2), acc);       /* w1*x1 + w3*x3 */
     }
     for (; j < n; j++) acc += (int32_t)w[j] * (int32_t)x16[j];
     return acc;
+}
+
+/* s[r] = dot of row r (rows `stride` bytes apart) with x over n elements, r = 0..3. The four row
+ * pointers and x advance together, so the loop needs no index arithmetic. */
+static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x16, uint32_t n, int32_t s[4])
+{
+    const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2u * stride, *w3 = w + 3u * stride;
+    const int16_t *x = x16, *x_end = x16 + (n & ~3u);
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    while (x != x_end) {
+        const uint32_t x02 = ld32(x), x13 = ld32(x + 2);
+        x += 4;
+        uint32_t v = ld32(w0);
+        w0 += 4;
+        a0 = __smlad(__sxtb16(v), x02, a0);
+        a0 = __smlad(sxtb16_ror8(v), x13, a0);
+        v = ld32(w1);
+        w1 += 4;
+        a1 = __smlad(__sxtb16(v), x02, a1);
+        a1 = __smlad(sxtb16_ror8(v), x13, a1);
+        v = ld32(w2);
+        w2 += 4;
+        a2 = __smlad(__sxtb16(v), x02, a2);
+        a2 = __smlad(sxtb16_ror8(v), x13, a2);
+        v = ld32(w3);
+        w3 += 4;
+        a3 = __smlad(__sxtb16(v), x02, a3);
+        a3 = __smlad(sxtb16_ror8(v), x13, a3);
+    }
+    for (uint32_t j = n & ~3u; j < n; j++) {
+        const int32_t xj = x16[j];
+        a0 += (int32_t)w[j] * xj;
+        a1 += (int32_t)w[stride + j] * xj;
+        a2 += (int32_t)w[2u * stride + j] * xj;
+        a3 += (int32_t)w[3u * stride + j] * xj;
+    }
+    s[0] = a0;
+    s[1] = a1;
+    s[2] = a2;
+    s[3] = a3;
 }
 
 #else
@@ -67,6 +123,23 @@ static int32_t dot_group(const int8_t *w, const xv_t *x, uint32_t n)
     for (uint32_t j = 0; j < n; j++) acc += (int32_t)w[j] * (int32_t)x[j];
     return acc;
 }
+
+static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x, uint32_t n, int32_t s[4])
+{
+    const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2u * stride, *w3 = w + 3u * stride;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        const int32_t xj = x[j];
+        a0 += (int32_t)w0[j] * xj;
+        a1 += (int32_t)w1[j] * xj;
+        a2 += (int32_t)w2[j] * xj;
+        a3 += (int32_t)w3[j] * xj;
+    }
+    s[0] = a0;
+    s[1] = a1;
+    s[2] = a2;
+    s[3] = a3;
+}
 #endif
 
 void esl_matmul_w8f(float *y, const esl_weight_t *w, const float *x, void *scratch)
@@ -76,14 +149,32 @@ void esl_matmul_w8f(float *y, const esl_weight_t *w, const float *x, void *scrat
     int16_t *x16 = (int16_t *)(void *)(xs + w->n_groups);
     esl_quantize_i8(xq, xs, x, w->cols, w->group_size);
     const xv_t *xv = prepare_x(xq, x16, w->cols, w->group_size);
+    const uint32_t cols = w->cols, ng = w->n_groups, gs = w->group_size;
     const int8_t *row = (const int8_t *)w->data;
     const float *ws = w->scales;
-    for (uint32_t i = 0; i < w->rows; i++, row += w->cols, ws += w->n_groups) {
+    uint32_t i = 0;
+    for (; i + 4u <= w->rows; i += 4u, row += 4u * cols, ws += 4u * ng) {
+        float acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f, acc3 = 0.0f;
+        for (uint32_t g = 0, start = 0; g < ng; g++, start += gs) {
+            const uint32_t n = (start + gs < cols) ? gs : cols - start;
+            int32_t s[4];
+            dot_group4(row + start, cols, xv + start, n, s);
+            const float xsg = xs[g];
+            acc0 = acc0 + (float)s[0] * (ws[g] * xsg);
+            acc1 = acc1 + (float)s[1] * (ws[ng + g] * xsg);
+            acc2 = acc2 + (float)s[2] * (ws[2u * ng + g] * xsg);
+            acc3 = acc3 + (float)s[3] * (ws[3u * ng + g] * xsg);
+        }
+        y[i] = acc0;
+        y[i + 1u] = acc1;
+        y[i + 2u] = acc2;
+        y[i + 3u] = acc3;
+    }
+    for (; i < w->rows; i++, row += cols, ws += ng) {
         float acc = 0.0f;
-        for (uint32_t g = 0, start = 0; g < w->n_groups; g++, start += w->group_size) {
-            const uint32_t end = (start + w->group_size < w->cols) ? start + w->group_size : w->cols;
-            const int32_t isum = dot_group(row + start, xv + start, end - start);
-            acc = acc + (float)isum * (ws[g] * xs[g]);
+        for (uint32_t g = 0, start = 0; g < ng; g++, start += gs) {
+            const uint32_t n = (start + gs < cols) ? gs : cols - start;
+            acc = acc + (float)dot_group(row + start, xv + start, n) * (ws[g] * xs[g]);
         }
         y[i] = acc;
     }
