@@ -16,16 +16,40 @@ void esl_attention_f32(float *out, const float *q, const esl_model_t *m, uint32_
         for (uint32_t t = 0; t <= pos; t++) {
             const float *k = keys + t * m->kv_dim + kvoff;
             float dot = 0.0f;
-            for (uint32_t i = 0; i < hs; i++) dot += qh[i] * k[i];
+            uint32_t i = 0;
+            for (; i + 4u <= hs; i += 4u) {     /* unrolled; the additions stay in order */
+                dot += qh[i] * k[i];
+                dot += qh[i + 1u] * k[i + 1u];
+                dot += qh[i + 2u] * k[i + 2u];
+                dot += qh[i + 3u] * k[i + 3u];
+            }
+            for (; i < hs; i++) dot += qh[i] * k[i];
             att[t] = dot * m->inv_sqrt_head_size;
         }
         esl_softmax_f32(att, pos + 1);
-        /* out[i] sums over t in order, one accumulator in a register per output element */
+        /* out[i] sums over t in order; four outputs at a time, each in its own register */
         const float *v = values + kvoff;
-        for (uint32_t i = 0; i < hs; i++) {
+        float *o = out + h * hs;
+        uint32_t i = 0;
+        for (; i + 4u <= hs; i += 4u) {
+            float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+            const float *vt = v + i;
+            for (uint32_t t = 0; t <= pos; t++, vt += m->kv_dim) {
+                const float p = att[t];
+                a0 += p * vt[0];
+                a1 += p * vt[1];
+                a2 += p * vt[2];
+                a3 += p * vt[3];
+            }
+            o[i] = a0;
+            o[i + 1u] = a1;
+            o[i + 2u] = a2;
+            o[i + 3u] = a3;
+        }
+        for (; i < hs; i++) {
             float acc = 0.0f;
             for (uint32_t t = 0; t <= pos; t++) acc += att[t] * v[t * m->kv_dim + i];
-            out[h * hs + i] = acc;
+            o[i] = acc;
         }
     }
 }

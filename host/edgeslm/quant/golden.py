@@ -57,7 +57,7 @@ from ..reference import rmsnorm, rope, seqdot  # the same arithmetic as run.c's 
 from .quantize import QTensor, QuantModel
 
 F32 = np.float32
-# Exact float32 values, written as the same hex literals as in firmware/src/kernels/esl_expf.c.
+# Exact float32 values, written as the same hex literals as in firmware/include/esl_expf_inline.h.
 LOG2E = F32(float.fromhex("0x1.715476p+0"))
 LN2_HI = F32(float.fromhex("0x1.63p-1"))
 LN2_LO = F32(float.fromhex("-0x1.bd0106p-13"))
