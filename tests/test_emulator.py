@@ -83,7 +83,8 @@ class TestMps2An386(_EveryScheme):
         for i in range(2):
             out = tmp_path / f"b{i}.json"
             r = edgeslm("bench", "--emulate", "--quant", "q8", "--kv", "i8", "--prompts", str(prompts),
-                        "--steps", "40", "--json", str(out))
+                        "--steps", "40", "--json", str(out), *(("--profile", "--plot", str(tmp_path / "p.png"))
+                                                              if i else ()))
             assert r.returncode == 0, r.stderr.decode()
             reports.append(json.loads(out.read_text()))
         a, b = reports
@@ -109,6 +110,14 @@ class TestMps2An386(_EveryScheme):
         assert a["by_kernel"]["matmul_w8f.dsp"]["measured"] < base["by_kernel"]["matmul_w8f.portable"]["measured"]
         for s in a["steps"]:                          # the cost table covers every kernel of the plan
             assert s["measured"] > 0 and s["predicted"] > 0, s
+        # --profile: the same per-step counts, token by token, by step kind and position
+        assert a["profile"] is None and b["steps"] == a["steps"]
+        prof = b["profile"]["by_position"]
+        assert len(prof["attention"]) == 40 and prof["attention"][39] > 2 * prof["attention"][0]
+        assert max(prof["matmul"]) - min(prof["matmul"]) < 8   # flat: only the counter reads' jitter
+        for p in range(40):                       # the steps of a token add up to less than the token
+            assert sum(v[p] for v in prof.values()) < b["instructions_by_position"][str(p)]
+        assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     def test_bench_against_another_scheme(self, tmp_path):
         out = tmp_path / "f32.json"

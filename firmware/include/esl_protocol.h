@@ -6,7 +6,8 @@
  * 3. At most ESL_MAX_PAYLOAD payload bytes; longer frames are dropped with ERROR TOO_LONG.
  * 4. Host -> device:
  *      HELLO    (no body)                                          -> INFO
- *      GENERATE steps u16, temperature f32, topp f32, seed u64, kind u8 (0 text, 1 token ids),
+ *      GENERATE steps u16, temperature f32, topp f32, seed u64, kind u8 (bits 0-6: 0 text, 1 token
+ *               ids; bit 7: a PROFILE_DATA of that forward pass after every TOKEN),
  *               prompt (UTF-8 bytes, or u16 ids starting with BOS)  -> TOKEN*, DONE | ERROR
  *      ABORT    (no body): stops a running GENERATE                -> DONE (reason ABORTED)
  *      PROFILE  (no body): the step profile of the last GENERATE      -> PROFILE_DATA+
@@ -20,7 +21,8 @@
  *               per step of the step table, summed over the `forwards` forward passes of the last
  *               GENERATE (steps first .. first+count-1); as many frames as needed, in order, the
  *               last one ending at n_steps.
- * 6. Version 2 added PROFILE / PROFILE_DATA.
+ * 6. Version 2 added PROFILE / PROFILE_DATA and GENERATE's per-token profile bit. With that bit
+ *    set, PROFILE afterwards holds only the last forward pass.
  */
 #ifndef ESL_PROTOCOL_H
 #define ESL_PROTOCOL_H

@@ -118,6 +118,27 @@ static int poll_abort(void)
     return 0;
 }
 
+/* PROFILE: the per-step ticks of the last generation, as many frames as they need. */
+static void send_profile(uint8_t id)
+{
+    const esl_model_t *m = &esl_model;
+    const uint32_t per_frame = (ESL_MAX_PAYLOAD - 12u) / 8u;
+    uint32_t first = 0;
+    do {
+        const uint32_t count = (m->n_steps - first < per_frame) ? m->n_steps - first : per_frame;
+        uint8_t *p = tx_payload;
+        p[0] = ESL_MSG_PROFILE_DATA;
+        p[1] = id;
+        put_u32(p + 2, profile_forwards);
+        put_u16(p + 6, m->n_steps);
+        put_u16(p + 8, first);
+        put_u16(p + 10, count);
+        for (uint32_t i = 0; i < count; i++) put_u64(p + 12 + 8 * i, m->step_cycles[first + i]);
+        send(12 + 8 * count);
+        first += count;
+    } while (first < m->n_steps);
+}
+
 static void generate(uint8_t id, const uint8_t *body, uint32_t n)
 {
     const esl_model_t *m = &esl_model;
@@ -125,7 +146,8 @@ static void generate(uint8_t id, const uint8_t *body, uint32_t n)
     uint32_t steps = get_u16(body);
     const float temperature = get_f32(body + 2), topp = get_f32(body + 6);
     const uint64_t seed = get_u64(body + 10);
-    const uint8_t kind = body[18];
+    const uint8_t kind = body[18] & 0x7Fu;
+    const uint8_t profile_each = (body[18] & 0x80u) != 0;   /* PROFILE_DATA after every TOKEN */
     const uint8_t *prompt = body + 19;
     const uint32_t plen = n - 19;
     int32_t n_prompt;
@@ -160,6 +182,7 @@ static void generate(uint8_t id, const uint8_t *body, uint32_t n)
     esl_profile_reset(m);
     profile_forwards = 0;
     while (pos < steps) {
+        if (profile_each) esl_profile_reset(m);
         esl_port_cycles_start();
         float *logits = esl_forward(m, token, pos);
         profile_forwards++;
@@ -179,6 +202,7 @@ static void generate(uint8_t id, const uint8_t *body, uint32_t n)
         put_u64(p + 6, cycles);
         memcpy(p + 14, piece, plen_out);
         send(14 + plen_out);
+        if (profile_each) send_profile(id);
         sent++;
         token = next;
         if (poll_abort()) { reason = ESL_DONE_ABORTED; break; }
@@ -190,27 +214,6 @@ static void generate(uint8_t id, const uint8_t *body, uint32_t n)
     p[4] = (uint8_t)reason;
     put_u64(p + 5, total);
     send(13);
-}
-
-/* PROFILE: the per-step ticks of the last generation, as many frames as they need. */
-static void send_profile(uint8_t id)
-{
-    const esl_model_t *m = &esl_model;
-    const uint32_t per_frame = (ESL_MAX_PAYLOAD - 12u) / 8u;
-    uint32_t first = 0;
-    do {
-        const uint32_t count = (m->n_steps - first < per_frame) ? m->n_steps - first : per_frame;
-        uint8_t *p = tx_payload;
-        p[0] = ESL_MSG_PROFILE_DATA;
-        p[1] = id;
-        put_u32(p + 2, profile_forwards);
-        put_u16(p + 6, m->n_steps);
-        put_u16(p + 8, first);
-        put_u16(p + 10, count);
-        for (uint32_t i = 0; i < count; i++) put_u64(p + 12 + 8 * i, m->step_cycles[first + i]);
-        send(12 + 8 * count);
-        first += count;
-    } while (first < m->n_steps);
 }
 
 void esl_serve(void)

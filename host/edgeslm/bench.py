@@ -41,6 +41,7 @@ class PromptRun:
     mismatch: int | None = None
     done: P.Done | None = None
     profile: P.ProfileData | None = None                # per-step ticks of this generation
+    token_profiles: list[list[int]] = field(default_factory=list)   # per token (bench --profile)
 
     @property
     def ok(self) -> bool:
@@ -71,13 +72,17 @@ def open_device(board: Board, elf: Path | None, emulate: bool, port: str | None,
 
 def run_prompt(dev: Device, golden: GoldenEngine, tok: Tokenizer, prompt: str, steps: int,
                temperature: float, topp: float, seed: int,
-               on_token: Callable[[P.Token, bool], None] | None = None) -> PromptRun:
+               on_token: Callable[[P.Token, bool], None] | None = None,
+               profile_each: bool = False) -> PromptRun:
     """Generate on the device; every token is compared with the golden model's as it arrives
-    (on_token(token, matches) streams it)."""
+    (on_token(token, matches) streams it). profile_each: also the per-step ticks of every token."""
     run = PromptRun(prompt)
     run.expected = expected_tokens(golden, tok, prompt, steps, temperature, topp, seed)
     pieces = []
-    for msg in dev.generate(prompt, steps, temperature, topp, seed):
+    for msg in dev.generate(prompt, steps, temperature, topp, seed, profile_each=profile_each):
+        if isinstance(msg, P.ProfileData):
+            run.token_profiles.append(msg.ticks)
+            continue
         if isinstance(msg, P.Done):
             run.done = msg
             break
@@ -89,7 +94,13 @@ def run_prompt(dev: Device, golden: GoldenEngine, tok: Tokenizer, prompt: str, s
             on_token(msg, i < len(run.expected) and run.expected[i] == msg.token)
     run.text = b"".join(pieces)
     run.mismatch = first_mismatch(run.tokens, run.expected)
-    run.profile = dev.profile()
+    if profile_each:                          # PROFILE would hold only the last forward pass
+        run.profile = P.ProfileData(0, len(run.token_profiles), len(golden.steps), 0,
+                                    [sum(col) for col in zip(*run.token_profiles)] or [0] * len(golden.steps))
+        if run.done:                          # a BOS-ending forward sent no token and no profile
+            run.done.cycles = sum(run.counts)
+    else:
+        run.profile = dev.profile()
     if run.profile.n_steps != len(golden.steps):
         raise EdgeslmError(f"the device's step table has {run.profile.n_steps} steps, the plan has "
                            f"{len(golden.steps)}", "rebuild and flash the firmware for this plan")
@@ -128,6 +139,47 @@ def step_profile(runs: list[PromptRun], plan: Plan, factor: float) -> list[dict]
                     "measured": ticks * factor / forwards,
                     "predicted": None if pred[0] is None else sum(pred) / len(pred), "units": units})
     return out
+
+
+def kind_profile(runs: list[PromptRun], plan: Plan, factor: float) -> dict:
+    """Instructions per token by step kind (the op) and position, averaged over the runs that
+    reached each position: {"kinds": [...], "by_position": {kind: [per position]}, "macs": n}."""
+    kinds = list(dict.fromkeys(ps.step.op for ps in plan.steps))
+    depth = max((len(r.token_profiles) for r in runs), default=0)
+    by_pos = {k: [] for k in kinds}
+    for pos in range(depth):
+        rows = [r.token_profiles[pos] for r in runs if len(r.token_profiles) > pos]
+        for k in kinds:
+            idx = [i for i, ps in enumerate(plan.steps) if ps.step.op == k]
+            by_pos[k].append(sum(row[i] for row in rows for i in idx) * factor / len(rows))
+    return {"kinds": kinds, "by_position": by_pos, "weight_macs": plan.weight_macs}
+
+
+def plot_profile(profile: dict, title: str, out: Path) -> Path:
+    """A PNG of instructions per token against position, stacked by step kind."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise EdgeslmError("bench --profile draws its plot with matplotlib, which is not installed",
+                           "pip install matplotlib (or pip install -e '.[dev]')") from None
+    from .fileio import write_atomic
+    kinds = sorted(profile["kinds"], key=lambda k: -sum(profile["by_position"][k]))
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    pos = range(len(profile["by_position"][kinds[0]]))
+    ax.stackplot(pos, *[profile["by_position"][k] for k in kinds], labels=kinds)
+    ax.set_xlabel("position")
+    ax.set_ylabel("instructions per token")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize="small")
+    ax.grid(alpha=0.3)
+    import io
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return write_atomic(out, buf.getvalue())
 
 
 def by_kernel(steps: list[dict]) -> dict[str, dict]:
@@ -173,6 +225,7 @@ def summarize(runs: list[PromptRun], plan: Plan, board: Board, elf: Path | None,
         "instructions_by_position": {str(p): statistics.fmean(v) for p, v in sorted(by_pos.items())},
         "predicted_instructions_per_token": predicted,
         "steps": steps, "by_kernel": by_kernel(steps),
+        "profile": kind_profile(runs, plan, factor) if any(r.token_profiles for r in runs) else None,
         "outside_steps_per_token": (total - sum(s["measured"] for s in steps) * forwards) / forwards
         if forwards else None,
         "tokens_per_s_at_nominal_clock": board.clock_hz / mean if mean else None,

@@ -399,7 +399,7 @@ def _bench_one(args, prompts: list[str]) -> dict:
                 task = prog.add_task(f"{ctx['scheme'].name} {prompt[:24]!r}",
                                      total=min(args.steps or plan.max_seq, plan.max_seq))
                 runs.append(run_prompt(dev, golden, tok, prompt, args.steps, args.temperature, args.topp,
-                                       args.seed, lambda m, ok: prog.advance(task)))
+                                       args.seed, lambda m, ok: prog.advance(task), profile_each=args.profile))
     return summarize(runs, plan, board, ctx["elf"], info)
 
 
@@ -418,12 +418,42 @@ def cmd_bench(args) -> int:
         baseline = _bench_one(base_args, prompts)
         report["baseline"] = baseline
     _print_bench(report, baseline)
+    if args.profile:
+        _profile_outputs(args, report, baseline)
     if args.json:
         _write_json(args.json, report)
     ok = report["tokens_match"] and (baseline is None or baseline["tokens_match"])
     if args.fit_costs:
         _fit_costs(args, [r for r in (report, baseline) if r], ok)
     return 0 if ok else 1
+
+
+def _profile_outputs(args, report: dict, baseline: dict | None) -> None:
+    """bench --profile: instructions per token by step kind (table on stderr) and the plot."""
+    from .bench import plot_profile
+    from .lower.compile import build_dir
+    for r in (report, baseline):
+        if r is None or not r.get("profile"):
+            continue
+        prof = r["profile"]
+        t = Table(title=f"per token by step kind: {r['scheme']} (KV {r['kv']}, {r['kernels']}) on {r['core']}, "
+                        f"positions 0-{len(next(iter(prof['by_position'].values()))) - 1}")
+        for col in ("step kind", f"{r['unit']}/token (mean)", "at pos 0", "at the last pos", "share", "per weight MAC"):
+            t.add_column(col, justify="left" if col == "step kind" else "right")
+        means = {k: sum(v) / len(v) for k, v in prof["by_position"].items()}
+        total = sum(means.values())
+        for k in sorted(means, key=lambda k: -means[k]):
+            v = prof["by_position"][k]
+            t.add_row(k, f"{means[k]:,.0f}", f"{v[0]:,.0f}", f"{v[-1]:,.0f}", f"{means[k] / total:.1%}",
+                      f"{means[k] / prof['weight_macs']:.2f}" if k == "matmul" else "")
+        t.add_row("all steps", f"{total:,.0f}", "", "", "", f"{total / prof['weight_macs']:.2f}")
+        Console(stderr=True).print(t)
+    out = Path(args.plot) if args.plot else \
+        build_dir(args.board) / f"profile_{report['scheme']}_{report['kv']}_{report['kernels']}.png"
+    if report.get("profile"):
+        plot_profile(report["profile"], f"{report['board']} ({report['core']}): {report['scheme']}, "
+                     f"KV {report['kv']}, {report['kernels']} kernels", out)
+        err.print(f"wrote {out}: instructions per token vs position, by step kind")
 
 
 def _fit_costs(args, reports: list[dict], ok: bool) -> None:
@@ -678,6 +708,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "same session and print it side by side (default portable; the same as what is "
                     "benched skips it)")
     be.add_argument("--json", metavar="OUT", help="also write the figures as JSON (per step too)")
+    be.add_argument("--profile", action="store_true",
+                    help="also the per-step counts of every token: a table by step kind on stderr, "
+                    "per kind and position in --json, and a PNG plot (--plot)")
+    be.add_argument("--plot", metavar="PNG", help="where --profile writes its plot "
+                    "(default build/<board>/profile_<scheme>_<kv>_<kernels>.png)")
     be.add_argument("--fit-costs", action="store_true",
                     help="fit the planner's cost table for this core to the measured steps (both "
                     "columns) and write it to the target's cost file")

@@ -87,10 +87,11 @@ class Device:
                 raise DeviceError(f"device refused HELLO: {msg.name}: {msg.message}")
 
     def generate(self, prompt: str | list[int], steps: int, temperature: float = 0.0,
-                 topp: float = 0.9, seed: int = 1, token_timeout: float | None = None
-                 ) -> Iterator[P.Token | P.Done]:
-        """Yields each Token as it arrives, then the Done. Raises DeviceError on an ERROR answer."""
-        body = P.generate_body(steps, temperature, topp, seed, prompt)
+                 topp: float = 0.9, seed: int = 1, token_timeout: float | None = None,
+                 profile_each: bool = False) -> Iterator[P.Token | P.ProfileData | P.Done]:
+        """Yields each Token as it arrives (with profile_each, then that forward pass's per-step
+        ticks as one ProfileData), then the Done. Raises DeviceError on an ERROR answer."""
+        body = P.generate_body(steps, temperature, topp, seed, prompt, profile_each)
         if len(body) + 2 > P.MAX_PAYLOAD:
             raise DeviceError(f"the prompt is {len(body) - 19} bytes; a request holds at most "
                               f"{P.MAX_PAYLOAD - 21}", "shorten the prompt")
@@ -103,6 +104,14 @@ class Device:
                 continue
             if getattr(msg, "req_id", rid) != rid:
                 continue                      # a stale answer to an earlier request
+            if isinstance(msg, P.ProfileData):
+                parts = [msg]                 # join the frames of one forward pass
+                while sum(len(p.ticks) for p in parts) < msg.n_steps:
+                    nxt = self.receive(token_timeout)
+                    if not isinstance(nxt, P.ProfileData) or nxt.first != sum(len(p.ticks) for p in parts):
+                        raise DeviceError("a per-token profile arrived incomplete or out of order")
+                    parts.append(nxt)
+                msg = P.ProfileData(rid, msg.forwards, msg.n_steps, 0, [t for p in parts for t in p.ticks])
             yield msg
             if isinstance(msg, P.Done):
                 return

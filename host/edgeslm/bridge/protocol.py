@@ -5,13 +5,15 @@
 2. A payload is: type (u8), request id (u8), body. Integers little-endian, floats IEEE-754.
 3. At most MAX_PAYLOAD payload bytes; the device drops longer frames with ERROR TOO_LONG.
 4. Host -> device: HELLO (no body) -> INFO; GENERATE steps u16, temperature f32, topp f32,
-   seed u64, kind u8 (0 text, 1 token ids), prompt -> TOKEN*, DONE | ERROR; ABORT (no body);
+   seed u64, kind u8 (bits 0-6: 0 text, 1 token ids; bit 7: a PROFILE_DATA of that forward pass
+   after every TOKEN), prompt -> TOKEN*, DONE | ERROR; ABORT (no body);
    PROFILE (no body) -> PROFILE_DATA+.
 5. Device -> host: INFO, TOKEN (pos u16, token u16, cycles u64, piece), DONE (tokens u16,
    reason u8, cycles u64), ERROR (code u8, message), PROFILE_DATA (forwards u32, n_steps u16,
    first u16, count u16, ticks u64[count]: per step, summed over the last GENERATE's forward
    passes; frames in order, the last ending at n_steps).
-6. Version 2 added PROFILE / PROFILE_DATA.
+6. Version 2 added PROFILE / PROFILE_DATA and GENERATE's per-token profile bit. With that bit
+   set, PROFILE afterwards holds only the last forward pass.
 """
 
 from __future__ import annotations
@@ -86,12 +88,16 @@ def decode_payload(wire: bytes) -> bytes:
     return payload
 
 
+PROFILE_EACH_TOKEN = 0x80
+
+
 def generate_body(steps: int, temperature: float, topp: float, seed: int,
-                  prompt: str | bytes | list[int]) -> bytes:
+                  prompt: str | bytes | list[int], profile_each: bool = False) -> bytes:
     if isinstance(prompt, list):
         kind, data = 1, struct.pack(f"<{len(prompt)}H", *prompt)
     else:
         kind, data = 0, prompt.encode() if isinstance(prompt, str) else prompt
+    kind |= PROFILE_EACH_TOKEN if profile_each else 0
     return struct.pack("<HffQB", steps, temperature, topp, seed & (2**64 - 1), kind) + data
 
 
