@@ -9,7 +9,8 @@
 #define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
 #define SYST_RELOAD 0x00FFFFFFu
 
-#if __ARM_ARCH_7M__ || __ARM_ARCH_7EM__ || __ARM_ARCH_8M_MAIN__ || __ARM_ARCH_8_1M_MAIN__
+/* Mainline (Thumb-2) M profile: v7-M, v7E-M, v8-M and v8.1-M Mainline have the DWT cycle counter. */
+#if defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M' && __ARM_ARCH_ISA_THUMB == 2
 #define HAVE_DWT 1
 #define DEMCR      (*(volatile uint32_t *)0xE000EDFCu)   /* bit 24 TRCENA */
 #define DWT_CTRL   (*(volatile uint32_t *)0xE0001000u)   /* bit 0 CYCCNTENA */

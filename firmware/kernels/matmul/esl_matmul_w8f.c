@@ -1,7 +1,7 @@
 /* matmul_w8f: int8 weights, float activations. x is quantized by esl_quantize_i8 with W's group
  * size; per row i and group g: isum = sum((int32_t)Wq * (int32_t)xq) (exact),
  * y[i] = y[i] + (float)isum * (ws[i][g] * xs[g]), groups in order, y[i] starting at 0.0f.
- * scratch: xq int8[round_up(cols, 4)], xs float[n_groups], then (DSP) x16 int16[cols]. */
+ * scratch: xq int8[round_up(cols, 4)], xs float[n_groups], then (DSP only) x16 int16[cols]. */
 #include "esl_kernels.h"
 
 /* Rows go four at a time so each prepared activation load feeds four rows (CMSIS-NN style); the
@@ -9,7 +9,61 @@
  * prepare_x(), dot_group() (one row) and dot_group4() (four rows); the matmul below is shared.
  * Every variant gives the same bits: the integer sums are exact, the float work per row and group
  * is the same operations in the same order. */
-#if ESL_KERNELS_DSP
+#if ESL_KERNELS_MVE
+/* Arm Helium (MVE, v8.1-M: Cortex-M55/M85): x stays int8; per 16 elements one VLDRB of x, then per
+ * row one VLDRB of weights and one VMLADAVA (16 MACs into a 32-bit scalar). A group's last partial
+ * chunk is predicated (VCTP): masked lanes load as zero and add nothing, so every sum is exact. */
+#include <arm_mve.h>
+
+typedef int8_t xv_t;
+
+static const xv_t *prepare_x(int8_t *xq, int16_t *x16, uint32_t cols, uint32_t gs)
+{
+    (void)x16;
+    (void)cols;
+    (void)gs;
+    return xq;
+}
+
+static int32_t dot_group(const int8_t *w, const xv_t *x, uint32_t n)
+{
+    int32_t acc = 0;
+    uint32_t j = 0;
+    for (; j + 16u <= n; j += 16u) acc = vmladavaq_s8(acc, vld1q_s8(w + j), vld1q_s8(x + j));
+    if (j < n) {
+        const mve_pred16_t p = vctp8q(n - j);
+        acc = vmladavaq_p_s8(acc, vldrbq_z_s8(w + j, p), vldrbq_z_s8(x + j, p), p);
+    }
+    return acc;
+}
+
+static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x, uint32_t n, int32_t s[4])
+{
+    const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2u * stride, *w3 = w + 3u * stride;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    uint32_t j = 0;
+    for (; j + 16u <= n; j += 16u) {
+        const int8x16_t xv = vld1q_s8(x + j);
+        a0 = vmladavaq_s8(a0, vld1q_s8(w0 + j), xv);
+        a1 = vmladavaq_s8(a1, vld1q_s8(w1 + j), xv);
+        a2 = vmladavaq_s8(a2, vld1q_s8(w2 + j), xv);
+        a3 = vmladavaq_s8(a3, vld1q_s8(w3 + j), xv);
+    }
+    if (j < n) {                               /* the predicated tail: masked lanes are zero */
+        const mve_pred16_t p = vctp8q(n - j);
+        const int8x16_t xv = vldrbq_z_s8(x + j, p);
+        a0 = vmladavaq_p_s8(a0, vldrbq_z_s8(w0 + j, p), xv, p);
+        a1 = vmladavaq_p_s8(a1, vldrbq_z_s8(w1 + j, p), xv, p);
+        a2 = vmladavaq_p_s8(a2, vldrbq_z_s8(w2 + j, p), xv, p);
+        a3 = vmladavaq_p_s8(a3, vldrbq_z_s8(w3 + j, p), xv, p);
+    }
+    s[0] = a0;
+    s[1] = a1;
+    s[2] = a2;
+    s[3] = a3;
+}
+
+#elif ESL_KERNELS_DSP
 /* Cortex-M DSP extension (M4/M7/M33): x is widened to int16 once per call, each 4-chunk of a group
  * stored as (x0, x2, x1, x3) to match SXTB16's split of 4 weights into (w0, w2) and (w1, w3); then
  * per row an LDR of 4 weights, SXTB16, SXTB16 with ROR #8 and two SMLADs do 4 MACs, the two

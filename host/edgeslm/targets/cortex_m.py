@@ -11,7 +11,8 @@ v8-M; the Cortex-M technical reference manuals for the optional units):
     armv8.1-m.main  Cortex-M55: + MVE (Helium) and DSP; FPU with half precision
 
 ISA variants of the kernels, worst first: portable (plain C, the reference), dsp (needs the DSP
-extension), mve (needs Helium; no kernel has an mve branch yet, so mve cores run dsp kernels).
+extension), mve (needs Helium). A kernel without a branch for the core's best variant runs its best
+lower one (resolve picks it), so an M55 runs the mve matmul and the dsp or portable rest.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ KERNELS = (
     KernelSpec("matmul", "f32", about="sequential fp32 dot per row"),
     KernelSpec("matmul", "w8f", scratch=_matmul_q_scratch, about="int8 x int8 per group, fp32 scales"),
     KernelSpec("matmul", "w8f", "dsp", _matmul_w8f_dsp_scratch, about="SXTB16 + SMLAD, x widened once"),
+    KernelSpec("matmul", "w8f", "mve", _matmul_q_scratch, about="VMLADAVA over 16 int8 lanes, predicated tail"),
     KernelSpec("matmul", "w4f", scratch=_matmul_q_scratch, about="int4 nibbles x int8 per group"),
     KernelSpec("rope", "f32"),
     KernelSpec("kvstore", "f32"),
