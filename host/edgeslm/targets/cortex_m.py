@@ -49,6 +49,11 @@ def _matmul_w8f_dsp_scratch(step: Step, max_seq: int) -> int:
     return _matmul_q_scratch(step, max_seq) + 2 * step.cols
 
 
+def _matmul_w4f_dsp_scratch(step: Step, max_seq: int) -> int:
+    """The portable layout, then xsum int32[n_groups] and x laid out as int16[cols] for SMLAD."""
+    return _matmul_q_scratch(step, max_seq) + 4 * -(-step.cols // step.group_size) + 2 * step.cols
+
+
 def _attention_scratch(step: Step, max_seq: int) -> int:
     """One head's scores, float[max_seq] (heads run one after another)."""
     return 4 * max_seq
@@ -63,6 +68,7 @@ KERNELS = (
     KernelSpec("matmul", "w8f", "dsp", _matmul_w8f_dsp_scratch, about="SXTB16 + SMLAD, x widened once"),
     KernelSpec("matmul", "w8f", "mve", _matmul_q_scratch, about="VMLADAVA over 16 int8 lanes, predicated tail"),
     KernelSpec("matmul", "w4f", scratch=_matmul_q_scratch, about="int4 nibbles x int8 per group"),
+    KernelSpec("matmul", "w4f", "dsp", _matmul_w4f_dsp_scratch, about="8 nibbles per load, UXTB16 + SMLAD"),
     KernelSpec("rope", "f32"),
     KernelSpec("kvstore", "f32"),
     KernelSpec("kvstore", "kv8", about="int8 per (position, kv head)"),
