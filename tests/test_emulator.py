@@ -58,6 +58,10 @@ class TestMps2An500(_EveryScheme):
     board, steps = "mps2_an500", 24
 
 
+class TestMps3An547(_EveryScheme):              # Cortex-M55: the Helium (MVE) matmul
+    board, steps = "mps3_an547", 24
+
+
 class TestMps2An386(_EveryScheme):
     board, steps = "mps2_an386", 24
 

@@ -1,8 +1,13 @@
-/* Arm MPS2/MPS2+ FPGA images (AN385, AN386, AN500; QEMU mps2-an3xx/an500): the console is the
- * CMSDK APB UART0 at 0x40004000 (Arm DAI0385/DAI0386/DAI0500, "APB peripherals"). */
+/* Arm MPS2/MPS2+ and MPS3 FPGA images (AN385, AN386, AN500, AN547; QEMU mps2-an3xx/an500,
+ * mps3-an547): the console is a CMSDK APB UART. Its base comes from the board file's console.base
+ * (ESL_CONSOLE_BASE): 0x40004000 on the MPS2 images (Arm DAI0385/DAI0386/DAI0500, "APB
+ * peripherals"), 0x59303000 (Secure alias) on AN547. */
 #include "esl_port.h"
 
-#define UART0_BASE 0x40004000u
+#ifndef ESL_CONSOLE_BASE
+#define ESL_CONSOLE_BASE 0x40004000u
+#endif
+#define UART0_BASE ESL_CONSOLE_BASE
 #define UART_DATA    (*(volatile uint32_t *)(UART0_BASE + 0x00u))
 #define UART_STATE   (*(volatile uint32_t *)(UART0_BASE + 0x04u))   /* bit0 TX full, bit1 RX full */
 #define UART_CTRL    (*(volatile uint32_t *)(UART0_BASE + 0x08u))   /* bit0 TX enable, bit1 RX enable */

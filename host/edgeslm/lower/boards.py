@@ -46,6 +46,7 @@ class Board:
     code_budget_bytes: int
     cycle_counter: str
     emulator: dict = field(default_factory=dict)
+    console: dict = field(default_factory=dict)   # the UART the port talks to (base address, ...)
     unverified: str = ""                # what of this file could not be checked here
     path: str = ""
 
@@ -118,7 +119,7 @@ def parse_board(board_id: str, data: dict, path: str = "") -> Board:
         memory=tuple(regions), stack_bytes=_int(e.get("stack_bytes", 8192), where),
         code_budget_bytes=_int(e.get("code_budget_bytes", 65536), where),
         cycle_counter=_require(e, "cycle_counter", str, where), emulator=e.get("emulator", {}),
-        unverified=e.get("unverified", ""), path=path)
+        console=e.get("console", {}), unverified=e.get("unverified", ""), path=path)
 
 
 def board_dirs() -> list[Path]:

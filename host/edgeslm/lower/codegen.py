@@ -91,7 +91,9 @@ def build_settings(plan: Plan) -> dict:
         "kernel_variant": plan.kernel_variant,
         "toolchain_prefix": target.toolchain_prefix,
         "cflags": flags, "link_flags": flags + list(target.link_flags), "libs": list(target.libs),
-        "defines": {"ESL_TARGET": 1, **target.defines(plan.kernel_variant)},
+        "defines": {"ESL_TARGET": 1, **target.defines(plan.kernel_variant),
+                    **({"ESL_CONSOLE_BASE": f"{int(str(board.console['base']), 0):#010x}u"}
+                       if "base" in board.console else {})},
         "sources": ["runtime", "kernels", f"arch/{target.arch_dir}", f"ports/{board.port}"],
     }
 

@@ -77,6 +77,7 @@ class Core:
     features: frozenset[str]     # ISA features the kernel variants may need (dsp, mve, ...)
     fpu: str | None = None       # the core's optional FPU (gcc -mfpu), None if it has none
     source: str = ""             # where the facts come from
+    mcpu: str = ""               # gcc -mcpu when it is not the name (extensions switched off)
 
 
 @dataclass(frozen=True)
