@@ -58,6 +58,10 @@ class TestMps2An500(_EveryScheme):
     board, steps = "mps2_an500", 24
 
 
+class TestMps2An505(_EveryScheme):              # Cortex-M33: ARMv8-M Mainline, DSP, FPv5-SP
+    board, steps = "mps2_an505", 24
+
+
 class TestMps3An547(_EveryScheme):              # Cortex-M55: the Helium (MVE) matmul
     board, steps = "mps3_an547", 24
 

@@ -21,7 +21,7 @@ from edgeslm.lower.native import CFLAGS, FIRMWARE, kernel_sources
 from kernel_vectors import Case, build_cases, write_header
 
 TESTS = FIRMWARE.parent / "tests"
-BOARDS = ["mps2_an386", "mps2_an500", "mps2_an385", "mps3_an547"]
+BOARDS = ["mps2_an386", "mps2_an500", "mps2_an385", "mps2_an505", "mps3_an547"]
 QEMU_TIMEOUT = 60.0
 
 # The board's first code region and first RAM region hold everything.

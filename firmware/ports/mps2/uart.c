@@ -1,7 +1,8 @@
-/* Arm MPS2/MPS2+ and MPS3 FPGA images (AN385, AN386, AN500, AN547; QEMU mps2-an3xx/an500,
+/* Arm MPS2/MPS2+ and MPS3 FPGA images (AN385, AN386, AN500, AN505, AN547; QEMU mps2-an3xx/an50x,
  * mps3-an547): the console is a CMSDK APB UART. Its base comes from the board file's console.base
  * (ESL_CONSOLE_BASE): 0x40004000 on the MPS2 images (Arm DAI0385/DAI0386/DAI0500, "APB
- * peripherals"), 0x59303000 (Secure alias) on AN547. */
+ * peripherals"), 0x50200000 on AN505 and 0x59303000 on AN547 (Secure aliases: the core resets
+ * Secure). */
 #include "esl_port.h"
 
 #ifndef ESL_CONSOLE_BASE
