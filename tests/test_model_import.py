@@ -88,6 +88,8 @@ def corrupt_cases(stories):
     struct.pack_into("<i", wrong_version, 4, 7)
     bad_heads = bytearray(v0)
     struct.pack_into("<i", bad_heads, 12, 7)           # n_heads=7 does not divide dim=64
+    huge_v0 = bytearray(v0)                            # finite, but overflows float32 sums (issue 15)
+    struct.pack_into("<f", huge_v0, 28 + 4 * 1000, 3e38)
     return {
         "truncated v0": (bytes(v0[:-100]), "truncated"),
         "truncated header": (bytes(v0[:20]), "truncated"),
@@ -99,11 +101,12 @@ def corrupt_cases(stories):
         "Inf weight": (bytes(inf_v1), "NaN/Inf"),
         "inconsistent heads": (bytes(bad_heads), "n_heads"),
         "empty": (b"", "truncated"),
+        "huge finite weight": (bytes(huge_v0), "overflow the float32 arithmetic"),
     }
 
 
 CASES = ["truncated v0", "truncated header", "truncated v1", "extra bytes", "wrong magic",
-         "wrong version", "NaN weight", "Inf weight", "inconsistent heads", "empty"]
+         "wrong version", "NaN weight", "Inf weight", "inconsistent heads", "empty", "huge finite weight"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -50,4 +50,17 @@ int32_t esl_cobs_decode(uint8_t *out, const uint8_t *in, uint32_t n);
 /* The device main loop: answers requests on the port forever. */
 void esl_serve(void);
 
+/* ---- faults ------------------------------------------------------------------------------ */
+/* What the core's fault handler (firmware/arch/<arch>/) read: the stacked PC and LR, the fault
+ * status registers (0 where the core has none) and the exception number (IPSR). */
+typedef struct {
+    uint32_t pc, lr, cfsr, hfsr;
+    uint8_t exception;
+} esl_fault_t;
+
+/* Send ERROR FAULT (request id 0; esl_protocol.h item 5) on the port: a 0x00 first, since the
+ * fault may have cut a frame short, then the frame, built in buffers of its own. Safe to call
+ * from a fault handler: no allocation, no interrupts, nothing of the interrupted code's state. */
+void esl_report_fault(const esl_fault_t *f);
+
 #endif

@@ -1,4 +1,15 @@
-/* Sampling exactly as llama2.c run.c does it, with the firmware's softmax (esl_softmax_f32). */
+/* Sampling exactly as llama2.c run.c does it, with the firmware's softmax (esl_softmax_f32).
+ *
+ * Total for any input (host/edgeslm/sampler.py has the same rules, in the same words):
+ * 1. argmax is run.c's strict `>` scan from index 0: the first maximum; a NaN never becomes the
+ *    maximum, and a NaN at index 0 stays the answer.
+ * 2. With a temperature > 0 the coin is drawn for every token. If any logit / temperature is not
+ *    finite (a temperature so small the division overflows, or logits that are already inf/NaN),
+ *    the token is the argmax of the logits as they came: greedy, the limit of temperature -> 0.
+ * 3. Top-p keeps the tokens whose probability is at least (1 - topp) / (n - 1); when that keeps
+ *    none (a near-uniform distribution with a tiny topp), the token is the first most probable one.
+ * So the answer is always an index in [0, n), for every float32 input, on the host and the device. */
+#include <math.h>
 #include "esl_kernels.h"
 #include "esl_runtime.h"
 
@@ -78,6 +89,7 @@ static uint32_t sample_topp(const float *p, uint32_t n, float topp, esl_probinde
             n0++;
         }
     }
+    if (n0 == 0) return argmax(p, n);      /* rule 3: nothing reaches the cutoff */
     sort_probindex(pi, n0);
     float cum = 0.0f;
     uint32_t last = n0 - 1;
@@ -97,9 +109,17 @@ static uint32_t sample_topp(const float *p, uint32_t n, float topp, esl_probinde
 uint32_t esl_sample(esl_sampler_t *s, float *logits)
 {
     if (s->temperature == 0.0f) return argmax(logits, s->vocab_size);
-    for (uint32_t i = 0; i < s->vocab_size; i++) logits[i] = logits[i] / s->temperature;
-    esl_softmax_f32(logits, s->vocab_size);
+    uint32_t best = 0;                     /* argmax of the logits as they came (rule 1) */
+    float best_logit = logits[0];
+    int finite = 1;
+    for (uint32_t i = 0; i < s->vocab_size; i++) {
+        if (logits[i] > best_logit) { best = i; best_logit = logits[i]; }
+        logits[i] = logits[i] / s->temperature;
+        finite &= isfinite(logits[i]) != 0;
+    }
     const float coin = random_f32(&s->rng_state);
+    if (!finite) return best;              /* rule 2: overflow or non-finite logits -> greedy */
+    esl_softmax_f32(logits, s->vocab_size);
     if (s->topp <= 0.0f || s->topp >= 1.0f) return sample_mult(logits, s->vocab_size, coin);
     return sample_topp(logits, s->vocab_size, s->topp, s->probindex, coin);
 }

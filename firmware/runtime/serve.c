@@ -1,4 +1,5 @@
 /* The device: answer HELLO and GENERATE requests on the port (protocol in esl_protocol.h). */
+#include <math.h>
 #include <string.h>
 #include "esl_config.h"   /* generated: buffer sizes of this model */
 #include "esl_port.h"
@@ -150,11 +151,27 @@ static void generate(uint8_t id, const uint8_t *body, uint32_t n)
     const uint8_t profile_each = (body[18] & 0x80u) != 0;   /* PROFILE_DATA after every TOKEN */
     const uint8_t *prompt = body + 19;
     const uint32_t plen = n - 19;
+    if (!(temperature >= 0.0f) || isinf(temperature)) {
+        send_error(id, ESL_ERR_BAD_REQUEST, "temperature must be finite and >= 0");
+        return;
+    }
+    if (!(topp >= 0.0f && topp <= 1.0f)) {
+        send_error(id, ESL_ERR_BAD_REQUEST, "top-p must be in [0, 1]");
+        return;
+    }
     int32_t n_prompt;
     if (kind == 0) {
         static uint8_t scratch[2 * ESL_MAX_TOKEN_LENGTH + 1];
         n_prompt = esl_encode(&esl_vocab, prompt, plen, prompt_tokens, ESL_MAX_PAYLOAD, scratch);
-    } else if (kind == 1 && plen % 2 == 0 && plen >= 2) {
+    } else if (kind == 1) {
+        if (plen % 2 != 0) {
+            send_error(id, ESL_ERR_BAD_REQUEST, "a token-id prompt must be whole u16 ids (an even byte count)");
+            return;
+        }
+        if (plen == 0 || get_u16(prompt) != ESL_BOS) {
+            send_error(id, ESL_ERR_BAD_REQUEST, "a token-id prompt must start with BOS (1)");
+            return;
+        }
         n_prompt = (int32_t)(plen / 2);
         for (int32_t i = 0; i < n_prompt; i++) {
             prompt_tokens[i] = (uint16_t)get_u16(prompt + 2 * i);
@@ -169,10 +186,6 @@ static void generate(uint8_t id, const uint8_t *body, uint32_t n)
     }
     if (n_prompt < 1 || (uint32_t)n_prompt > m->max_seq) {
         send_error(id, ESL_ERR_PROMPT_TOO_LONG, "prompt longer than the context");
-        return;
-    }
-    if (!(temperature >= 0.0f) || !(topp >= 0.0f && topp <= 1.0f)) {
-        send_error(id, ESL_ERR_BAD_REQUEST, "temperature must be >= 0 and top-p in [0, 1]");
         return;
     }
     if (steps == 0 || steps > m->max_seq) steps = m->max_seq;      /* run.c's -n rule */

@@ -1,12 +1,17 @@
 """The `edgeslm` command: one function per subcommand; all user-facing output lives here.
 
 Generated text goes to stdout (so it can be piped); progress, tables and statistics go to stderr.
+Every value is checked where it enters (the arguments here), and SIGTERM, SIGHUP and Ctrl-C unwind
+like an error, so the emulator, PlatformIO and temporary files go with them (exit 128 + signal).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -18,7 +23,7 @@ from rich.table import Table
 
 from . import __version__
 from .errors import EdgeslmError, UsageError
-from .fileio import write_atomic
+from .fileio import check_output, write_atomic
 from .model import Model, Tokenizer, load_model, load_tokenizer
 from .model import zoo
 from .quant import DEFAULT_GROUP_SIZE, KV_FORMATS, SCHEME_NAMES, get_scheme
@@ -97,6 +102,27 @@ def _golden(model: Model, scheme, args, max_seq: int | None = None):
     return golden_engine(model, scheme, calib, max_seq)
 
 
+def _check_sampling(args) -> None:
+    """--steps, --temperature, --topp: refused here, with the flag's name, when out of range."""
+    if args.steps < 0:
+        raise UsageError(f"--steps {args.steps} is negative", "pass 0 for the whole context, or a positive count")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise UsageError(f"--temperature {args.temperature} is not a finite number >= 0",
+                         "0 is greedy; 0.8-1.0 samples")
+    if not (math.isfinite(args.topp) and 0 <= args.topp <= 1):
+        raise UsageError(f"--topp {args.topp} is not in [0, 1]", "0.9 is usual; 0 or 1 samples from every token")
+
+
+def _prompt(text: str) -> str | bytes:
+    """The prompt as given: text, or its raw bytes when the command line held bytes that are not
+    UTF-8 (tokenizer and firmware both take any bytes, as run.c does)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+
+
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(), console=err, transient=True)
@@ -107,12 +133,12 @@ def _progress() -> Progress:
 def cmd_generate(args) -> int:
     from .generate import generate
     from .sampler import engine_sampler
+    _check_sampling(args)
     model, tok = _load(args)
     engine, what = _engine(model, args)
-    # run.c's argument rules: negative temperature is 0, a top-p outside [0, 1] is 0.9,
-    # a seed <= 0 means "from the clock"
-    temperature = max(args.temperature, 0.0)
-    topp = args.topp if 0.0 <= args.topp <= 1.0 else 0.9
+    # run.c's rule: a seed <= 0 means "from the clock" (its other rules, a negative temperature
+    # as 0 and a top-p outside [0, 1] as 0.9, are refused by _check_sampling instead)
+    temperature, topp = args.temperature, args.topp
     seed = args.seed if args.seed > 0 else int(time.time())
     if args.seed <= 0 and temperature > 0:
         err.print(f"[dim]seed {seed} (pass --seed {seed} to repeat this run)[/dim]")
@@ -123,7 +149,7 @@ def cmd_generate(args) -> int:
         out.write(piece)
         out.flush()
 
-    gen = generate(engine, tok, args.prompt or "", args.steps, sampler, on_piece)
+    gen = generate(engine, tok, _prompt(args.prompt or ""), args.steps, sampler, on_piece)
     out.write(b"\n")
     out.flush()
     n = len(gen.tokens)
@@ -136,6 +162,8 @@ def cmd_generate(args) -> int:
 def cmd_eval(args) -> int:
     from .evaluate import compare, model_text, text_sequences
     from .reference import FloatEngine
+    if args.json:
+        check_output(args.json)
     model, tok = _load(args)
     float_engine = FloatEngine(model)
     scheme = _scheme(args)
@@ -185,9 +213,11 @@ def cmd_inspect(args) -> int:
     from .lower.plan import FitError, plan
     from .sizes import kv_cache_bytes, weight_bytes
     from .targets import TargetError
+    from .lower.compile import check_max_seq
     model = load_model(_model_path(args))
     board = load_board(args.board)
     c = model.config
+    check_max_seq(args.max_seq, c.max_seq_len)
     con = Console()
     cfg = Table(title=f"{model.source}", show_header=False)
     for k, v in [("dim", c.dim), ("hidden_dim", c.hidden_dim), ("n_layers", c.n_layers),
@@ -266,30 +296,45 @@ def _summarize_items(items) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(groups.items(), key=lambda kv: -kv[1]))
 
 
-def _prepare(args, build: bool):
-    """Model -> compiled sources (when stale) -> firmware.elf (when `build`). Returns a dict."""
+def _prepare(args, build: bool, snapshot: bool = False):
+    """Model -> compiled sources (when stale) -> firmware.elf (when `build`). Returns a dict.
+    The compile folder is locked from compiling to the end of the build (another edgeslm waits);
+    with `snapshot`, "elf" is this configuration's own copy, which no later build replaces."""
     from .lower.boards import load_board
-    from .lower.compile import build_dir, build_firmware, compile_model
+    from .lower.compile import build_dir, build_firmware, compile_model, config_lock, snapshot_elf
     board = load_board(args.board)
     model, tok = _load(args)
     scheme = _scheme(args)
     out = Path(args.output) if getattr(args, "output", None) else build_dir(board.id)
+    if build and out.resolve() != build_dir(board.id).resolve():
+        raise UsageError("-o/--output only applies to `edgeslm compile`; the build uses build/<board>")
     from .lower.plan import FitError
-    try:
-        with err.status(f"compiling {Path(model.source).name} for {board.id} ({scheme.describe()})"):
-            comp = compile_model(model, tok, board, scheme, args.max_seq, out, args.kernels)
-    except FitError as e:          # the table says what needs how much where
-        Console(stderr=True).print(_plan_table(e.plan, f"does not fit: {e.plan.board.id}"))
-        raise
-    err.print(f"[dim]{'generated' if comp.fresh else 'up to date:'} {comp.gen_dir}[/dim]")
-    elf = None
-    if build:
-        if out.resolve() != build_dir(board.id).resolve():
-            raise UsageError("-o/--output only applies to `edgeslm compile`; the build uses build/<board>")
-        with err.status(f"building firmware for {board.id} ({comp.plan.kernel_variant} kernels; "
-                        "PlatformIO, offline)"):
-            elf = build_firmware(board)
+    with config_lock(out, on_wait=lambda: err.print(f"[dim]waiting for another edgeslm using {out}[/dim]")):
+        try:
+            with err.status(f"compiling {Path(model.source).name} for {board.id} ({scheme.describe()})"):
+                comp = compile_model(model, tok, board, scheme, args.max_seq, out, args.kernels)
+        except FitError as e:          # the table says what needs how much where
+            Console(stderr=True).print(_plan_table(e.plan, f"does not fit: {e.plan.board.id}"))
+            raise
+        err.print(f"[dim]{'generated' if comp.fresh else 'up to date:'} {comp.gen_dir}[/dim]")
+        elf = None
+        if build:
+            with err.status(f"building firmware for {board.id} ({comp.plan.kernel_variant} kernels; "
+                            "PlatformIO, offline)"):
+                elf = build_firmware(board)
+            if snapshot:
+                elf = snapshot_elf(board, elf)
     return {"board": board, "model": model, "tok": tok, "scheme": scheme, "compiled": comp, "elf": elf}
+
+
+def _firmware_elf(ctx) -> Path | None:
+    """The ELF the device runs, for symbolizing a fault: the one just built, else (a real board,
+    --port) the last build's, which is what was flashed if anything of ours was."""
+    if ctx["elf"]:
+        return ctx["elf"]
+    from .lower.compile import PROJECT_DIR
+    last = PROJECT_DIR / "build" / "pio" / ctx["board"].id / "firmware.elf"
+    return last if last.is_file() else None
 
 
 def cmd_compile(args) -> int:
@@ -323,11 +368,14 @@ def cmd_build(args) -> int:
 def cmd_run(args) -> int:
     from .bench import count_to_instructions, open_device, run_prompt
     from .quant.golden import GoldenEngine
-    ctx = _prepare(args, build=args.emulate)
+    _check_sampling(args)
+    prompt = _prompt(args.prompt)
+    ctx = _prepare(args, build=args.emulate, snapshot=True)
     board, tok = ctx["board"], ctx["tok"]
     golden = GoldenEngine(ctx["compiled"].qmodel, ctx["compiled"].plan.max_seq)
     out = sys.stdout.buffer
     with open_device(board, ctx["elf"], args.emulate, args.port) as (dev, _emu):
+        dev.elf = _firmware_elf(ctx)
         info = dev.hello()
         _check_info(info, ctx)
         factor, unit = count_to_instructions(board, info.cycle_unit)
@@ -339,8 +387,7 @@ def cmd_run(args) -> int:
             out.flush()
 
         seed = args.seed if args.seed > 0 else 1
-        run = run_prompt(dev, golden, tok, args.prompt, args.steps, max(args.temperature, 0.0),
-                         args.topp, seed, on_token)
+        run = run_prompt(dev, golden, tok, prompt, args.steps, args.temperature, args.topp, seed, on_token)
     out.write(b"\n")
     out.flush()
     counts = [c * factor for c in run.counts]
@@ -387,11 +434,12 @@ def _bench_one(args, prompts: list[str]) -> dict:
     """Build (if stale) and run the prompts for args.quant; every token checked against golden."""
     from .bench import open_device, run_prompt, summarize
     from .quant.golden import GoldenEngine
-    ctx = _prepare(args, build=args.emulate)
+    ctx = _prepare(args, build=args.emulate, snapshot=True)
     board, tok, plan = ctx["board"], ctx["tok"], ctx["compiled"].plan
     golden = GoldenEngine(ctx["compiled"].qmodel, plan.max_seq)
     runs = []
     with open_device(board, ctx["elf"], args.emulate, args.port) as (dev, _emu):
+        dev.elf = _firmware_elf(ctx)
         info = dev.hello()
         _check_info(info, ctx)
         with _progress() as prog:
@@ -405,6 +453,10 @@ def _bench_one(args, prompts: list[str]) -> dict:
 
 def cmd_bench(args) -> int:
     from .lower.boards import load_board
+    _check_sampling(args)
+    for path in (args.json, args.plot):
+        if path:
+            check_output(path)
     prompts = _read_prompts(args.prompts)
     variants = load_board(args.board).kernel_variants
     if args.baseline not in SCHEME_NAMES + tuple(variants):
@@ -533,6 +585,7 @@ def _print_kernel_profile(r: dict, con: Console) -> None:
 
 def cmd_calibrate(args) -> int:
     from .quant.calibrate import (CALIBRATION_PROMPTS, PromptsDataReader, TextDataReader, calibrate)
+    check_output(args.output)
     model, tok = _load(args)
     if args.text:
         try:
@@ -557,6 +610,7 @@ def cmd_calibrate(args) -> int:
 
 def cmd_export_tflite(args) -> int:
     from .quant.tflite_export import export_tflite
+    check_output(args.output)
     model = load_model(_model_path(args))
     from .quant.calibrate import Calibration
     from .quant.int8 import quantize_int8
@@ -569,6 +623,7 @@ def cmd_export_tflite(args) -> int:
 
 def cmd_export_onnx(args) -> int:
     from .model.onnx_export import export_decode_step
+    check_output(args.output)
     model = load_model(_model_path(args))
     tok = None
     if args.tokenizer or not args.model:
@@ -720,8 +775,26 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+class _Stopped(BaseException):
+    """A signal that ends the command: unwinds like an error (cleanup runs), then exits 128 + signum."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _on_signal(signum, frame) -> None:
+    for s in _STOP_SIGNALS:            # one unwinding, not interrupted by a second signal
+        signal.signal(s, signal.SIG_IGN)
+    raise _Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = {s: signal.signal(s, _on_signal) for s in _STOP_SIGNALS}
     try:
         return args.func(args)
     except EdgeslmError as e:
@@ -729,11 +802,15 @@ def main(argv: list[str] | None = None) -> int:
         if e.hint:
             err.print(f"  [yellow]fix:[/yellow] {escape(e.hint)}")
         return 2
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return 130
+    except (KeyboardInterrupt, _Stopped) as e:
+        signum = e.signum if isinstance(e, _Stopped) else signal.SIGINT
+        err.print("interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}")
+        return 128 + signum
     except BrokenPipeError:
         return 0
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 if __name__ == "__main__":

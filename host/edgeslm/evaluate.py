@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from .generate import Engine, generate
+from .generate import Engine, forward_checked, generate
 from .model.tokenizer import BOS, Tokenizer
 from .sampler import Sampler
 
@@ -74,8 +74,8 @@ def compare(float_engine: Engine, quant_engine: Engine, sequences: list[list[int
         float_engine.reset()
         quant_engine.reset()
         for pos in range(len(seq) - 1):
-            lf = _log_softmax(float_engine.forward(seq[pos], pos))
-            lq = _log_softmax(quant_engine.forward(seq[pos], pos))
+            lf = _log_softmax(forward_checked(float_engine, seq[pos], pos))
+            lq = _log_softmax(forward_checked(quant_engine, seq[pos], pos))
             agree += int(np.argmax(lf) == np.argmax(lq))
             kl += float(np.sum(np.exp(lf) * (lf - lq)))
             nll_f -= lf[seq[pos + 1]]
@@ -84,6 +84,7 @@ def compare(float_engine: Engine, quant_engine: Engine, sequences: list[list[int
             if progress:
                 progress(1)
     if n == 0:
-        raise ValueError("no tokens to evaluate")
+        from .errors import UsageError
+        raise UsageError("no tokens to evaluate", "give a text with at least two tokens")
     return Accuracy(tokens=n, top1_agreement=agree / n, kl_mean=kl / n,
                     ppl_float=float(np.exp(nll_f / n)), ppl_quant=float(np.exp(nll_q / n)))

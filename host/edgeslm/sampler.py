@@ -6,6 +6,16 @@ the softmax is a parameter: np.exp for the float reference (close to libm's expf
 portable approximation for the golden model.
 
 Random numbers: xorshift64* with run.c's constants; random_f32 = (u32 >> 8) / 2**24.
+
+Total for any input (firmware/runtime/sampler.c has the same rules, in the same words):
+1. argmax is run.c's strict `>` scan from index 0: the first maximum; a NaN never becomes the
+   maximum, and a NaN at index 0 stays the answer.
+2. With a temperature > 0 the coin is drawn for every token. If any logit / temperature is not
+   finite (a temperature so small the division overflows, or logits that are already inf/NaN),
+   the token is the argmax of the logits as they came: greedy, the limit of temperature -> 0.
+3. Top-p keeps the tokens whose probability is at least (1 - topp) / (n - 1); when that keeps
+   none (a near-uniform distribution with a tiny topp), the token is the first most probable one.
+So the answer is always an index in [0, n), for every float32 input, on the host and the device.
 """
 
 from __future__ import annotations
@@ -42,8 +52,11 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 def argmax(x: np.ndarray) -> int:
-    """The first index of the maximum (run.c's strict > scan)."""
-    return int(np.argmax(x))
+    """run.c's strict `>` scan: the first maximum; NaN never wins, a NaN at index 0 stays (rule 1)."""
+    x = np.asarray(x)
+    if np.isnan(x[0]):
+        return 0
+    return int(np.nanargmax(x))
 
 
 def sample_mult(probs: np.ndarray, coin: np.float32) -> int:
@@ -56,10 +69,13 @@ def sample_topp(probs: np.ndarray, topp: np.float32, coin: np.float32) -> int:
     """run.c sample_topp: drop tokens below (1-topp)/(n-1), sort descending, cut where the
     cumulative probability first exceeds topp, then sample inside the kept prefix."""
     n = len(probs)
-    cutoff = (F32(1.0) - topp) / F32(n - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):      # n == 1: the cutoff is inf, as in C
+        cutoff = (F32(1.0) - topp) / F32(n - 1)
     idx = np.nonzero(probs >= cutoff)[0]
     # descending by probability; equal probabilities keep index order (the firmware's rule)
     idx = idx[np.argsort(-probs[idx], kind="stable")]
+    if idx.size == 0:                  # rule 3: nothing reaches the cutoff
+        return argmax(probs)
     p = probs[idx]
     cum = np.add.accumulate(p)
     over = np.nonzero(cum > topp)[0]
@@ -82,8 +98,14 @@ class Sampler:
         t = F32(self.temperature)
         if t == F32(0.0):
             return argmax(logits)
-        probs = self.softmax(np.asarray(logits, dtype=F32) / t)
+        logits = np.asarray(logits, dtype=F32)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            scaled = logits / t
         self.state, coin = random_f32(self.state)
+        if not np.isfinite(scaled).all():  # rule 2: overflow or non-finite logits -> greedy
+            return argmax(logits)
+        with np.errstate(over="ignore", under="ignore"):   # x - max may round to -inf: exp 0
+            probs = self.softmax(scaled)
         topp = F32(self.topp)
         if topp <= 0 or topp >= 1:
             return sample_mult(probs, coin)

@@ -1,9 +1,13 @@
 /* Cortex-M startup (v6-M, v7-M, v7E-M, v8-M): vector table, the FPU on where the core has one
- * and the build uses it, .data copied, .bss zeroed, then main. A fault or a return from main ends
- * an emulated run through semihosting, so the host sees the exit instead of a hang (on a board
- * without a debugger attached, BKPT faults and the core halts). */
+ * and the build uses it, .data copied, .bss zeroed, then main. A fault is first reported to the
+ * host as ERROR FAULT (stacked PC and LR, CFSR, HFSR, exception number; esl_report_fault, where
+ * the runtime is linked in). A fault or a return from main then ends an emulated run through
+ * semihosting, so the host sees the exit instead of a hang (on a board without a debugger
+ * attached, BKPT faults and the core halts until it is reset). */
 #include <stdint.h>
 #include <string.h>
+#include "esl_port.h"
+#include "esl_runtime.h"
 
 extern uint32_t _estack, _sidata, _sdata, _edata, _sbss, _ebss;
 extern int main(void);
@@ -22,9 +26,54 @@ static void semihost_exit(uint32_t reason)
     }
 }
 
-static void Fault_Handler(void)
+#if __ARM_ARCH_7M__ || __ARM_ARCH_7EM__ || __ARM_ARCH_8M_MAIN__ || __ARM_ARCH_8_1M_MAIN__
+#define SCB_CFSR (*(volatile uint32_t *)0xE000ED28u)   /* MMFSR | BFSR << 8 | UFSR << 16 */
+#define SCB_HFSR (*(volatile uint32_t *)0xE000ED2Cu)
+#define HAVE_FAULT_STATUS 1
+#else
+#define HAVE_FAULT_STATUS 0                                /* v6-M / v8-M baseline: none */
+#endif
+
+/* Weak: builds without the runtime (the kernel checks) only exit. */
+extern void esl_report_fault(const esl_fault_t *f) __attribute__((weak));
+
+/* frame: the exception frame the core stacked (r0-r3, r12, lr, pc, xpsr). */
+__attribute__((used)) void esl_fault_entry(const uint32_t *frame)
 {
+    uint32_t ipsr;
+    __asm__ volatile("mrs %0, ipsr" : "=r"(ipsr));
+    esl_fault_t f = { frame[6], frame[5], 0, 0, (uint8_t)(ipsr > 0xFFu ? 0xFFu : ipsr) };
+#if HAVE_FAULT_STATUS
+    f.cfsr = SCB_CFSR;
+    f.hfsr = SCB_HFSR;
+#endif
+    if (esl_report_fault) {
+        esl_report_fault(&f);
+        /* Read what the host still sends until it has been quiet a while: an emulator then exits
+         * with nothing unread on its UART socket (closing it with unread bytes resets the
+         * connection, and the host could lose the report). */
+        for (uint32_t quiet = 0; quiet < 1000000u;) quiet = esl_port_getc() >= 0 ? 0u : quiet + 1u;
+    }
     semihost_exit(0x20023u);
+}
+
+/* Every fault vector: find the stacked frame (MSP or PSP, by EXC_RETURN bit 2) and hand it to
+ * esl_fault_entry. Thumb-1 instructions only, so it assembles for v6-M too. */
+__attribute__((naked)) static void Fault_Handler(void)
+{
+    __asm__ volatile(
+        "movs r0, #4\n\t"
+        "mov r1, lr\n\t"
+        "tst r0, r1\n\t"
+        "beq 1f\n\t"
+        "mrs r0, psp\n\t"
+        "b 2f\n"
+        "1:\n\t"
+        "mrs r0, msp\n"
+        "2:\n\t"
+        "ldr r1, =esl_fault_entry\n\t"
+        "bx r1\n\t"
+        ".ltorg\n\t");
 }
 
 __attribute__((section(".isr_vector"), used))

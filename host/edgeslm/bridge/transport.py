@@ -1,5 +1,9 @@
 """Byte transports to a device: a pyserial URL (a real port, or socket:// for an emulator's UART),
-or the pipes of a natively built firmware process. All reads take a timeout; none blocks forever."""
+or the pipes of a natively built firmware process. All reads take a timeout; none blocks forever.
+
+Every transport has `url` (for messages), `stall_hint` (what to tell a user whose device stopped
+answering; None: the generic advice) and `elf` (the firmware on the other end, if known: a fault
+report is then symbolized against it)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ class LinkError(EdgeslmError):
 
 
 class SerialTransport:
+    stall_hint: str | None = None
+    elf = None
+
     def __init__(self, url: str, baud: int = 115200):
         import serial
         try:
@@ -55,6 +62,8 @@ class SerialTransport:
 
 class ProcessTransport:
     """The native firmware build: the protocol on the child's stdin/stdout."""
+    stall_hint: str | None = None
+    elf = None
 
     def __init__(self, argv: list[str]):
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)

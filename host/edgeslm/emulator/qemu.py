@@ -4,6 +4,10 @@ Facts this relies on (QEMU 7.2, mps2-an386): the UART on `-chardev socket,server
 nodelay=on` (wait=on: the guest starts only once we are connected, so no early byte is lost;
 nodelay: no 40 ms per round trip); `-icount shift=N,sleep=off` makes SysTick advance exactly with
 instructions, so cycle counts repeat run to run; exit codes come back through semihosting.
+
+QEMU never outlives edgeslm: it runs in a process group of its own that stop() ends on every exit
+path (the CLI turns SIGTERM and SIGHUP into exceptions, so `with Emulator` unwinds), and Linux kills
+it if edgeslm dies without unwinding (children.spawn).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from .. import children
 from ..bridge.transport import LinkError, SerialTransport
 from ..errors import EdgeslmError
 from ..lower.boards import Board
@@ -64,13 +69,19 @@ class Emulator:
                                 "apt-get install qemu-system-arm (Debian/Ubuntu)")
         if not self.elf.is_file():
             raise EmulatorError(f"no firmware at {self.elf}", "run `edgeslm build` first")
+        try:
+            self._start()
+        except BaseException:
+            self.stop()                   # half started (an error, Ctrl-C, a signal): nothing stays
+            raise
+
+    def _start(self) -> None:
         port = _free_port()
         cmd = qemu_command(self.board, self.elf, port)
         self._log = open(self.log_path, "wb")
         self._log.write((" ".join(cmd) + "\n").encode())
         self._log.flush()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = children.spawn(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.start_timeout
         while self.transport is None:        # QEMU listens once it is up; the guest waits for us
             if self.proc.poll() is not None:
@@ -78,13 +89,19 @@ class Emulator:
                 self.stop()
                 raise EmulatorError(f"QEMU exited at start (code {code}): {self.log_tail()}")
             try:
-                self.transport = SerialTransport(f"socket://127.0.0.1:{port}")
+                transport = SerialTransport(f"socket://127.0.0.1:{port}")
             except LinkError:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise EmulatorError(f"QEMU did not open its UART socket within "
                                         f"{self.start_timeout:g} s: {self.log_tail()}") from None
                 time.sleep(0.05)
+                continue
+            # what a Device says when this board stops answering, and which firmware it runs
+            transport.stall_hint = (f"the emulated {self.board.id} stopped answering: its firmware is stuck "
+                                    f"(QEMU's log: {self.log_path})")
+            transport.elf = self.elf
+            self.transport = transport
 
     def log_tail(self, n: int = 400) -> str:
         try:
@@ -96,18 +113,12 @@ class Emulator:
         return None if self.proc is None else self.proc.poll()
 
     def stop(self, grace: float = 2.0) -> None:
-        """Close the link, then terminate QEMU; kill it if it ignores that (a wedged QEMU does)."""
+        """Close the link, then end QEMU's process group: SIGTERM, SIGKILL if it ignores that."""
         if self.transport is not None:
             self.transport.close()
             self.transport = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=grace)
+        if self.proc is not None:
+            children.stop(self.proc, grace)
         if getattr(self, "_log", None):
             self._log.close()
             self._log = None
-

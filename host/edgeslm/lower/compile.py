@@ -4,26 +4,37 @@
     build_firmware(board, project_dir) -> Path to firmware.elf   (PlatformIO, offline)
 
 Compilation is skipped when nothing it depends on changed (a stamp in the gen folder).
+
+Concurrent edgeslm processes: one at a time writes build/<board>/gen and builds from it
+(`config_lock`, held by `compile_model` and `build_firmware`, and by the CLI around both), and one
+PlatformIO build at a time runs in the project (they share build/pio-core). `snapshot_elf` copies
+the ELF of the configuration just built, under the lock, to a file of its own that a later build of
+another configuration does not replace while the emulator loads it. A killed build leaves no
+PlatformIO process behind (children.run), and a firmware.elf that fails `check_elf` is deleted
+before the build (so it is relinked) and refused after it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
-import subprocess
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
-from .. import __version__
-from ..errors import EdgeslmError
+from .. import __version__, children
+from ..errors import EdgeslmError, UsageError
 from ..model import Model, Tokenizer
 from ..quant import Scheme, quantize
 from ..quant.quantize import QuantModel
 from .boards import Board
 from .codegen import TEMPLATES_DIR, generate_sources, vocab_tables
+from .elfsize import ElfError, check_elf
 from .plan import Plan, plan
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
@@ -39,6 +50,44 @@ class Compiled:
 
 def build_dir(board_id: str, root: Path | None = None) -> Path:
     return (root or PROJECT_DIR) / "build" / board_id
+
+
+_held: dict[str, list] = {}          # lock file -> [open file, depth]: reentrant within a process
+
+
+@contextlib.contextmanager
+def _flock(path: Path, on_wait=None) -> Iterator[None]:
+    key = str(path.resolve())
+    if key in _held:
+        _held[key][1] += 1
+        try:
+            yield
+        finally:
+            _held[key][1] -= 1
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait:
+                on_wait()                 # say why nothing happens, then wait our turn
+            fcntl.flock(f, fcntl.LOCK_EX)
+        _held[key] = [f, 1]
+        try:
+            yield
+        finally:
+            del _held[key]
+    finally:
+        f.close()                         # releases the lock
+
+
+def config_lock(out_dir: Path, on_wait=None) -> contextlib.AbstractContextManager:
+    """Exclusive use of a compile folder (build/<board>): its gen/ and what is built from it.
+    Reentrant within a process; released on any exit, the process's death included. `on_wait()`
+    is called once if another process holds it."""
+    return _flock(Path(out_dir) / ".lock", on_wait)
 
 
 def _stamp(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, max_seq: int, kernels: str) -> str:
@@ -57,18 +106,36 @@ def compile_model(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, ma
                   out_dir: Path, kernels: str | None = None) -> Compiled:
     """Plan (raises FitError with the table if it does not fit) and render build/<board>/gen.
     `kernels` caps the kernels' ISA variant (e.g. "portable"); default: the best the core has."""
+    check_max_seq(max_seq, model.config.max_seq_len)
     max_seq = max_seq or model.config.max_seq_len
     p = plan(model.config, scheme, board, max_seq, len(vocab_tables(tok)["blob"]), kernels=kernels)
     qm = quantize(model, scheme)
     gen = out_dir / "gen"
     stamp_file = gen / ".stamp"
     stamp = _stamp(model, tok, board, scheme, max_seq, p.kernel_variant)
-    if stamp_file.is_file() and stamp_file.read_text() == stamp:
-        return Compiled(p, qm, gen, fresh=False)
-    stamp_file.unlink(missing_ok=True)       # a half-written gen folder is never taken as current
-    generate_sources(qm, tok, p, gen)
-    stamp_file.write_text(stamp)
+    with config_lock(out_dir):
+        if stamp_file.is_file() and stamp_file.read_text() == stamp:
+            return Compiled(p, qm, gen, fresh=False)
+        stamp_file.unlink(missing_ok=True)       # a half-written gen folder is never taken as current
+        generate_sources(qm, tok, p, gen)
+        stamp_file.write_text(stamp)
     return Compiled(p, qm, gen, fresh=True)
+
+
+MAX_CONTEXT = 0xFFFF                  # INFO carries max seq as a u16
+
+
+def check_max_seq(max_seq: int | None, model_max: int) -> None:
+    """None means the model's context; otherwise 1 .. the model's context (at most 65535)."""
+    if max_seq is None:
+        if model_max > MAX_CONTEXT:
+            raise UsageError(f"the model's context is {model_max:,} positions; the firmware holds at most "
+                             f"{MAX_CONTEXT:,}", f"pass --max-seq {MAX_CONTEXT} or less")
+        return
+    if not 1 <= max_seq <= min(model_max, MAX_CONTEXT):
+        raise UsageError(f"--max-seq {max_seq} is outside 1 .. {min(model_max, MAX_CONTEXT):,} "
+                         f"(the model's context is {model_max:,})",
+                         "leave it out for the model's whole context, or pass a smaller positive length")
 
 
 def pio_env() -> dict:
@@ -80,7 +147,8 @@ def pio_env() -> dict:
 
 def build_firmware(board: Board, project_dir: Path = PROJECT_DIR, verbose: bool = False) -> Path:
     """`pio run -e <board>` with the local platform, offline, from what `compile_model` generated
-    (build/<board>/gen, including build.json: the target's toolchain and flags); returns firmware.elf."""
+    (build/<board>/gen, including build.json: the target's toolchain and flags); returns firmware.elf,
+    checked whole (`check_elf`)."""
     import configparser
     ini = configparser.ConfigParser()
     ini.read(project_dir / "platformio.ini")
@@ -89,14 +157,41 @@ def build_firmware(board: Board, project_dir: Path = PROJECT_DIR, verbose: bool 
                            f"add [env:{board.id}] with board = {board.id} there, and its JSON to boards/ "
                            "(PlatformIO reads boards from there)")
     cmd = [sys.executable, "-m", "platformio", "run", "-e", board.id, "-d", str(project_dir)]
-    lock_path = project_dir / "build" / ".pio.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as lock:
-        # one PlatformIO build at a time in this project: they share build/pio-core's state files
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        r = subprocess.run(cmd, capture_output=not verbose, text=True, env=pio_env())
-    if r.returncode != 0:
-        out = (r.stdout or "") + (r.stderr or "")
+    elf = project_dir / "build" / "pio" / board.id / "firmware.elf"
+    # this board's gen folder stays as it is while we build from it; one PlatformIO build at a time
+    # in this project: they share build/pio-core's state files
+    with config_lock(build_dir(board.id, project_dir)), _flock(project_dir / "build" / ".pio.lock"):
+        if elf.exists():
+            try:
+                check_elf(elf)
+            except ElfError:
+                elf.unlink()              # SCons trusts its own record of the file: make it relink
+        code, out = children.run(cmd, env=pio_env())
+        if verbose:
+            sys.stderr.write(out)
+    if code != 0:
         raise EdgeslmError(f"firmware build for {board.id} failed:\n{out[-3000:]}",
                            "run `pio run -e %s -v` for the full log" % board.id)
-    return project_dir / "build" / "pio" / board.id / "firmware.elf"
+    check_elf(elf)
+    return elf
+
+
+def snapshot_elf(board: Board, elf: Path, project_dir: Path = PROJECT_DIR, keep: int = 4) -> Path:
+    """A copy of the ELF just built for the configuration in build/<board>/gen, named by its stamp
+    (build/<board>/elf/<stamp>.elf), that later builds of other configurations leave alone. Call it
+    under `config_lock`. The newest `keep` snapshots (and their QEMU logs) are kept."""
+    out = build_dir(board.id, project_dir)
+    stamp = (out / "gen" / ".stamp").read_text().strip()[:16]
+    snaps = out / "elf"
+    snaps.mkdir(parents=True, exist_ok=True)
+    dest = snaps / f"{stamp}.elf"
+    tmp = snaps / f".{stamp}.{os.getpid()}.tmp"
+    try:
+        shutil.copyfile(elf, tmp)
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    for old in sorted(snaps.glob("*.elf"), key=lambda p: p.stat().st_mtime, reverse=True)[keep:]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".qemu.log").unlink(missing_ok=True)
+    return dest

@@ -31,6 +31,11 @@ MAX_DIM = 1 << 15
 MAX_LAYERS = 1024
 MAX_VOCAB = 1 << 20
 MAX_SEQ = 1 << 20
+# The largest weight magnitude a model may have: float16's largest finite value. Trained models
+# stay far below it (stories260K's largest is 4.4, a norm weight); beyond it the float32 sums of
+# products of every scheme overflow within a few layers, and inf/NaN arithmetic is not something
+# the firmware mirrors bit for bit, so such a model is refused at load.
+MAX_ABS_WEIGHT = 65504.0
 
 
 @dataclass(frozen=True)
@@ -138,5 +143,12 @@ def make_model(config: ModelConfig, tensors: dict[str, np.ndarray], source: str 
             bad = int(np.count_nonzero(~np.isfinite(t)))
             raise ModelFormatError(f"{source or 'model'}: tensor {name} has {bad} NaN/Inf values",
                                    "the file is corrupt; re-export or re-download it")
+        big = np.abs(t) > MAX_ABS_WEIGHT
+        if big.any():
+            at = tuple(int(i) for i in np.argwhere(big)[0])
+            raise ModelFormatError(
+                f"{source or 'model'}: tensor {name} holds {t[at]:g} at {list(at)}: weights beyond "
+                f"+-{MAX_ABS_WEIGHT:g} overflow the float32 arithmetic of every scheme",
+                "the file is corrupt or not a trained model; re-export or re-download it")
         out[name] = t
     return Model(config=config, tensors=out, source=source)

@@ -10,6 +10,7 @@ Token ids 0, 1, 2 are <unk>, <s> (BOS), </s> (EOS); ids 3..258 are the byte-fall
 from __future__ import annotations
 
 import hashlib
+import heapq
 import re
 import struct
 from dataclasses import dataclass, field
@@ -17,13 +18,30 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelFormatError, ModelMismatchError
+from ..errors import ModelFormatError, ModelMismatchError, UsageError
 
 BOS = 1
 EOS = 2
 _BYTE_PIECE = re.compile(rb"<0x([0-9A-Fa-f]{1,2})")
 # C's isprint() || isspace() in the "C" locale: what run.c's safe_printf lets through as a lone byte.
 _PRINTABLE_BYTES = frozenset(range(0x20, 0x7F)) | frozenset(b" \t\n\v\f\r")
+_NO_MERGE = float(np.float32(-1e10))    # run.c's best_score start: a merge must score above it
+
+
+def prompt_bytes(text: str | bytes) -> bytes:
+    """A prompt's bytes: UTF-8 for text; bytes as they are (run.c takes argv's raw bytes). A str
+    holding bytes that were not UTF-8 (Python's surrogateescape, e.g. from argv) gets them back."""
+    if isinstance(text, (bytes, bytearray)):
+        return bytes(text)
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as e:
+        raise UsageError(f"the prompt holds {text[e.start:e.end]!r}, which is not a character",
+                         "pass UTF-8 text (or bytes)") from None
+
+
+class PromptTooLong(UsageError):
+    """A prompt with more tokens than the context holds."""
 
 
 @dataclass
@@ -58,10 +76,22 @@ class Tokenizer:
                 f"{model_source} has vocab_size {vocab_size}",
                 "pass the tokenizer that was trained with this model (--tokenizer)")
 
-    def encode(self, text: str | bytes, bos: bool = True, eos: bool = False) -> list[int]:
+    def encode(self, text: str | bytes, bos: bool = True, eos: bool = False,
+               max_tokens: int | None = None) -> list[int]:
         """run.c encode(): BOS, dummy-space prefix, UTF-8 codepoints with byte fallback, then
-        repeatedly merge the adjacent pair whose merged string has the best score."""
-        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        repeatedly merge the adjacent pair whose merged string has the best score (the leftmost
+        of equal scores; a score must beat -1e10). The merges run from a heap: the same result as
+        run.c's rescan after every merge, in O(n log n) instead of O(n^2).
+
+        max_tokens: raise PromptTooLong as soon as the result cannot fit. Every token spells at
+        most max_token_length bytes of " " + text, so a text longer than that many tokens can
+        spell is refused before any work."""
+        data = prompt_bytes(text)
+        if max_tokens is not None:
+            least = int(bos) + (-(-(len(data) + 1) // self.max_token_length) if data else 0) + int(eos)
+            if least > max_tokens:
+                raise PromptTooLong(f"the prompt is {len(data):,} bytes: at least {least:,} tokens, and the "
+                                    f"context holds {max_tokens:,}", "shorten the prompt")
         tokens: list[int] = [BOS] if bos else []
         if data:
             tokens.append(self._lookup[b" "])
@@ -77,18 +107,47 @@ class Tokenizer:
             else:
                 tokens.extend(b + 3 for b in chunk)
             i = j
-        while True:
-            best_score, best_id, best_idx = np.float32(-1e10), -1, -1
-            for k in range(len(tokens) - 1):
-                tid = self._lookup.get(self.vocab[tokens[k]] + self.vocab[tokens[k + 1]], -1)
-                if tid != -1 and self.scores[tid] > best_score:
-                    best_score, best_id, best_idx = self.scores[tid], tid, k
-            if best_idx == -1:
-                break
-            tokens[best_idx:best_idx + 2] = [best_id]
+        tokens = self._merge(tokens)
         if eos:
             tokens.append(EOS)
+        if max_tokens is not None and len(tokens) > max_tokens:
+            raise PromptTooLong(f"the prompt is {len(tokens):,} tokens, the context holds {max_tokens:,}",
+                                "shorten the prompt")
         return tokens
+
+    def _merge(self, tokens: list[int]) -> list[int]:
+        """run.c's merge loop over a linked list: nodes keep their first index, so list order is
+        index order and "leftmost pair" is "smallest left index" (the heap's tie-break)."""
+        n = len(tokens)
+        nxt = list(range(1, n + 1))
+        prv = list(range(-1, n - 1))
+        alive = [True] * n
+        heap: list[tuple[float, int, int, int, int]] = []
+
+        def push(i: int) -> None:
+            j = nxt[i]
+            if j >= n:
+                return
+            tid = self._lookup.get(self.vocab[tokens[i]] + self.vocab[tokens[j]], -1)
+            if tid != -1 and float(self.scores[tid]) > _NO_MERGE:
+                heapq.heappush(heap, (-float(self.scores[tid]), i, tokens[i], tokens[j], tid))
+
+        for i in range(n - 1):
+            push(i)
+        while heap:
+            _, i, a, b, tid = heapq.heappop(heap)
+            j = nxt[i] if alive[i] else n
+            if j >= n or tokens[i] != a or tokens[j] != b:
+                continue                   # stale: a neighbour was merged since this was pushed
+            tokens[i] = tid
+            alive[j] = False
+            nxt[i] = nxt[j]
+            if nxt[j] < n:
+                prv[nxt[j]] = i
+            if prv[i] >= 0:
+                push(prv[i])
+            push(i)
+        return [t for t, live in zip(tokens, alive) if live]
 
     def decode(self, prev_token: int, token: int) -> bytes:
         """run.c decode(): the piece for `token`, its leading space dropped right after BOS,
