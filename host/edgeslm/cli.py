@@ -133,11 +133,15 @@ def _progress() -> Progress:
 def cmd_generate(args) -> int:
     from .generate import generate
     from .sampler import engine_sampler
+    # run.c's argument rules, so the same flags print the same text: a negative temperature is 0, a
+    # top-p outside [0, 1] is 0.9, a seed <= 0 means "from the clock"; NaN and inf are refused
+    if math.isfinite(args.temperature) and args.temperature < 0:
+        args.temperature = 0.0
+    if math.isfinite(args.topp) and not 0 <= args.topp <= 1:
+        args.topp = 0.9
     _check_sampling(args)
     model, tok = _load(args)
     engine, what = _engine(model, args)
-    # run.c's rule: a seed <= 0 means "from the clock" (its other rules, a negative temperature
-    # as 0 and a top-p outside [0, 1] as 0.9, are refused by _check_sampling instead)
     temperature, topp = args.temperature, args.topp
     seed = args.seed if args.seed > 0 else int(time.time())
     if args.seed <= 0 and temperature > 0:
