@@ -2,14 +2,15 @@
 #   make demo   stories260K, quantized q8, generating on an emulated Cortex-M4 (QEMU), every token
 #               checked against the golden model
 #   make test   the whole test suite
+#   make fuzz   (optional) libFuzzer over the firmware's request path for FUZZ_SECONDS (600)
 # Both create .venv and install what is missing (Python packages from PyPI; the cross compiler,
 # newlib and QEMU from Debian's packages, with sudo when not root).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PKGS := gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+APT_PKGS := gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang-14 libclang-rt-14-dev
 
-.PHONY: demo test setup system-deps clean
+.PHONY: demo test fuzz setup system-deps clean
 
 $(BIN)/edgeslm: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,6 +33,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest tests
+
+FUZZ_SECONDS ?= 600
+fuzz: setup      # libFuzzer (ASan + UBSan) over the firmware's request path; make fuzz FUZZ_SECONDS=N
+	$(BIN)/python tests/fuzz/fuzz.py --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
