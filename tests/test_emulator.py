@@ -18,6 +18,7 @@ from edgeslm.lower.boards import load_board
 from edgeslm.lower.compile import build_firmware
 from edgeslm.lower.elfsize import region_usage
 
+from reliability_helpers import assert_none_left, new_tag, tagged_env
 from test_reference import LLAMA2C_NO_PROMPT, LLAMA2C_TOM_AND_LILY
 
 
@@ -29,7 +30,12 @@ def toolchain():
 
 
 def edgeslm(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "edgeslm", *args], capture_output=True, timeout=timeout)
+    """The CLI in a child whose every descendant (QEMU, PlatformIO) carries a tag: none may outlive it."""
+    tag = new_tag()
+    r = subprocess.run([sys.executable, "-m", "edgeslm", *args], capture_output=True, timeout=timeout,
+                       env=tagged_env(tag))
+    assert_none_left(tag)
+    return r
 
 
 # Every scheme each core supports, a few tokens each (the M3 computes floats in software: shorter).
