@@ -18,22 +18,7 @@ static inline int32_t nibble(uint32_t v)
  * UXTB16 ROR #8) makes int16 pairs (u0, u4), (u2, u6), (u1, u5), (u3, u7), and x is laid out once
  * per call in that order, per 8-chunk of a group, so four SMLADs do 8 MACs. sum(x) over the
  * chunked part of each group is computed once per call too. Tail elements (n % 8) go by nibble(). */
-#include <arm_acle.h>
-#include <string.h>
-
-static inline uint32_t ld32(const void *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);                          /* LDR: unaligned access is fine on v7-M/v8-M */
-    return v;
-}
-
-static inline uint32_t uxtb16_ror8(uint32_t v)
-{
-    uint32_t r;
-    __asm__("uxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
-    return r;
-}
+#include "esl_arm_dsp.h"
 
 /* x16 per group: each 8-chunk as (x0, x4, x2, x6, x1, x5, x3, x7), the tail as is; xsum[g] = sum of
  * the chunked elements of group g. */
@@ -78,9 +63,9 @@ static int32_t tail_i4(const uint8_t *b, const int16_t *x, uint32_t j, uint32_t 
     do {                                                                   \
         const uint32_t lo_ = (u) & 0x0F0F0F0Fu, hi_ = ((u) >> 4) & 0x0F0F0F0Fu; \
         acc = __smlad(__uxtb16(lo_), (xp)[0], acc);      /* u0*x0 + u4*x4 */  \
-        acc = __smlad(uxtb16_ror8(lo_), (xp)[1], acc);   /* u2*x2 + u6*x6 */  \
+        acc = __smlad(esl_uxtb16_ror8(lo_), (xp)[1], acc);   /* u2*x2 + u6*x6 */  \
         acc = __smlad(__uxtb16(hi_), (xp)[2], acc);      /* u1*x1 + u5*x5 */  \
-        acc = __smlad(uxtb16_ror8(hi_), (xp)[3], acc);   /* u3*x3 + u7*x7 */  \
+        acc = __smlad(esl_uxtb16_ror8(hi_), (xp)[3], acc);   /* u3*x3 + u7*x7 */  \
     } while (0)
 
 /* Sums of rows r0 and r1 over the group at [start, start + n), start even; two rows share each
@@ -95,8 +80,8 @@ static inline void dot_group2(const uint8_t *r0, const uint8_t *r1, const int16_
     for (uint32_t j = 0; j < chunked; j += 8u) {
         uint32_t xw[4];
         memcpy(xw, x + j, 16);
-        W4F_CHUNK(a0, ld32(b0 + j / 2u) ^ 0x88888888u, xw);
-        W4F_CHUNK(a1, ld32(b1 + j / 2u) ^ 0x88888888u, xw);
+        W4F_CHUNK(a0, esl_ld32(b0 + j / 2u) ^ 0x88888888u, xw);
+        W4F_CHUNK(a1, esl_ld32(b1 + j / 2u) ^ 0x88888888u, xw);
     }
     s[0] = a0 - 8 * xsum + tail_i4(b0, x, chunked, n);
     s[1] = a1 - 8 * xsum + tail_i4(b1, x, chunked, n);

@@ -68,8 +68,7 @@ static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x, u
  * stored as (x0, x2, x1, x3) to match SXTB16's split of 4 weights into (w0, w2) and (w1, w3); then
  * per row an LDR of 4 weights, SXTB16, SXTB16 with ROR #8 and two SMLADs do 4 MACs, the two
  * activation words loaded once for four rows. */
-#include <arm_acle.h>
-#include <string.h>
+#include "esl_arm_dsp.h"
 
 typedef int16_t xv_t;
 
@@ -91,29 +90,14 @@ static const xv_t *prepare_x(int8_t *xq, int16_t *x16, uint32_t cols, uint32_t g
     return x16;
 }
 
-static inline uint32_t ld32(const void *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);                          /* LDR: unaligned access is fine on v7-M/v8-M */
-    return v;
-}
-
-/* (w1, w3) of four packed int8 weights, sign-extended to two int16: one SXTB16 with ROR #8. */
-static inline uint32_t sxtb16_ror8(uint32_t v)
-{
-    uint32_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
-    return r;
-}
-
 static int32_t dot_group(const int8_t *w, const xv_t *x16, uint32_t n)
 {
     int32_t acc = 0;
     uint32_t j = 0;
     for (; j + 4u <= n; j += 4u) {
-        const uint32_t w4 = ld32(w + j);
-        acc = __smlad(__sxtb16(w4), ld32(x16 + j), acc);              /* w0*x0 + w2*x2 */
-        acc = __smlad(sxtb16_ror8(w4), ld32(x16 + j + 2), acc);       /* w1*x1 + w3*x3 */
+        const uint32_t w4 = esl_ld32(w + j);
+        acc = __smlad(__sxtb16(w4), esl_ld32(x16 + j), acc);              /* w0*x0 + w2*x2 */
+        acc = __smlad(esl_sxtb16_ror8(w4), esl_ld32(x16 + j + 2), acc);       /* w1*x1 + w3*x3 */
     }
     for (; j < n; j++) acc += (int32_t)w[j] * (int32_t)x16[j];
     return acc;
