@@ -18,33 +18,14 @@ import pytest
 from edgeslm.lower.boards import load_board
 from edgeslm.lower.native import CFLAGS, FIRMWARE, kernel_sources
 
+from board_firmware import FIRMWARE_CFLAGS, link_script
 from kernel_vectors import Case, build_cases, write_header
 
 TESTS = FIRMWARE.parent / "tests"
 BOARDS = ["mps2_an386", "mps2_an500", "mps2_an385", "mps2_an505", "mps3_an547"]
 QEMU_TIMEOUT = 60.0
 
-# The board's first code region and first RAM region hold everything.
-LINK = """ENTRY(Reset_Handler)
-MEMORY
-{{
-    code (rx) : ORIGIN = {code_origin:#x}, LENGTH = {code_length}
-    ram (rwx) : ORIGIN = {ram_origin:#x}, LENGTH = {ram_length}
-}}
-_estack = ORIGIN(ram) + LENGTH(ram);
-SECTIONS
-{{
-    .text : {{ KEEP(*(.isr_vector)) *(.text*) *(.rodata*) . = ALIGN(8); }} > code
-    .ARM.exidx : {{ *(.ARM.exidx*) }} > code
-    .data : ALIGN(8) {{ _sdata = .; *(.data*) . = ALIGN(8); _edata = .; }} > ram AT > code
-    _sidata = LOADADDR(.data);
-    .bss (NOLOAD) : ALIGN(8) {{ _sbss = .; *(.bss*) *(COMMON) . = ALIGN(8); _ebss = .; }} > ram
-}}
-"""
 
-# The firmware build's compile flags (firmware/pio/platform/builder/main.py), beside the target's.
-FIRMWARE_CFLAGS = ["-O2", "-g", "-ffp-contract=off", "-fno-math-errno", "-ffunction-sections", "-fdata-sections",
-                   "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-std=c11"]
 
 
 @pytest.fixture(scope="module")
@@ -132,9 +113,7 @@ def test_every_kernel_on_the_emulated_board_equals_golden(board_id, vectors, too
     where = f"{board_id} ({board.core.id}, {variant} kernels)"
     cases, decls = vectors
     write_header(cases, decls, tmp_path / "kernel_cases.h", scratch_rule(board, variant))
-    code, ram = board.regions_for("code")[0], board.regions_for("ram")[0]
-    (tmp_path / "link.ld").write_text(LINK.format(code_origin=code.origin, code_length=code.length_bytes,
-                                                  ram_origin=ram.origin, ram_length=ram.length_bytes))
+    (tmp_path / "link.ld").write_text(link_script(board))
     flags = target.flags(board.core)
     console = {"ESL_CONSOLE_BASE": f"{int(str(board.console['base']), 0):#x}u"} if "base" in board.console else {}
     defines = [f"-D{k}={v}" for k, v in {"ESL_TARGET": 1, **target.defines(variant), **console}.items()]

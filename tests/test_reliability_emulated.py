@@ -29,30 +29,11 @@ from edgeslm.quant import get_scheme
 from edgeslm.quant.golden import GoldenEngine
 from edgeslm.verify import expected_tokens
 
+from board_firmware import FIRMWARE_CFLAGS, link_script
 from reliability_helpers import TAG, assert_none_left, new_tag, processes_with_tag, tagged_env
 
 TESTS = FIRMWARE.parent / "tests"
 BUILD_TIMEOUT = 600
-# The firmware build's compile flags (firmware/pio/platform/builder/main.py), beside the target's.
-FIRMWARE_CFLAGS = ["-O2", "-g", "-ffp-contract=off", "-fno-math-errno", "-ffunction-sections", "-fdata-sections",
-                   "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-std=c11"]
-# The test firmware: the board's first code and first RAM region hold everything.
-LINK = """ENTRY(Reset_Handler)
-MEMORY
-{{
-    code (rx) : ORIGIN = {code.origin:#x}, LENGTH = {code.length_bytes}
-    ram (rwx) : ORIGIN = {ram.origin:#x}, LENGTH = {ram.length_bytes}
-}}
-_estack = ORIGIN(ram) + LENGTH(ram);
-SECTIONS
-{{
-    .text : {{ KEEP(*(.isr_vector)) *(.text*) *(.rodata*) . = ALIGN(8); }} > code
-    .ARM.exidx : {{ *(.ARM.exidx*) }} > code
-    .data : ALIGN(8) {{ _sdata = .; *(.data*) . = ALIGN(8); _edata = .; }} > ram AT > code
-    _sidata = LOADADDR(.data);
-    .bss (NOLOAD) : ALIGN(8) {{ _sbss = .; *(.bss*) *(COMMON) . = ALIGN(8); _ebss = .; }} > ram
-}}
-"""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -235,7 +216,7 @@ def _test_firmware(board_id: str, out, *defines: str):
     """tests/c/fault_main.c with the board's startup, port and the runtime's fault report."""
     board = load_board(board_id)
     target = board.target
-    (out / "link.ld").write_text(LINK.format(code=board.regions_for("code")[0], ram=board.regions_for("ram")[0]))
+    (out / "link.ld").write_text(link_script(board))
     if "base" in board.console:
         defines += (f"-DESL_CONSOLE_BASE={int(str(board.console['base']), 0):#x}u",)
     srcs = sorted((FIRMWARE / "arch" / target.arch_dir).glob("*.c")) \

@@ -9,12 +9,8 @@
  * prepare_x(), dot_group() (one row) and dot_group4() (four rows); the matmul below is shared.
  * Every variant gives the same bits: the integer sums are exact, the float work per row and group
  * is the same operations in the same order. */
-#if ESL_KERNELS_MVE
-/* Arm Helium (MVE, v8.1-M: Cortex-M55/M85): x stays int8; per 16 elements one VLDRB of x, then per
- * row one VLDRB of weights and one VMLADAVA (16 MACs into a 32-bit scalar). A group's last partial
- * chunk is predicated (VCTP): masked lanes load as zero and add nothing, so every sum is exact. */
-#include <arm_mve.h>
-
+#if ESL_KERNELS_MVE || !ESL_KERNELS_DSP
+/* Helium and portable C take x as int8, as quantized (the DSP branch widens it below). */
 typedef int8_t xv_t;
 
 static const xv_t *prepare_x(int8_t *xq, int16_t *x16, uint32_t cols, uint32_t gs)
@@ -24,6 +20,13 @@ static const xv_t *prepare_x(int8_t *xq, int16_t *x16, uint32_t cols, uint32_t g
     (void)gs;
     return xq;
 }
+#endif
+
+#if ESL_KERNELS_MVE
+/* Arm Helium (MVE, v8.1-M: Cortex-M55/M85): x stays int8; per 16 elements one VLDRB of x, then per
+ * row one VLDRB of weights and one VMLADAVA (16 MACs into a 32-bit scalar). A group's last partial
+ * chunk is predicated (VCTP): masked lanes load as zero and add nothing, so every sum is exact. */
+#include <arm_mve.h>
 
 static int32_t dot_group(const int8_t *w, const xv_t *x, uint32_t n)
 {
@@ -162,16 +165,6 @@ static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x16,
 
 #else
 /* Portable C: the reference every variant must equal. */
-typedef int8_t xv_t;
-
-static const xv_t *prepare_x(int8_t *xq, int16_t *x16, uint32_t cols, uint32_t gs)
-{
-    (void)x16;
-    (void)cols;
-    (void)gs;
-    return xq;
-}
-
 static int32_t dot_group(const int8_t *w, const xv_t *x, uint32_t n)
 {
     int32_t acc = 0;
