@@ -25,6 +25,10 @@ from edgeslm.lower.schedule import Step
 from edgeslm.quant import QTensor, quantize_matrix
 from edgeslm.quant.golden import (_Matmul, attention, embed, esl_expf, quantize_i8, rope, rope_tables, softmax,
                                   swiglu)
+from edgeslm.quant.golden_s8 import GOLDEN_S8, rope_tables_s8, softmax_exp_table
+from edgeslm.quant.int8 import rotation_matrices
+from edgeslm.quant.tflm_int import (add_params, conv_multiplier, logistic_int8, logistic_params,
+                                    quantize_multiplier, softmax_params)
 from edgeslm.reference import rmsnorm
 
 F = np.float32
@@ -70,7 +74,8 @@ class _Decls:
 
     def array(self, a: np.ndarray, const: bool = True) -> str:
         a = np.ascontiguousarray(a).reshape(-1)
-        ctype = {np.dtype(F): "float", np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t"}[a.dtype]
+        ctype = {np.dtype(F): "float", np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t",
+                 np.dtype(np.int32): "int32_t"}[a.dtype]
         name = self._name("in")
         if a.dtype == F:
             items = [c_float(v) for v in a.tolist()]
@@ -87,6 +92,24 @@ class _Decls:
         name = self._name("w")
         self.lines.append(f"static const esl_weight_t {name} = {{ {data}, {scales}, {rows}u, {cols}u, "
                           f"{qt.group_size}u, {qt.n_groups}u, {qt.bits}u }};")
+        return name
+
+    def params(self, ctype: str, p: dict, extra: dict[str, str] | None = None) -> str:
+        """A const s8 parameter struct: arrays become arrays of their own, ints literals; `extra`
+        fields are C expressions as they are."""
+        fields = [f".{k} = {v}" for k, v in (extra or {}).items()]
+        for k, v in p.items():
+            if k == "w":
+                continue
+            fields.append(f".{k} = {self.array(v) if isinstance(v, np.ndarray) else cdata.i32(v)}")
+        name = self._name("p")
+        self.lines.append(f"static const {ctype} {name} = {{ {', '.join(fields)} }};")
+        return name
+
+    def weight_s8(self, w: np.ndarray) -> str:
+        name = self._name("w")
+        rows, cols = w.shape
+        self.lines.append(f"static const esl_weight_t {name} = {{ {self.array(w)}, NULL, {rows}u, {cols}u, 0u, 0u, 8u }};")
         return name
 
     def model(self, n_heads: int, n_kv: int, hs: int, max_seq: int, n_layers: int, kv: str) -> str:
@@ -231,7 +254,128 @@ def build_cases(seed: int = SEED) -> tuple[list[Case], list[str]]:
                                                       "pos": f"{pos}u"},
                                   [("out", want)], 4 * heads * hs, Step("attention", kv, n=heads),
                                   max_seq))
+    _s8_cases(rng, d, cases)
     return cases, d.lines
+
+
+class _Engine:
+    """What quant/golden_s8's kernel functions read of an engine, for one step."""
+
+    def __init__(self, step: Step, params: dict, val: dict, token=0, pos=0, heads=0, kv_heads=0, head_size=0,
+                 keys=None, values=None, rope=None):
+        self.params, self.val, self.token, self.pos = {step: params}, val, token, pos
+        self.keys, self.values, self.rope_s8 = keys, values, rope
+        cfg = type("Cfg", (), {"n_heads": heads, "n_kv_heads": kv_heads, "head_size": head_size})
+        self.qm = type("Qm", (), {"model": type("M", (), {"config": cfg})})
+
+
+def _s8_run(op: str, step: Step, params: dict, val: dict, **kw) -> np.ndarray:
+    e = _Engine(step, params, val, **kw)
+    GOLDEN_S8[op](e, step)
+    return e.val[step.out]
+
+
+def _multipliers(rng, n: int, real: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (mult, shift) of real multipliers spread around `real` (TFLM QuantizeMultiplier)."""
+    mq = [quantize_multiplier(float(real * rng.uniform(0.5, 2.0))) for _ in range(n)]
+    return np.array([m for m, _ in mq], np.int32), np.array([s for _, s in mq], np.int8)
+
+
+def _s8_cases(rng, d: "_Decls", cases: list) -> None:
+    """The integer-only kernels on random int8 data with parameters like a calibrated model's
+    (zero points anywhere in int8, multipliers that keep most outputs in range, some saturating)."""
+    i8 = lambda *shape: rng.integers(-128, 128, size=shape).astype(np.int8)     # noqa: E731
+    zp = lambda: int(rng.integers(-128, 128))                                     # noqa: E731
+    # matmul: rows not a multiple of 4, odd and tiny widths, an all-zero row, saturating outputs
+    for rows, cols, real in ((64, 64, 1e-3), (17, 33, 2e-3), (5, 7, 1e-2), (64, 172, 5e-4), (3, 1, 0.1),
+                             (6, 20, 3e-2)):
+        w = rng.integers(-127, 128, size=(rows, cols)).astype(np.int8)
+        w[0] = 0
+        x = i8(cols)
+        mult, shift = _multipliers(rng, rows, real)
+        in_zp, out_zp = zp(), zp()
+        p = {"mult": mult, "shift": shift, "in_zp": in_zp, "out_zp": out_zp,
+             "bias": (-in_zp * w.astype(np.int64).sum(axis=1)).astype(np.int32), "w": w}
+        st = Step("matmul", "s8", out="y", inp="x", rows=rows, cols=cols)
+        y = _s8_run("matmul_s8", st, p, {"x": x})
+        cases.append(Case(f"matmul_s8 {rows}x{cols}", "matmul_s8",
+                          {"w": f"&{d.weight_s8(w)}", "x": d.array(x), "p": f"&{d.params('esl_matmul_s8_t', p)}"},
+                          [("y", y)], rows, st))
+    # embed: the first, a middle and the last row
+    table = rng.integers(-127, 128, size=(20, 70)).astype(np.int8)
+    mult, shift = _multipliers(rng, 20, 0.3)
+    p = {"mult": mult, "shift": shift, "out_zp": zp(), "w": table}
+    tw, tp = d.weight_s8(table), d.params("esl_embed_s8_t", p)
+    for token in (0, 13, 19):
+        st = Step("embed", "s8", out="o", rows=20, cols=70)
+        cases.append(Case(f"embed_s8 token {token}", "embed_s8", {"table": f"&{tw}", "token": f"{token}u",
+                                                                  "p": f"&{tp}"},
+                          [("o", _s8_run("embed_s8", st, p, {}, token=token))], 70, st))
+    # rmsnorm: a constant input (T = n_eps only), n = 1, wide, a zero weight (multiplier 0)
+    for n, const in ((1, False), (64, False), (172, False), (48, True)):
+        x = np.full(n, 5, np.int8) if const else i8(n)
+        mult, shift = _multipliers(rng, n, 3.0)
+        mult[n // 2], shift[n // 2] = 0, 0
+        p = {"mult": mult, "shift": shift, "in_zp": 5 if const else zp(), "out_zp": zp(),
+             "n_eps": int(rng.integers(0, 50))}
+        st = Step("rmsnorm", "s8", out="o", inp="x", n=n)
+        cases.append(Case(f"rmsnorm_s8 n={n}", "rmsnorm_s8", {"x": d.array(x), "n": f"{n}u",
+                                                             "p": f"&{d.params('esl_rmsnorm_s8_t', p)}"},
+                          [("o", _s8_run("rmsnorm_s8", st, p, {"x": x}))], n, st))
+    # rope: int8 rotation tables of several positions
+    for heads, hs, pos in ((6, 8, 77), (4, 16, 0), (2, 32, 127)):
+        cos, sin = rope_tables_s8(rotation_matrices(hs, pos + 1, 10000.0))
+        v = i8(heads * hs)
+        mult, shift = quantize_multiplier(float(rng.uniform(0.3, 1.5)) / 127.0)
+        p = {"mult": mult, "shift": shift, "in_zp": zp(), "out_zp": zp()}
+        st = Step("rope", "s8", out="v", inp="v", n=heads)
+        want = _s8_run("rope_s8", st, p, {"v": v}, pos=pos, head_size=hs, rope=(cos, sin))
+        pc = d.params("esl_rope_s8_t", p, {"cos": d.array(cos), "sin": d.array(sin)})
+        cases.append(Case(f"rope_s8 {heads}x{hs} pos {pos}", "rope_s8",
+                          {"v": d.array(v), "heads": f"{heads}u", "head_size": f"{hs}u", "pos": f"{pos}u",
+                           "p": f"&{pc}"}, [("v", want)], heads * hs, st))
+    # add and swiglu: TFLM ADD / LOGISTIC + MUL parameters as Prepare makes them
+    for n in (172, 16):
+        a, b = i8(n), i8(n)
+        s1, s2, sy = (float(rng.uniform(0.01, 0.2)) for _ in range(3))
+        p = {**add_params(s1, s2, sy), "a_zp": zp(), "b_zp": zp(), "out_zp": zp()}
+        st = Step("add", "s8", out="x", inp="y", n=n)
+        cases.append(Case(f"add_s8 n={n}", "add_s8", {"a": d.array(a), "b": d.array(b), "n": f"{n}u",
+                                                     "p": f"&{d.params('esl_add_s8_t', p)}"},
+                          [("x", _s8_run("add_s8", st, p, {"x": a, "y": b}))], n, st))
+        h1_scale, h1_zp = float(rng.uniform(0.02, 0.1)), zp()
+        sig = logistic_int8(np.arange(-128, 128).astype(np.int8), logistic_params(h1_scale, h1_zp))
+        silu_m, silu_s = conv_multiplier(h1_scale, 1 / 256, float(rng.uniform(0.01, 0.05)))
+        gate_m, gate_s = conv_multiplier(0.03, float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.01, 0.05)))
+        p = {"sigmoid": sig, "silu_mult": silu_m, "silu_shift": silu_s, "gate_mult": gate_m, "gate_shift": gate_s,
+             "h1_zp": h1_zp, "silu_zp": zp(), "h3_zp": zp(), "out_zp": zp()}
+        st = Step("swiglu", "s8", out="h1", inp="h3", n=n)
+        cases.append(Case(f"swiglu_s8 n={n}", "swiglu_s8", {"a": d.array(a), "b": d.array(b), "n": f"{n}u",
+                                                           "p": f"&{d.params('esl_swiglu_s8_t', p)}"},
+                          [("h1", _s8_run("swiglu_s8", st, p, {"h1": a, "h3": b}))], n, st))
+    # attention: MHA and GQA, first, middle and last position, a second layer, a flat softmax
+    hs, max_seq = 8, 64
+    for heads, n_kv, layers, layer, positions in ((8, 4, 1, 0, (0, 37)), (4, 4, 1, 0, (63,)),
+                                                  (6, 2, 2, 1, (0, 20, 63))):
+        keys, values = i8(layers, max_seq, n_kv, hs), i8(layers, max_seq, n_kv, hs)
+        m = d.model(heads, n_kv, hs, max_seq, layers,
+                    f".key_i8 = {d.array(keys, False)}, .value_i8 = {d.array(values, False)}, .kv_bits = 8")
+        for pos in positions:
+            q = i8(heads * hs)
+            score_real = float(rng.choice([2e-4, 2e-3, 2e-2]))          # 2e-4: scores close, a flat softmax
+            sm = softmax_params(float(rng.uniform(0.05, 0.3)))
+            sm_m, sm_s = quantize_multiplier(score_real)
+            av_m, av_s = quantize_multiplier(float(rng.uniform(1e-4, 1e-3)))
+            p = {"score_mult": sm_m, "score_shift": sm_s, "q_zp": zp(), "k_zp": zp(), "score_zp": zp(),
+                 "exp_table": softmax_exp_table(sm), "d_valid": min(255, -sm["diff_min"]),
+                 "av_mult": av_m, "av_shift": av_s, "v_zp": zp(), "out_zp": zp()}
+            st = Step("attention", "s8", layer=layer, out="o", inp="q", n=heads)
+            want = _s8_run("attention_s8", st, p, {"q": q}, pos=pos, heads=heads, kv_heads=n_kv, head_size=hs,
+                           keys=keys, values=values)
+            cases.append(Case(f"attention_s8 heads {heads}/{n_kv} layer {layer} pos {pos}", "attention_s8",
+                              {"q": d.array(q), "m": f"&{m}", "layer": f"{layer}u", "pos": f"{pos}u",
+                               "p": f"&{d.params('esl_attention_s8_t', p)}"},
+                              [("out", want)], heads * hs, st, max_seq))
 
 
 # kc_case_t's union member for each op (kernel_check.c)
@@ -239,7 +383,9 @@ _MEMBER = {"matmul_f32": "matmul", "matmul_w8f": "matmul", "matmul_w4f": "matmul
            "embed_f32": "embed", "embed_w8f": "embed", "rmsnorm_f32": "rmsnorm", "rope_f32": "rope",
            "softmax": "vec", "expf": "vec", "quantize_i8": "quantize", "swiglu_f32": "binary",
            "add_f32": "binary", "kvstore_kv8": "kvstore", "attention_f32": "attention",
-           "attention_kv8": "attention"}
+           "attention_kv8": "attention", "matmul_s8": "matmul_s8", "embed_s8": "embed_s8",
+           "rmsnorm_s8": "rmsnorm_s8", "rope_s8": "rope_s8", "attention_s8": "attention_s8",
+           "add_s8": "binary_s8", "swiglu_s8": "binary_s8"}
 
 
 def write_header(cases: list[Case], decls: list[str], path: Path,

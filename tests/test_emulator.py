@@ -5,6 +5,7 @@ Tests of one board share build/<board>, so each board's tests are one class: pyt
 (--dist loadscope) runs a class on one worker, one test after another, and boards in parallel."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,9 @@ from edgeslm.bridge import DeviceError
 from edgeslm.lower.boards import load_board
 from edgeslm.lower.compile import build_firmware
 from edgeslm.lower.elfsize import region_usage
+from edgeslm.model.synthetic import SHAPES, write_synthetic
 
+from conftest import shared
 from reliability_helpers import assert_none_left, new_tag, tagged_env
 from test_reference import LLAMA2C_NO_PROMPT, LLAMA2C_TOM_AND_LILY
 
@@ -162,3 +165,94 @@ class TestMps2An386(_EveryScheme):
         assert "lost the device" in str(e.value) or "no answer" in str(e.value)
         assert proc.poll() is not None                           # nothing left running
         assert time.monotonic() - t0 < 30
+
+
+# The ARMv6-M boards (issue 12). ARMv6-M's only 32-bit Thumb instructions (Arm v6-M Architecture
+# Reference Manual, A5.2 and A6.7): everything else a v7-M core would run must be absent.
+V6M_32BIT = {"bl", "mrs", "msr", "dmb", "dsb", "isb"}
+THUMB2_LINE = re.compile(r"^\s*[0-9a-f]+:\s+([0-9a-f]{4}) ([0-9a-f]{4})\s+(\S+)", re.M)
+
+
+def assert_armv6m(board_id: str):
+    """The board's ELF is an ARMv6-M build: its attributes say so, and no instruction in it is
+    ARMv7-M only (no IT blocks, no 32-bit Thumb-2 other than v6-M's six)."""
+    elf = build_firmware(load_board(board_id))
+    attrs = subprocess.run(["arm-none-eabi-readelf", "-A", str(elf)], capture_output=True, text=True,
+                           check=True).stdout
+    assert re.search(r"Tag_CPU_arch: v6S?-M\b", attrs), attrs
+    assert "Tag_THUMB_ISA_use: Thumb-1" in attrs, attrs
+    dis = subprocess.run(["arm-none-eabi-objdump", "-d", "-j", ".text", str(elf)], capture_output=True,
+                         text=True, check=True).stdout
+    wide = {m.group(3).split(".")[0] for m in THUMB2_LINE.finditer(dis)}
+    assert wide and wide <= V6M_32BIT, f"ARMv7-M instructions in {board_id}: {sorted(wide - V6M_32BIT)}"
+    assert not re.search(r"\tit[te]*\s", dis), f"IT blocks in {board_id}"
+    return elf
+
+
+class TestMps2An385M0(_EveryScheme):           # an ARMv6-M (Cortex-M0) build on the AN385's M3
+    board, steps = "mps2_an385_m0", 6
+
+    def test_the_elf_is_armv6m(self):
+        edgeslm("compile", "--board", self.board, "--quant", "q8", "--kv", "i8")
+        assert_armv6m(self.board)
+
+
+class TestMicrobit:                              # nRF51822: QEMU's Cortex-M0 rejects ARMv7 code
+    board = "microbit"
+
+    def test_stories260k_does_not_fit_at_full_context_and_the_planner_says_what_does(self):
+        r = edgeslm("compile", "--board", self.board, "--quant", "q4", "--kv", "i8")
+        assert r.returncode != 0
+        err = r.stderr.decode()
+        assert "does not fit microbit" in err and "KV cache" in err and "--max-seq" in err
+
+    def test_stories260k_q4_at_a_short_context_equals_golden(self):
+        r = edgeslm("run", "--emulate", "--board", self.board, "--quant", "q4", "--kv", "i8", "--max-seq", "7",
+                    "--prompt", "", "--steps", "7")
+        assert r.returncode == 0, r.stderr.decode()
+        assert b"all 7 tokens equal the golden model's" in r.stderr
+        assert r.stdout.startswith(b"Once upon a time")
+        assert_armv6m(self.board)
+
+    def test_a_synthetic_model_at_its_whole_context_equals_golden(self, tmp_path):
+        model = write_synthetic(tmp_path / "micro16.bin", SHAPES["micro16"])
+        r = edgeslm("run", str(model), "-z", str(shared("tok512.bin")), "--emulate", "--board", self.board,
+                    "--quant", "q8", "--kv", "i8", "--prompt", "Once", "--steps", "128")
+        assert r.returncode == 0, r.stderr.decode()
+        assert b"all 128 tokens equal the golden model's" in r.stderr
+        assert b"instructions/token" in r.stderr    # TIMER0 counts under icount
+
+
+class TestNdp120:                                # the NDP120's M0: 48 KB for code, weights and RAM
+    board = "ndp120"
+
+    def test_stories260k_does_not_fit(self):
+        r = edgeslm("compile", "--board", self.board, "--quant", "q4", "--kv", "i8")
+        assert r.returncode != 0 and b"does not fit ndp120" in r.stderr
+
+    def test_a_synthetic_model_equals_golden_within_48_kb(self, tmp_path):
+        model = write_synthetic(tmp_path / "nano8.bin", SHAPES["nano8"])
+        r = edgeslm("run", str(model), "-z", str(shared("tok512.bin")), "--emulate", "--board", self.board,
+                    "--quant", "q8", "--kv", "i8", "--prompt", "Once", "--steps", "24")
+        assert r.returncode == 0, r.stderr.decode()
+        assert b"all 24 tokens equal the golden model's" in r.stderr
+        board = load_board(self.board)
+        elf = assert_armv6m(self.board)
+        (region,) = board.memory
+        use = region_usage(elf, board)[region.name]
+        assert use["image"] + use["zero"] <= region.length_bytes == 48 * 1024
+
+
+class TestNiclaVoice:                            # its nRF52832 (M4F, 64 KB RAM, 512 KB flash)
+    board = "nicla_voice"
+
+    def test_stories260k_fits_with_an_int8_kv_cache_at_a_short_context(self):
+        r = edgeslm("compile", "--board", self.board, "--quant", "q8", "--kv", "i8")
+        assert r.returncode != 0 and b"--max-seq" in r.stderr
+
+    def test_stories260k_q8_equals_golden(self):
+        r = edgeslm("run", "--emulate", "--board", self.board, "--quant", "q8", "--kv", "i8", "--max-seq", "107",
+                    "--prompt", "Tom and Lily", "--steps", "48")
+        assert r.returncode == 0, r.stderr.decode()
+        assert r.stdout.startswith(b"Tom and Lily were playing in the park.")
+        assert b"all 48 tokens equal the golden model's" in r.stderr

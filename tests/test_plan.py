@@ -33,8 +33,8 @@ def test_arena_never_overlaps_live_values(stories):
             if a0 <= b1 and b0 <= a1:            # live at the same time: disjoint memory
                 oa, ob = p.offsets[a], p.offsets[b]
                 assert oa + p.values[a] <= ob or ob + p.values[b] <= oa, (a, b)
-    assert p.arena_floats < sum(p.values.values()) / 4     # reuse pays: under a quarter of no reuse
-    assert max(p.offsets[v] + n for v, n in p.values.items()) == p.arena_floats
+    assert p.arena_elements < sum(p.values.values()) / 4     # reuse pays: under a quarter of no reuse
+    assert max(p.offsets[v] + n for v, n in p.values.items()) == p.arena_elements
 
 
 def _tiny_board(tmp_path, kib_flash: int, kib_ram: int) -> str:
@@ -188,7 +188,16 @@ def test_core_without_dsp_refuses_dsp_kernels(stories, tmp_path, monkeypatch):
         plan(stories[0].config, get_scheme("q8"), board, kernels="dsp")
 
 
-def test_integer_scheme_is_refused_by_name_until_its_kernels_exist(stories):
-    with pytest.raises(TargetError, match="no embed kernel for contract 's8'") as e:
-        plan(stories[0].config, get_scheme("i8"), load_board("mps2_an386"))
-    assert "--quant i8" in e.value.hint
+def test_integer_scheme_plans_s8_kernels_with_int8_buffers(stories):
+    cfg = stories[0].config
+    f = plan(cfg, get_scheme("q8", kv="i8"), load_board("mps2_an386"), 64)
+    p = plan(cfg, get_scheme("i8"), load_board("mps2_an386"), 64)
+    assert {ps.kernel.contract for ps in p.steps} == {"s8"}
+    assert {ps.kernel.variant for ps in p.steps if ps.step.op == "matmul"} == {"dsp"}
+    assert p.arena_bytes == p.arena_elements and f.arena_bytes == 4 * f.arena_elements
+    assert p.arena_elements == f.arena_elements             # the same schedule, int8 instead of float
+    items = {it.name: it.nbytes for it in p.items}
+    assert items["KV cache"] == 2 * cfg.n_layers * 64 * cfg.kv_dim        # no per-position scales
+    assert items["rope tables"] == 64 * cfg.head_size                     # int8 cos and sin
+    m0 = plan(cfg, get_scheme("i8"), load_board("mps2_an385"), 64)
+    assert {ps.kernel.variant for ps in m0.steps} == {"portable"}

@@ -77,4 +77,71 @@ void esl_swiglu_f32(float *h1, const float *h3, uint32_t n);
 /* x[i] = x[i] + y[i]. */
 void esl_add_f32(float *x, const float *y, uint32_t n);
 
+/* ---- s8: the integer-only scheme (TFLite-Micro int8 arithmetic) ------------------------------
+ * Every value is int8 with a zero point; every rescale is TFLM's MultiplyByQuantizedMultiplier
+ * (esl_mbqm, esl_fixedpoint.h) with a multiplier and shift the host prepared
+ * (host/edgeslm/quant/golden_s8.py: step_params; the kernels' golden functions are beside it).
+ * "clamp" is to [-128, 127]. No float anywhere: these build for cores without an FPU. */
+
+static inline int8_t esl_clamp8(int32_t v)
+{
+    return (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
+}
+
+/* embed_s8: o[j] = clamp(mbqm(E[token][j], mult[token], shift[token]) + out_zp). */
+typedef struct { const int32_t *mult; const int8_t *shift; int32_t out_zp; } esl_embed_s8_t;
+void esl_embed_s8(int8_t *o, const esl_weight_t *table, uint32_t token, const esl_embed_s8_t *p);
+
+/* rmsnorm_s8: xc = x - in_zp; T = max(1, sum xc^2 + n_eps); a = (62 - bitlen(T)) / 2;
+ * inv = 2^60 / isqrt(T << 2a); o[j] = clamp(rdbp64(xc[j] * srdhm(inv, mult[j]), min(60 - a - shift[j], 40))
+ * + out_zp).  (mult, shift)[j] = the norm weight j times sqrt(n) over the output scale. o may be x. */
+typedef struct { const int32_t *mult; const int8_t *shift; int32_t in_zp, out_zp, n_eps; } esl_rmsnorm_s8_t;
+void esl_rmsnorm_s8(int8_t *o, const int8_t *x, uint32_t n, const esl_rmsnorm_s8_t *p);
+
+/* matmul_s8 (TFLM FULLY_CONNECTED, per-channel): acc = bias[i] + sum_j W[i][j] * x[j], where
+ * bias[i] = -in_zp * sum_j W[i][j] (host); y[i] = clamp(mbqm(acc, mult[i], shift[i]) + out_zp).
+ * W int8 (rows, cols). scratch (dsp): x widened to int16[round_up(cols, 2)]. */
+typedef struct { const int32_t *mult; const int8_t *shift; const int32_t *bias; int32_t in_zp, out_zp; } esl_matmul_s8_t;
+void esl_matmul_s8(int8_t *y, const esl_weight_t *w, const int8_t *x, const esl_matmul_s8_t *p, void *scratch);
+
+/* rope_s8 (TFLM FULLY_CONNECTED with the position's rotation matrix, its zeros skipped): per head
+ * and pair p, a = v[2p] - in_zp, b = v[2p+1] - in_zp, c = cos[pos][p], s = sin[pos][p] (int8, scale
+ * 1/127): v[2p] = clamp(mbqm(c*a - s*b, mult, shift) + out_zp), v[2p+1] = clamp(mbqm(s*a + c*b, ..) + out_zp). */
+typedef struct { const int8_t *cos, *sin; int32_t mult, shift, in_zp, out_zp; } esl_rope_s8_t;
+void esl_rope_s8(int8_t *v, uint32_t n_heads, uint32_t head_size, uint32_t pos, const esl_rope_s8_t *p);
+
+/* kvstore_s8: key[i] = k[i], value[i] = v[i], i < n (already int8 at the cache's zero points). */
+void esl_kvstore_s8(int8_t *key, int8_t *value, const int8_t *k, const int8_t *v, uint32_t n);
+
+/* attention_s8, per head (kv head h / (n_heads / n_kv_heads)), t = 0..pos:
+ *   score[t] = clamp(mbqm(sum_i (q[i] - q_zp)(k[t][i] - k_zp), score_mult, score_shift) + score_zp)
+ *   TFLM int8 SOFTMAX, d[t] = max(score) - score[t], valid = d[t] <= d_valid:
+ *     total = sum_valid rdbp(exp_table[d], 12);  (r, bits) = get_reciprocal(total, 12)
+ *     prob[t] = valid ? clamp(rdbp(srdhm(r, exp_table[d]), bits + 23) - 128) : -128
+ *   out[i] = clamp(mbqm(sum_t (prob[t] + 128)(v[t][i] - v_zp), av_mult, av_shift) + out_zp)
+ * exp_table[d] = gemmlowp exp_on_negative_values of the scaled difference -d (host, per layer).
+ * scratch: one head's scores, then its probabilities, int8[max_seq]. */
+typedef struct {
+    int32_t score_mult, score_shift, q_zp, k_zp, score_zp;
+    const int32_t *exp_table;      /* [256], Q0.31 */
+    int32_t d_valid;
+    int32_t av_mult, av_shift, v_zp, out_zp;
+} esl_attention_s8_t;
+void esl_attention_s8(int8_t *out, const int8_t *q, const esl_model_t *m, uint32_t layer, uint32_t pos,
+                      const esl_attention_s8_t *p, void *scratch);
+
+/* add_s8 (TFLM int8 ADD): a' = (a - a_zp) << left_shift, b' likewise; x = clamp(mbqm(mbqm(a', m1, sh1)
+ * + mbqm(b', m2, sh2), my, shy) + out_zp); x is a (the residual stream, in place). */
+typedef struct { int32_t left_shift, m1, sh1, m2, sh2, my, shy, a_zp, b_zp, out_zp; } esl_add_s8_t;
+void esl_add_s8(int8_t *x, const int8_t *y, uint32_t n, const esl_add_s8_t *p);
+
+/* swiglu_s8: g = sigmoid[h1 + 128] (TFLM LOGISTIC, as a host table; scale 1/256, zp -128);
+ * silu = clamp(mbqm((h1 - h1_zp)(g + 128), silu_mult, silu_shift) + silu_zp)      TFLM MUL
+ * h1 = clamp(mbqm((silu - silu_zp)(h3 - h3_zp), gate_mult, gate_shift) + out_zp)   TFLM MUL */
+typedef struct {
+    const int8_t *sigmoid;         /* [256] */
+    int32_t silu_mult, silu_shift, gate_mult, gate_shift, h1_zp, silu_zp, h3_zp, out_zp;
+} esl_swiglu_s8_t;
+void esl_swiglu_s8(int8_t *h1, const int8_t *h3, uint32_t n, const esl_swiglu_s8_t *p);
+
 #endif

@@ -8,9 +8,9 @@
 #include "esl_types.h"
 
 /* ---- forward pass ------------------------------------------------------------------------- */
-/* Run every step of m->steps for `token` at `pos`; returns the logits (vocab_size floats, in the
- * arena). Adds each step's counter ticks to m->step_cycles[step]. */
-float *esl_forward(const esl_model_t *m, uint32_t token, uint32_t pos);
+/* Run every step of m->steps for `token` at `pos`; returns the logits in the arena (vocab_size
+ * floats, or int8 in an integer-only build). Adds each step's counter ticks to m->step_cycles[step]. */
+void *esl_forward(const esl_model_t *m, uint32_t token, uint32_t pos);
 /* Zero m->step_cycles (at the start of every generation). */
 void esl_profile_reset(const esl_model_t *m);
 

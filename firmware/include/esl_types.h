@@ -34,14 +34,17 @@ typedef struct esl_ctx esl_ctx_t;
  * firmware/kernels/<op>/esl_<op>_<contract>.c and chosen by the host's planner. */
 typedef void (*esl_step_fn_t)(const esl_step_t *s, const esl_ctx_t *c);
 
-/* One kernel call of the forward pass. Offsets are float indices into the activation arena. */
+/* One kernel call of the forward pass. Offsets index the activation arena in elements of the
+ * scheme's activations: floats, or int8 for the integer-only scheme (s8 kernels). */
 struct esl_step {
     esl_step_fn_t run;
-    uint32_t out, in, in2;     /* arena offsets (floats) of the step's output and inputs */
+    uint32_t out, in, in2;     /* arena offsets (elements) of the step's output and inputs */
     uint32_t n;                /* vector length (heads for rope) */
     uint32_t layer;
     const esl_weight_t *w;     /* matmul, embed */
-    const float *norm;         /* rmsnorm */
+    const float *norm;         /* rmsnorm (float schemes) */
+    const void *p;             /* the kernel's own parameters, prepared on the host (s8 kernels:
+                                  esl_<op>_s8_t in esl_kernels.h); NULL for the others */
 };
 
 /* What a step sees besides its own operands. */
@@ -61,8 +64,8 @@ struct esl_model {
     const esl_step_t *steps;
     uint32_t n_steps;
     uint64_t *step_cycles;         /* (n_steps) counter ticks per step, summed since the last reset */
-    uint32_t logits;               /* arena offset of the logits after the last step */
-    float *arena;                  /* the activation arena */
+    uint32_t logits_byte;          /* where the logits are after the last step: arena byte offset */
+    float *arena;                  /* the activation arena (8-byte aligned; int8 elements in s8 builds) */
     void *scratch;                 /* kernel scratch, shared by all steps (one runs at a time) */
     uint32_t scratch_bytes;
     esl_kv_t kv;
@@ -80,7 +83,8 @@ typedef struct {
     uint32_t vocab_size, max_token_length;
     const uint8_t *blob;           /* every token's bytes, concatenated */
     const uint32_t *offset;        /* token i is blob[offset[i] .. offset[i+1]) */
-    const float *score;            /* merge scores */
+    const int32_t *rank;           /* merge scores as ranks: the same order, integers only; -1 for
+                                      a score run.c's -1e10 start never lets merge */
     const uint16_t *sorted;        /* token ids sorted by their bytes (memcmp, shorter first) */
     uint32_t n_sorted;             /* distinct strings (first id wins for duplicates) */
 } esl_vocab_t;
@@ -94,7 +98,7 @@ typedef struct {
 /* What the firmware reports in INFO; generated. */
 typedef struct {
     const char *board;
-    const char *scheme;            /* "q8", "q4", "f32" */
+    const char *scheme;            /* "q8", "q4", "f32", "i8" */
     uint8_t model_hash[8];         /* first 8 bytes of the model fingerprint (sha256) */
     uint32_t build_id;             /* crc32 of the generated sources */
     const esl_span_t *weights;     /* spans covered by weights_crc32 */

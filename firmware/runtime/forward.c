@@ -3,11 +3,13 @@
 #include "esl_port.h"
 #include "esl_runtime.h"
 
-float *esl_forward(const esl_model_t *m, uint32_t token, uint32_t pos)
+void *esl_forward(const esl_model_t *m, uint32_t token, uint32_t pos)
 {
     const uint32_t half = m->head_size / 2u;
-    const esl_ctx_t c = { m, m->arena, m->scratch, token, pos, m->rope_cos + pos * half,
-                          m->rope_sin + pos * half };
+    /* the float RoPE tables (the s8 kernels carry their own, in their step parameters) */
+    const float *cos = m->rope_cos ? m->rope_cos + pos * half : 0;
+    const float *sin = m->rope_sin ? m->rope_sin + pos * half : 0;
+    const esl_ctx_t c = { m, m->arena, m->scratch, token, pos, cos, sin };
     uint64_t t = esl_port_cycles();
     for (uint32_t i = 0; i < m->n_steps; i++) {
         const esl_step_t *s = &m->steps[i];
@@ -16,7 +18,7 @@ float *esl_forward(const esl_model_t *m, uint32_t token, uint32_t pos)
         m->step_cycles[i] += now - t;
         t = now;
     }
-    return m->arena + m->logits;
+    return (uint8_t *)m->arena + m->logits_byte;
 }
 
 void esl_profile_reset(const esl_model_t *m)

@@ -26,7 +26,47 @@ static void put_u64(uint8_t *p, uint64_t v) { put_u32(p, (uint32_t)v); put_u32(p
 static uint32_t get_u16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
 static uint32_t get_u32(const uint8_t *p) { return get_u16(p) | (get_u16(p + 2) << 16); }
 static uint64_t get_u64(const uint8_t *p) { return (uint64_t)get_u32(p) | ((uint64_t)get_u32(p + 4) << 32); }
-static float get_f32(const uint8_t *p) { uint32_t b = get_u32(p); float f; memcpy(&f, &b, 4); return f; }
+
+/* ---- sampling: float (run.c's sampler) or, in an integer-only build, fixed point ------------ */
+#if ESL_INTEGER_ONLY
+/* No float arithmetic here: temperature and top-p arrive as float32 bits and are read as Q16.16
+ * by integer code, so the build links no soft-float helper. */
+typedef esl_sampler_s8_t sampler_t;
+
+static const char *sampler_init(sampler_t *s, uint32_t temp_bits, uint32_t topp_bits, uint64_t seed)
+{
+    uint32_t temp_q16, topp_q16;
+    if (esl_q16_from_f32_bits(temp_bits, &temp_q16) != 0) return "temperature must be finite and >= 0";
+    if (esl_q16_from_f32_bits(topp_bits, &topp_q16) != 0 || topp_q16 > 65536u) return "top-p must be in [0, 1]";
+    esl_sampler_s8_init(s, temp_q16, topp_q16, ESL_LOGIT_K, seed);
+    return 0;
+}
+
+static uint32_t sampler_next(sampler_t *s, void *logits)
+{
+    return esl_sample_s8(s, (const int8_t *)logits, esl_model.vocab_size);
+}
+#else
+typedef esl_sampler_t sampler_t;
+
+static float f32_from_bits(uint32_t b) { float f; memcpy(&f, &b, 4); return f; }
+
+static const char *sampler_init(sampler_t *s, uint32_t temp_bits, uint32_t topp_bits, uint64_t seed)
+{
+    const float temperature = f32_from_bits(temp_bits), topp = f32_from_bits(topp_bits);
+    if (!(temperature >= 0.0f) || isinf(temperature)) return "temperature must be finite and >= 0";
+    if (!(topp >= 0.0f && topp <= 1.0f)) return "top-p must be in [0, 1]";
+    const esl_sampler_t init = { temperature, topp, seed, esl_probindex, esl_model.vocab_size };
+    *s = init;
+    return 0;
+}
+
+static uint32_t sampler_next(sampler_t *s, void *logits)
+{
+    return esl_sample(s, (float *)logits);
+}
+#endif
+static sampler_t sampler;
 
 /* Send tx_payload[0 .. n) (type and id already in place) as one frame. */
 static void send(uint32_t n)
@@ -145,18 +185,15 @@ static void generate(uint8_t id, const uint8_t *body, uint32_t n)
     const esl_model_t *m = &esl_model;
     if (n < 19) { send_error(id, ESL_ERR_BAD_REQUEST, "GENERATE body too short"); return; }
     uint32_t steps = get_u16(body);
-    const float temperature = get_f32(body + 2), topp = get_f32(body + 6);
+    const uint32_t temp_bits = get_u32(body + 2), topp_bits = get_u32(body + 6);
     const uint64_t seed = get_u64(body + 10);
     const uint8_t kind = body[18] & 0x7Fu;
     const uint8_t profile_each = (body[18] & 0x80u) != 0;   /* PROFILE_DATA after every TOKEN */
     const uint8_t *prompt = body + 19;
     const uint32_t plen = n - 19;
-    if (!(temperature >= 0.0f) || isinf(temperature)) {
-        send_error(id, ESL_ERR_BAD_REQUEST, "temperature must be finite and >= 0");
-        return;
-    }
-    if (!(topp >= 0.0f && topp <= 1.0f)) {
-        send_error(id, ESL_ERR_BAD_REQUEST, "top-p must be in [0, 1]");
+    const char *bad = sampler_init(&sampler, temp_bits, topp_bits, seed);
+    if (bad) {
+        send_error(id, ESL_ERR_BAD_REQUEST, bad);
         return;
     }
     int32_t n_prompt;
@@ -189,7 +226,6 @@ static void generate(uint8_t id, const uint8_t *body, uint32_t n)
         return;
     }
     if (steps == 0 || steps > m->max_seq) steps = m->max_seq;      /* run.c's -n rule */
-    esl_sampler_t sampler = { temperature, topp, seed, esl_probindex, m->vocab_size };
     uint32_t token = prompt_tokens[0], pos = 0, sent = 0, reason = ESL_DONE_STEPS;
     uint64_t total = 0;
     esl_profile_reset(m);
@@ -197,9 +233,9 @@ static void generate(uint8_t id, const uint8_t *body, uint32_t n)
     while (pos < steps) {
         if (profile_each) esl_profile_reset(m);
         esl_port_cycles_start();
-        float *logits = esl_forward(m, token, pos);
+        void *logits = esl_forward(m, token, pos);
         profile_forwards++;
-        uint32_t next = (pos + 1 < (uint32_t)n_prompt) ? prompt_tokens[pos + 1] : esl_sample(&sampler, logits);
+        uint32_t next = (pos + 1 < (uint32_t)n_prompt) ? prompt_tokens[pos + 1] : sampler_next(&sampler, logits);
         const uint64_t cycles = esl_port_cycles();
         total += cycles;
         pos++;

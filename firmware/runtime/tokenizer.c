@@ -56,7 +56,7 @@ int32_t esl_encode(const esl_vocab_t *v, const uint8_t *text, uint32_t len, uint
         i = j;
     }
     for (;;) {   /* merge the adjacent pair with the best-scoring merged string, until none */
-        float best_score = -1e10f;
+        int32_t best_rank = -1;          /* ranks order the merge scores (codegen: vocab_tables) */
         int32_t best_id = -1;
         uint32_t best_idx = 0;
         for (uint32_t i = 0; i + 1 < n; i++) {
@@ -65,8 +65,8 @@ int32_t esl_encode(const esl_vocab_t *v, const uint8_t *text, uint32_t len, uint
             memcpy(scratch, v->blob + v->offset[tokens[i]], la);
             memcpy(scratch + la, v->blob + v->offset[tokens[i + 1]], lb);
             const int32_t id = lookup(v, scratch, la + lb);
-            if (id >= 0 && v->score[id] > best_score) {
-                best_score = v->score[id];
+            if (id >= 0 && v->rank[id] > best_rank) {
+                best_rank = v->rank[id];
                 best_id = id;
                 best_idx = i;
             }

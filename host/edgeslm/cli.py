@@ -89,17 +89,31 @@ def _scheme(args):
     return get_scheme(args.quant or "q8", args.group_size, args.kv)
 
 
-def _golden(model: Model, scheme, args, max_seq: int | None = None):
-    """The golden engine of a scheme; the integer scheme reads --calib."""
+def _golden(model: Model, scheme, args, max_seq: int | None = None, tok: Tokenizer | None = None):
+    """The golden engine of a scheme; the integer scheme reads --calib (or calibrates, with tok)."""
     from .quant.golden import golden_engine
-    calib = None
-    if scheme.integer:
-        if not args.calib:
-            raise UsageError("--quant i8 needs a calibration file (--calib)",
-                             f"make one: edgeslm calibrate {args.model or ''} -o calib.json".replace("  ", " "))
-        from .quant.calibrate import Calibration
-        calib = Calibration.load(args.calib, model)
+    calib = _calibration(args, model, tok) if scheme.integer else None
     return golden_engine(model, scheme, calib, max_seq)
+
+
+ON_THE_FLY_METHOD = "percentile"        # `edgeslm calibrate`'s default
+
+
+def _calibration(args, model: Model, tok: Tokenizer | None):
+    """--calib's file; without one (and with a tokenizer), a calibration on the built-in prompts,
+    made now with a warning: every run then repeats it, and the ranges are not the user's data."""
+    from .quant.calibrate import CALIBRATION_PROMPTS, Calibration, PromptsDataReader, calibrate
+    if getattr(args, "calib", None):
+        return Calibration.load(args.calib, model)
+    if tok is None:
+        raise UsageError("--quant i8 needs a calibration file (--calib)",
+                         f"make one: edgeslm calibrate {args.model or ''} -o calib.json".replace("  ", " "))
+    err.print("[yellow]warning: --quant i8 without --calib: calibrating now on the built-in prompts "
+              f"({ON_THE_FLY_METHOD}); for ranges from your own data, run `edgeslm calibrate` once and "
+              "pass --calib FILE[/yellow]")
+    with err.status(f"calibrating on {len(CALIBRATION_PROMPTS)} built-in prompts"):
+        reader = PromptsDataReader(model, tok, CALIBRATION_PROMPTS, min(128, model.config.max_seq_len))
+        return calibrate(model, reader, ON_THE_FLY_METHOD)
 
 
 def _check_sampling(args) -> None:
@@ -215,7 +229,7 @@ def _write_json(path: str, data: dict) -> None:
 def cmd_inspect(args) -> int:
     from .lower.boards import load_board
     from .lower.plan import FitError, plan
-    from .sizes import kv_cache_bytes, weight_bytes
+    from .sizes import kv_cache_bytes, rope_table_bytes, weight_bytes
     from .targets import TargetError
     from .lower.compile import check_max_seq
     model = load_model(_model_path(args))
@@ -243,8 +257,8 @@ def cmd_inspect(args) -> int:
             if s.integer and kv != "i8":
                 continue
             weights = sum(weight_bytes(c, s).values())
-            rope = seq * c.head_size * 4
-            kvb = kv_cache_bytes(c, s.kv, seq)
+            rope = rope_table_bytes(c, s, seq)
+            kvb = kv_cache_bytes(c, s, seq)
             try:
                 p = plan(c, s, board, seq, suggest=False)
             except FitError as e:          # sizes are what we want here, fit or not
@@ -253,8 +267,8 @@ def cmd_inspect(args) -> int:
                 t.add_row(f"{name}", f"{weights:,}", "-", f"{kvb:,}", "-", "-",
                           f"no {board.target.name} kernels yet")
                 continue
-            t.add_row(f"{name} kv={kv}", f"{weights:,}", f"{rope:,}", f"{kvb:,}", f"{p.arena_floats * 4:,}",
-                      f"{p.scratch_bytes:,}", f"{weights + rope + kvb + p.arena_floats * 4 + p.scratch_bytes:,}")
+            t.add_row(f"{name} kv={kv}", f"{weights:,}", f"{rope:,}", f"{kvb:,}", f"{p.arena_bytes:,}",
+                      f"{p.scratch_bytes:,}", f"{weights + rope + kvb + p.arena_bytes + p.scratch_bytes:,}")
     con.print(t)
     return 0
 
@@ -309,6 +323,7 @@ def _prepare(args, build: bool, snapshot: bool = False):
     board = load_board(args.board)
     model, tok = _load(args)
     scheme = _scheme(args)
+    calib = _calibration(args, model, tok) if scheme.integer else None
     out = Path(args.output) if getattr(args, "output", None) else build_dir(board.id)
     if build and out.resolve() != build_dir(board.id).resolve():
         raise UsageError("-o/--output only applies to `edgeslm compile`; the build uses build/<board>")
@@ -316,7 +331,7 @@ def _prepare(args, build: bool, snapshot: bool = False):
     with config_lock(out, on_wait=lambda: err.print(f"[dim]waiting for another edgeslm using {out}[/dim]")):
         try:
             with err.status(f"compiling {Path(model.source).name} for {board.id} ({scheme.describe()})"):
-                comp = compile_model(model, tok, board, scheme, args.max_seq, out, args.kernels)
+                comp = compile_model(model, tok, board, scheme, args.max_seq, out, args.kernels, calib)
         except FitError as e:          # the table says what needs how much where
             Console(stderr=True).print(_plan_table(e.plan, f"does not fit: {e.plan.board.id}"))
             raise
@@ -346,7 +361,7 @@ def cmd_compile(args) -> int:
     p = ctx["compiled"].plan
     Console(stderr=True).print(_plan_table(p, f"memory plan for {p.board.id} "
                                               f"({p.scheme.describe()}, context {p.max_seq})"))
-    err.print(f"activation arena {p.arena_floats * 4:,} bytes (buffers reused by liveness; "
+    err.print(f"activation arena {p.arena_bytes:,} bytes (buffers reused by liveness; "
               f"{sum(p.values.values()) * 4:,} without reuse)")
     return 0
 
@@ -371,12 +386,12 @@ def cmd_build(args) -> int:
 
 def cmd_run(args) -> int:
     from .bench import count_to_instructions, open_device, run_prompt
-    from .quant.golden import GoldenEngine
+    from .quant.golden import engine_for
     _check_sampling(args)
     prompt = _prompt(args.prompt)
     ctx = _prepare(args, build=args.emulate, snapshot=True)
     board, tok = ctx["board"], ctx["tok"]
-    golden = GoldenEngine(ctx["compiled"].qmodel, ctx["compiled"].plan.max_seq)
+    golden = engine_for(ctx["compiled"].qmodel, ctx["compiled"].plan.max_seq)
     out = sys.stdout.buffer
     with open_device(board, ctx["elf"], args.emulate, args.port) as (dev, _emu):
         dev.elf = _firmware_elf(ctx)
@@ -437,10 +452,10 @@ def _read_prompts(path: str | None) -> list[str]:
 def _bench_one(args, prompts: list[str]) -> dict:
     """Build (if stale) and run the prompts for args.quant; every token checked against golden."""
     from .bench import open_device, run_prompt, summarize
-    from .quant.golden import GoldenEngine
+    from .quant.golden import engine_for
     ctx = _prepare(args, build=args.emulate, snapshot=True)
     board, tok, plan = ctx["board"], ctx["tok"], ctx["compiled"].plan
-    golden = GoldenEngine(ctx["compiled"].qmodel, plan.max_seq)
+    golden = engine_for(ctx["compiled"].qmodel, plan.max_seq)
     runs = []
     with open_device(board, ctx["elf"], args.emulate, args.port) as (dev, _emu):
         dev.elf = _firmware_elf(ctx)

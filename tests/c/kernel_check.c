@@ -17,7 +17,8 @@
 typedef enum {
     KC_MATMUL_F32, KC_MATMUL_W8F, KC_MATMUL_W4F, KC_EMBED_F32, KC_EMBED_W8F, KC_RMSNORM_F32,
     KC_ROPE_F32, KC_SOFTMAX, KC_EXPF, KC_QUANTIZE_I8, KC_SWIGLU_F32, KC_ADD_F32, KC_KVSTORE_KV8,
-    KC_ATTENTION_F32, KC_ATTENTION_KV8
+    KC_ATTENTION_F32, KC_ATTENTION_KV8,
+    KC_MATMUL_S8, KC_EMBED_S8, KC_RMSNORM_S8, KC_ROPE_S8, KC_ATTENTION_S8, KC_ADD_S8, KC_SWIGLU_S8
 } kc_op_t;
 
 /* One call: the op, the bytes of the output buffer it may write, the scratch it is granted, and
@@ -36,6 +37,13 @@ typedef struct {
         struct { const float *a, *b; uint32_t n; } binary;               /* swiglu, add: a op= b */
         struct { const float *k, *v; uint32_t n, head_size; } kvstore;
         struct { const float *q; const esl_model_t *m; uint32_t layer, pos; } attention;
+        /* the integer-only (s8) kernels: int8 operands, the step's host-made parameters */
+        struct { const esl_weight_t *w; const int8_t *x; const esl_matmul_s8_t *p; } matmul_s8;
+        struct { const esl_weight_t *table; uint32_t token; const esl_embed_s8_t *p; } embed_s8;
+        struct { const int8_t *x; uint32_t n; const esl_rmsnorm_s8_t *p; } rmsnorm_s8;
+        struct { const int8_t *v; uint32_t heads, head_size, pos; const esl_rope_s8_t *p; } rope_s8;
+        struct { const int8_t *q; const esl_model_t *m; uint32_t layer, pos; const esl_attention_s8_t *p; } attention_s8;
+        struct { const int8_t *a, *b; uint32_t n; const void *p; } binary_s8;     /* add, swiglu: a op= b */
     };
 } kc_case_t;
 
@@ -157,6 +165,42 @@ static void run_case(const kc_case_t *c, kc_parts_t *p)
         part(p, y, 4u * m->n_heads * m->head_size);
         break;
     }
+    case KC_MATMUL_S8:
+        esl_matmul_s8((int8_t *)out, c->matmul_s8.w, c->matmul_s8.x, c->matmul_s8.p, scratch);
+        part(p, out, c->matmul_s8.w->rows);
+        break;
+    case KC_EMBED_S8:
+        esl_embed_s8((int8_t *)out, c->embed_s8.table, c->embed_s8.token, c->embed_s8.p);
+        part(p, out, c->embed_s8.table->cols);
+        break;
+    case KC_RMSNORM_S8:
+        esl_rmsnorm_s8((int8_t *)out, c->rmsnorm_s8.x, c->rmsnorm_s8.n, c->rmsnorm_s8.p);
+        part(p, out, c->rmsnorm_s8.n);
+        break;
+    case KC_ROPE_S8: {                                   /* in place: rotate a copy */
+        const uint32_t n = c->rope_s8.heads * c->rope_s8.head_size;
+        memcpy(out, c->rope_s8.v, n);
+        esl_rope_s8((int8_t *)out, c->rope_s8.heads, c->rope_s8.head_size, c->rope_s8.pos, c->rope_s8.p);
+        part(p, out, n);
+        break;
+    }
+    case KC_ATTENTION_S8: {
+        const esl_model_t *m = c->attention_s8.m;
+        esl_attention_s8((int8_t *)out, c->attention_s8.q, m, c->attention_s8.layer, c->attention_s8.pos,
+                         c->attention_s8.p, scratch);
+        part(p, out, m->n_heads * m->head_size);
+        break;
+    }
+    case KC_ADD_S8:
+        memcpy(out, c->binary_s8.a, c->binary_s8.n);
+        esl_add_s8((int8_t *)out, c->binary_s8.b, c->binary_s8.n, (const esl_add_s8_t *)c->binary_s8.p);
+        part(p, out, c->binary_s8.n);
+        break;
+    case KC_SWIGLU_S8:
+        memcpy(out, c->binary_s8.a, c->binary_s8.n);
+        esl_swiglu_s8((int8_t *)out, c->binary_s8.b, c->binary_s8.n, (const esl_swiglu_s8_t *)c->binary_s8.p);
+        part(p, out, c->binary_s8.n);
+        break;
     }
 }
 

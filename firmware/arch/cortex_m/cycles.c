@@ -1,7 +1,8 @@
 /* The Cortex-M cycle counter behind esl_port_cycles: DWT CYCCNT where it counts (v7-M and v8-M
  * mainline silicon), else SysTick. QEMU's DWT CYCCNT reads as zero, and its SysTick under
  * -icount advances exactly with executed instructions, so emulated counts repeat run to run.
- * ARMv6-M has no DWT cycle counter: SysTick only. */
+ * ARMv6-M has no DWT cycle counter: SysTick only. SysTick is optional on v6-M: a port whose core
+ * lacks it (the nRF51's M0) defines these four functions itself, overriding the weak ones here. */
 #include "esl_port.h"
 
 #define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
@@ -30,7 +31,7 @@ void SysTick_Handler(void)
     systick_wraps++;
 }
 
-void esl_cycles_init(void)
+__attribute__((weak)) void esl_cycles_init(void)
 {
 #if HAVE_DWT
     DEMCR |= 1u << 24;
@@ -42,7 +43,7 @@ void esl_cycles_init(void)
 #endif
 }
 
-void esl_port_cycles_start(void)
+__attribute__((weak)) void esl_port_cycles_start(void)
 {
 #if HAVE_DWT
     if (use_dwt) {
@@ -57,7 +58,7 @@ void esl_port_cycles_start(void)
     SYST_CSR = 0x7u;                   /* processor clock, interrupt on wrap, enable */
 }
 
-uint64_t esl_port_cycles(void)
+__attribute__((weak)) uint64_t esl_port_cycles(void)
 {
 #if HAVE_DWT
     if (use_dwt) return (uint32_t)(DWT_CYCCNT - dwt_start);   /* wraps after 2^32 cycles */
@@ -70,4 +71,4 @@ uint64_t esl_port_cycles(void)
     return (uint64_t)wraps * (SYST_RELOAD + 1u) + (SYST_RELOAD - now);
 }
 
-uint8_t esl_port_cycle_unit(void) { return use_dwt ? 0 : 1; }
+__attribute__((weak)) uint8_t esl_port_cycle_unit(void) { return use_dwt ? 0 : 1; }

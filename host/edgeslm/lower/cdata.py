@@ -30,6 +30,14 @@ def f32(v) -> str:
     return f"{mant.rstrip('0').rstrip('.')}p{exp}f"
 
 
+def i32(v) -> str:
+    """An int32 literal; refuses what does not fit (INT32_MIN written so C keeps it int32)."""
+    v = int(v)
+    if not -(1 << 31) <= v < (1 << 31):
+        raise ValueError(f"{v} does not fit int32")
+    return "(-2147483647 - 1)" if v == -(1 << 31) else str(v)
+
+
 def _rows(items: list[str], per_line: int) -> str:
     return ",\n".join("    " + ", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line))
 

@@ -58,8 +58,20 @@ def _array(name: str, a: np.ndarray, section: str) -> _Array:
     a = np.ascontiguousarray(a)
     if a.dtype == np.float32:
         return _Array(name, "float", a.size, cdata.f32_body(a), section, a.astype("<f4").tobytes())
-    ctype = {np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t"}[a.dtype]
+    ctype = {np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.int32): "int32_t"}[a.dtype]
     return _Array(name, ctype, a.size, cdata.int_body(a), section, a.tobytes())
+
+
+MERGE_FLOOR = np.float32(-1e10)      # run.c's starting best score: a merge must score above it
+
+
+def merge_ranks(scores: np.ndarray) -> np.ndarray:
+    """The merge scores as dense int32 ranks (equal scores, equal ranks; higher score, higher rank),
+    so the firmware compares integers and picks exactly the merges run.c's float `>` picks. A
+    score not above run.c's -1e10 start can never be merged: rank -1 (the firmware's start)."""
+    s = np.asarray(scores, np.float32)
+    uniq = np.unique(s[s > MERGE_FLOOR])
+    return np.where(s > MERGE_FLOOR, np.searchsorted(uniq, s), -1).astype(np.int32)
 
 
 def vocab_tables(tok: Tokenizer) -> dict:
@@ -76,7 +88,7 @@ def vocab_tables(tok: Tokenizer) -> dict:
     for i, v in enumerate(tok.vocab):
         first.setdefault(v, i)
     sorted_ids = [first[s] for s in sorted(first)]
-    return {"blob": blob, "offsets": offsets, "scores": tok.scores.astype(np.float32),
+    return {"blob": blob, "offsets": offsets, "ranks": merge_ranks(tok.scores),
             "sorted": np.array(sorted_ids, np.uint16)}
 
 
@@ -98,11 +110,8 @@ def build_settings(plan: Plan) -> dict:
     }
 
 
-def generate_sources(qm: QuantModel, tok: Tokenizer, plan: Plan, out_dir: Path) -> GeneratedSources:
-    cfg, scheme = qm.config, qm.scheme
-    region = {it.name: it.region for it in plan.items}
-    ro = lambda item: f".esl.weights.{region[item]}"          # noqa: E731
-    rw = lambda item: f".esl.ram.{region[item]}"              # noqa: E731
+def _float_tensors(qm: QuantModel, plan: Plan, ro) -> tuple[list[_Array], list[dict], dict[str, str]]:
+    """Arrays, esl_weight_t's and norm-weight names of a float scheme (f32, q8, q4)."""
     arrays: list[_Array] = []
     weights: list[dict] = []
     norms: dict[str, str] = {}
@@ -120,8 +129,71 @@ def generate_sources(qm: QuantModel, tok: Tokenizer, plan: Plan, out_dir: Path) 
                         "scales": f"s_{cname}" if t.scales is not None else "NULL",
                         "rows": t.shape[0], "cols": t.shape[1], "group_size": t.group_size,
                         "n_groups": t.n_groups, "bits": t.bits})
-    cos, sin = rope_tables(cfg.head_size, plan.max_seq, cfg.rope_theta)
+    cos, sin = rope_tables(qm.config.head_size, plan.max_seq, qm.config.rope_theta)
     arrays += [_array("rope_cos", cos, ro("rope tables")), _array("rope_sin", sin, ro("rope tables"))]
+    return arrays, weights, norms
+
+
+# Where each s8 step's arrays live: the plan item they are counted in (sizes.weight_bytes).
+def _s8_item(step) -> str:
+    if step.op in ("attention", "swiglu"):
+        return "integer tables"
+    return {"embed": step.weight, "matmul": step.weight, "rmsnorm": step.norm}[step.op]
+
+
+def _integer_tensors(qm, plan: Plan, ro) -> tuple[list[_Array], list[dict], list[dict]]:
+    """Arrays, esl_weight_t's and per-step parameter structs of the integer scheme (i8): each s8
+    step's integers (quant/golden_s8.step_params) as a const esl_<op>_s8_t beside its arrays."""
+    from ..quant.golden_s8 import rope_tables_s8, step_params
+    arrays: list[_Array] = []
+    weights: dict[str, dict] = {}
+    cos, sin = rope_tables_s8(qm.rope[:plan.max_seq])
+    arrays += [_array("rope_cos_s8", cos, ro("rope tables")), _array("rope_sin_s8", sin, ro("rope tables"))]
+    params = []
+    for i, ps in enumerate(plan.steps):
+        s = ps.step
+        p = step_params(qm, s)
+        if s.weight and s.weight not in weights:
+            cname = cdata.ident(s.weight)
+            arrays.append(_array(f"d_{cname}", p["w"], ro(s.weight)))
+            weights[s.weight] = {"name": f"w_{cname}", "data": f"d_{cname}", "scales": "NULL",
+                                 "rows": p["w"].shape[0], "cols": p["w"].shape[1], "group_size": 0,
+                                 "n_groups": 0, "bits": 8}
+        if not p:
+            params.append(None)
+            continue
+        fields = []
+        for key, v in p.items():
+            if key == "w":
+                continue                                   # the step's esl_weight_t
+            if isinstance(v, np.ndarray):
+                arrays.append(_array(f"sp{i}_{key}", v, ro(_s8_item(s))))
+                fields.append(f".{key} = sp{i}_{key}")
+            else:
+                fields.append(f".{key} = {cdata.i32(v)}")
+        if s.op == "rope":
+            fields += [".cos = rope_cos_s8", ".sin = rope_sin_s8"]
+        params.append({"name": f"sp{i}", "type": f"esl_{s.kernel}_t", "init": ", ".join(fields)})
+    return arrays, list(weights.values()), params
+
+
+def _logit_k(qm) -> int:
+    from ..sampler import logit_k
+    return logit_k(qm.params["logits"][0])
+
+
+def generate_sources(qm, tok: Tokenizer, plan: Plan, out_dir: Path) -> GeneratedSources:
+    """qm: the QuantModel of a float scheme, or the I8Model of the integer scheme."""
+    cfg, scheme = qm.config, qm.scheme
+    region = {it.name: it.region for it in plan.items}
+    ro = lambda item: f".esl.weights.{region[item]}"          # noqa: E731
+    rw = lambda item: f".esl.ram.{region[item]}"              # noqa: E731
+    if scheme.integer:
+        arrays, weights, params = _integer_tensors(qm, plan, ro)
+        norms: dict[str, str] = {}
+    else:
+        arrays, weights, norms = _float_tensors(qm, plan, ro)
+        params = [None] * len(plan.steps)
 
     crc = 0
     for a in arrays:
@@ -135,26 +207,29 @@ def generate_sources(qm: QuantModel, tok: Tokenizer, plan: Plan, out_dir: Path) 
         steps.append({"run": k.step_symbol, "layer": s.layer, "out": off(s.out), "in": off(s.inp),
                       "in2": off(s.in2), "n": s.n, "index": f"{i}: {k.name} {s.weight or s.norm or ''}".strip(),
                       "w": f"&w_{cdata.ident(s.weight)}" if s.weight else "NULL",
-                      "norm": norms[s.norm] if s.norm else "NULL"})
+                      "norm": norms[s.norm] if s.norm in norms else "NULL",
+                      "p": f"&{params[i]['name']}" if params[i] else "NULL"})
     kernels = [{"symbol": k.step_symbol, "file": k.c_file, "variant": k.variant} for k in plan.kernels()]
     v = vocab_tables(tok)
     vocab = {"blob": _array("vocab_blob", np.frombuffer(v["blob"], np.uint8), ro("tokenizer")),
-             "offsets": cdata.int_body(v["offsets"], 12), "scores": cdata.f32_body(v["scores"]),
+             "offsets": cdata.int_body(v["offsets"], 12), "ranks": cdata.int_body(v["ranks"], 16),
              "sorted": cdata.int_body(v["sorted"], 16), "n_sorted": len(v["sorted"]),
              "size": tok.vocab_size, "max_token_length": tok.max_token_length}
     kv_len = cfg.n_layers * plan.max_seq * cfg.kv_dim
     ctx = {
         "version": __version__, "fingerprint": qm.model_fingerprint, "scheme": scheme, "cfg": cfg,
         "board": plan.board, "plan": plan, "arrays": arrays, "weights": weights, "steps": steps,
-        "kernels": kernels, "kernel_variant": plan.kernel_variant,
+        "kernels": kernels, "kernel_variant": plan.kernel_variant, "params": [p for p in params if p],
+        "arena_words": max(1, -(-plan.arena_bytes // 4)), "logits_byte": plan.offsets["logits"] * scheme.activation_bytes,
         "scratch_words": max(1, plan.scratch_bytes // 8),
         "vocab": vocab, "kv_len": kv_len, "kv_scale_len": cfg.n_layers * plan.max_seq * cfg.n_kv_heads,
         "kv_section": rw("KV cache"), "arena_section": rw("activation arena"),
         "scratch_section": rw("kernel scratch"), "profile_section": rw("step profile"),
         "sampler_section": rw("sampler scratch"),
+        "logit_k": _logit_k(qm) if scheme.integer else 0,
         "norm_eps": cdata.f32(cfg.norm_eps), "inv_sqrt_hs": cdata.f32(1.0 / np.sqrt(cfg.head_size)),
         "model_hash": ", ".join(f"0x{b:02x}" for b in bytes.fromhex(qm.model_fingerprint[:16])),
-        "weights_crc32": crc, "logits": plan.offsets["logits"],
+        "weights_crc32": crc,
         "regions": [{"name": r.name, "origin": r.origin, "length": r.length_bytes, "holds": r.holds}
                     for r in plan.board.memory],
         "ram_region": plan.board.regions_for("ram")[0].name,

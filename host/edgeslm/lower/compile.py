@@ -43,7 +43,7 @@ PROJECT_DIR = Path(__file__).resolve().parents[3]
 @dataclass
 class Compiled:
     plan: Plan
-    qmodel: QuantModel
+    qmodel: QuantModel           # or, for the integer scheme, quant.int8.I8Model
     gen_dir: Path
     fresh: bool                  # True if the sources were (re)written this time
 
@@ -90,10 +90,12 @@ def config_lock(out_dir: Path, on_wait=None) -> contextlib.AbstractContextManage
     return _flock(Path(out_dir) / ".lock", on_wait)
 
 
-def _stamp(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, max_seq: int, kernels: str) -> str:
+def _stamp(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, max_seq: int, kernels: str,
+           calib=None) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([__version__, model.fingerprint(), scheme.name, scheme.group_size, scheme.kv,
-                         max_seq, kernels, Path(board.path).read_text() if board.path else board.id]).encode())
+                         max_seq, kernels, Path(board.path).read_text() if board.path else board.id,
+                         sorted(calib.ranges.items()) if calib else None]).encode())
     h.update(b"".join(tok.vocab) + tok.scores.tobytes())
     for t in sorted(TEMPLATES_DIR.glob("*.j2")):
         h.update(t.read_bytes())
@@ -103,16 +105,23 @@ def _stamp(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, max_seq: 
 
 
 def compile_model(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, max_seq: int | None,
-                  out_dir: Path, kernels: str | None = None) -> Compiled:
+                  out_dir: Path, kernels: str | None = None, calib=None) -> Compiled:
     """Plan (raises FitError with the table if it does not fit) and render build/<board>/gen.
-    `kernels` caps the kernels' ISA variant (e.g. "portable"); default: the best the core has."""
+    `kernels` caps the kernels' ISA variant (e.g. "portable"); default: the best the core has.
+    The integer scheme needs `calib` (quant.calibrate.Calibration)."""
     check_max_seq(max_seq, model.config.max_seq_len)
     max_seq = max_seq or model.config.max_seq_len
+    if scheme.integer and calib is None:
+        raise UsageError("--quant i8 needs a calibration", "make one: edgeslm calibrate MODEL -o calib.json")
     p = plan(model.config, scheme, board, max_seq, len(vocab_tables(tok)["blob"]), kernels=kernels)
-    qm = quantize(model, scheme)
+    if scheme.integer:
+        from ..quant.int8 import quantize_int8
+        qm = quantize_int8(model, calib)
+    else:
+        qm = quantize(model, scheme)
     gen = out_dir / "gen"
     stamp_file = gen / ".stamp"
-    stamp = _stamp(model, tok, board, scheme, max_seq, p.kernel_variant)
+    stamp = _stamp(model, tok, board, scheme, max_seq, p.kernel_variant, calib)
     with config_lock(out_dir):
         if stamp_file.is_file() and stamp_file.read_text() == stamp:
             return Compiled(p, qm, gen, fresh=False)

@@ -3,6 +3,7 @@ the integrity check a build passes before it is trusted; addresses to <function>
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,3 +119,24 @@ def symbolize(elf: str | Path, addr: int) -> str | None:
     except Exception:            # a report must not fail for want of symbols (pyelftools missing, bad file)
         return None
     return None
+
+
+# What linking floating point into an Arm image leaves in its symbol table: the EABI soft-float
+# helpers (__aeabi_fadd, __aeabi_dmul, __aeabi_f2iz, __aeabi_cfcmple, __aeabi_i2f, ...), libgcc's
+# generic ones (__addsf3, __floatsidf, __fixdfsi, __extendsfdf2, ...), float printf, and libm.
+_FLOAT_SYMBOL = re.compile(
+    r"^(__aeabi_(f|d|cf|cd|i2f|i2d|ui2f|ui2d|l2f|l2d|ul2f|ul2d)\w*"     # EABI float helpers
+    r"|__\w*?(sf|df|tf)\w*"                                          # libgcc soft float
+    r"|_printf_float|_dtoa_r|__ieee754\w*"
+    r"|(sqrt|exp|log|pow|sin|cos|tan|tanh|floor|ceil|fabs|round|fmod)f?)$")
+
+
+def float_symbols(elf: str | Path) -> list[str]:
+    """Every symbol of the ELF (defined or not) that means floating point is linked in: what an
+    integer-only build (no FPU: each would be a software float routine) must have none of."""
+    from elftools.elf.elffile import ELFFile
+    with open(elf, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        if symtab is None:
+            raise ElfError(f"{elf} has no symbol table", "build it without stripping (`edgeslm build` keeps it)")
+        return sorted({s.name for s in symtab.iter_symbols() if s.name and _FLOAT_SYMBOL.match(s.name)})

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from ..errors import EdgeslmError
 from ..model.ir import ModelConfig
 from ..quant.schemes import Scheme, get_scheme
-from ..sizes import kv_cache_bytes, weight_bytes
+from ..sizes import I8_LAYER_TABLE_BYTES, kv_cache_bytes, rope_table_bytes, weight_bytes
 from ..targets import KernelSpec, work_units
 from .boards import Board
 from .schedule import Step, schedule
@@ -56,9 +56,9 @@ class Plan:
     board: Board
     max_seq: int
     steps: list[PlannedStep]
-    values: dict[str, int]                     # value -> size (floats)
-    offsets: dict[str, int]                    # value -> arena offset (floats)
-    arena_floats: int
+    values: dict[str, int]                     # value -> size (elements: scheme.activation_bytes each)
+    offsets: dict[str, int]                    # value -> arena offset (elements)
+    arena_elements: int
     scratch_bytes: int                         # the shared kernel scratch (largest rule)
     items: list[Item]
     fits: bool
@@ -72,6 +72,10 @@ class Plan:
             if it.region:
                 out[it.region] += it.nbytes
         return out
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.arena_elements * self.scheme.activation_bytes
 
     def kernels(self) -> list[KernelSpec]:
         """The distinct kernels of the step table, in first-use order."""
@@ -106,6 +110,9 @@ class Plan:
         return None if vals[0] is None else sum(vals) / steps
 
 
+SAMPLER_S8_BYTES = 2 * 256 * 4 + 32      # sampler_s8.c's state: weight table and bin counts
+
+
 def live_ranges(steps: list[Step]) -> dict[str, tuple[int, int]]:
     """value -> (first step that touches it, last step that touches it); the logits outlive the pass."""
     ranges: dict[str, list[int]] = {}
@@ -120,7 +127,7 @@ def live_ranges(steps: list[Step]) -> dict[str, tuple[int, int]]:
 
 
 def allocate(sizes: dict[str, int], ranges: dict[str, tuple[int, int]]) -> tuple[dict[str, int], int]:
-    """First-fit offsets (floats) so that values live at the same time never overlap."""
+    """First-fit offsets (elements) so that values live at the same time never overlap."""
     placed: list[tuple[int, int, int, int]] = []      # (start, end, offset, size)
     offsets = {}
     for name in sorted(sizes, key=lambda v: (ranges[v][0], -sizes[v])):
@@ -138,13 +145,15 @@ def allocate(sizes: dict[str, int], ranges: dict[str, tuple[int, int]]) -> tuple
 
 def _weight_items(cfg: ModelConfig, scheme: Scheme, max_seq: int, tokenizer_bytes: int) -> list[Item]:
     items = [Item(name, "weights", n) for name, n in weight_bytes(cfg, scheme).items()]
-    items.append(Item("rope tables", "weights", max_seq * cfg.head_size * 4))
+    items.append(Item("rope tables", "weights", rope_table_bytes(cfg, scheme, max_seq)))
+    if scheme.integer:
+        items.append(Item("integer tables", "weights", cfg.n_layers * I8_LAYER_TABLE_BYTES))
     items.append(Item("tokenizer", "weights", tokenizer_bytes))
     return items
 
 
 def tokenizer_bytes(vocab_size: int, blob_bytes: int) -> int:
-    """blob + offsets (u32, vocab+1) + scores (f32) + sorted ids (u16)."""
+    """blob + offsets (u32, vocab+1) + merge ranks (i32) + sorted ids (u16)."""
     return blob_bytes + 4 * (vocab_size + 1) + 4 * vocab_size + 2 * vocab_size
 
 
@@ -164,11 +173,11 @@ def plan(cfg: ModelConfig, scheme: Scheme, board: Board, max_seq: int | None = N
         planned.append(PlannedStep(s, k, k.scratch(s, max_seq)))
     offsets, arena = allocate(sizes, live_ranges(steps))
     scratch = (max((p.scratch_bytes for p in planned), default=0) + 7) // 8 * 8
-    kv = kv_cache_bytes(cfg, scheme.kv, max_seq)
-    ram = [Item("KV cache", "ram", kv), Item("activation arena", "ram", arena * 4),
+    kv = kv_cache_bytes(cfg, scheme, max_seq)
+    ram = [Item("KV cache", "ram", kv), Item("activation arena", "ram", arena * scheme.activation_bytes),
            Item("kernel scratch", "ram", scratch),
            Item("step profile", "ram", 8 * len(planned)),
-           Item("sampler scratch", "ram", cfg.vocab_size * 8),
+           Item("sampler scratch", "ram", SAMPLER_S8_BYTES if scheme.integer else cfg.vocab_size * 8),
            Item("runtime buffers", "ram", 4096),      # serve.c: frame buffers, prompt ids (~3.2 KB)
            Item("stack", "ram", board.stack_bytes)]
     items = [Item("code", "code", board.code_budget_bytes)] + \

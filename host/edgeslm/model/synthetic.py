@@ -2,6 +2,8 @@
 memory grow with size (speed depends on shapes, not on what the weights learned).
 
     SHAPES["stories15M"]                   -> ModelConfig (llama2.c's stories15M shape)
+    SHAPES["micro16"], SHAPES["nano8"]     -> the largest shapes the planner fits on the micro:bit
+                                              and on the NDP120's M0 (vocab 512: tok512.bin)
     write_synthetic(path, config, seed)    -> a llama2.c version-1 checkpoint of that shape
 
 Weights are N(0, 0.02) like a freshly initialized Llama, norm weights 1.0; the file is written in
@@ -27,6 +29,14 @@ SHAPES = {
     # llama2.c's stories42M: dim 512, 8 layers, 8 heads, hidden 1376, vocab 32000, context 1024
     "stories42M": ModelConfig(dim=512, hidden_dim=1376, n_layers=8, n_heads=8, n_kv_heads=8,
                               vocab_size=32000, max_seq_len=1024, shared_classifier=True),
+    # For the smallest boards, with stories260K's 512-token vocabulary (use tok512.bin): its
+    # embedding, 512 x dim, is most of the weights. micro16 fits the micro:bit (16 KB RAM) with
+    # q8/q4 and an int8 KV cache at context 128; nano8 fits the NDP120's 48 KB (code, weights and
+    # RAM together) at context 64, and is close to the smallest transformer the planner accepts.
+    "micro16": ModelConfig(dim=16, hidden_dim=48, n_layers=1, n_heads=2, n_kv_heads=1,
+                           vocab_size=512, max_seq_len=128, shared_classifier=True),
+    "nano8": ModelConfig(dim=8, hidden_dim=24, n_layers=1, n_heads=2, n_kv_heads=1,
+                         vocab_size=512, max_seq_len=64, shared_classifier=True),
 }
 _LAYER_MATS = ("wq", "wk", "wv", "wo", "w1", "w2", "w3")
 
@@ -67,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = write_synthetic(args.output, SHAPES[args.shape], args.seed)
     c = SHAPES[args.shape]
+    tok = "tok512.bin" if c.vocab_size == 512 else "tokenizer.bin" if c.vocab_size == 32000 else None
     print(f"wrote {out}: {args.shape} shape (dim {c.dim}, {c.n_layers} layers, vocab {c.vocab_size}), "
-          f"random weights, seed {args.seed}; use the 32K tokenizer (-z tokenizer.bin)")
+          f"random weights, seed {args.seed}" + (f"; use the {c.vocab_size}-token tokenizer (-z {tok})" if tok else ""))
     return 0
 
 

@@ -54,6 +54,7 @@ from typing import Callable
 
 from ..lower.schedule import Step, schedule
 from ..reference import rmsnorm, rope, seqdot  # the same arithmetic as run.c's (specs above)
+from .golden_s8 import GOLDEN_S8
 from .quantize import QTensor, QuantModel
 
 F32 = np.float32
@@ -225,6 +226,7 @@ GOLDEN: dict[str, Callable[["GoldenEngine", Step], None]] = {
     "attention_f32": _attention, "attention_kv8": _attention,
     "add_f32": _add,
     "swiglu_f32": _swiglu,
+    **GOLDEN_S8,            # the integer-only scheme's kernels (quant/golden_s8.py), run by I8Engine
 }
 
 
@@ -260,6 +262,14 @@ class GoldenEngine:
         for run, s in zip(self.run, self.steps):
             run(self, s)
         return self.val[self.logits]
+
+
+def engine_for(qmodel, max_seq_len: int | None = None):
+    """The golden engine of an already quantized model: QuantModel, or the i8 scheme's I8Model."""
+    from .int8 import I8Engine, I8Model
+    if isinstance(qmodel, I8Model):
+        return I8Engine(qmodel, max_seq_len)
+    return GoldenEngine(qmodel, max_seq_len)
 
 
 def golden_engine(model, scheme, calib=None, max_seq_len: int | None = None):

@@ -121,6 +121,20 @@ class I8Model:
     classifier: Linear | None = None
     rope: np.ndarray | None = None             # int8 (max_seq, head_size, head_size), scale 1/127
 
+    # what the lowering pipeline reads of any quantized model (as of a QuantModel)
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def scheme(self):
+        from .schemes import get_scheme
+        return get_scheme("i8")
+
+    @property
+    def model_fingerprint(self) -> str:
+        return self.model.fingerprint()
+
 
 def quantize_int8(model: Model, calib: Calibration) -> I8Model:
     """Every integer parameter of the i8 scheme, from the float model and its calibration."""
@@ -189,6 +203,16 @@ class I8Engine:
         self.keys = np.zeros(shape, np.int8)
         self.values = np.zeros(shape, np.int8)
         self.last_logits_q = None
+        # the firmware's step table and each step's integers (quant/golden_s8.py)
+        from ..lower.schedule import schedule
+        from .golden_s8 import GOLDEN_S8, rope_tables_s8, step_params
+        from .schemes import get_scheme
+        self.steps, _ = schedule(c, get_scheme("i8"), self.max_seq_len)
+        self.params = {s: step_params(qm, s) for s in self.steps}
+        self.run = [GOLDEN_S8[s.kernel] for s in self.steps]
+        self.rope_s8 = rope_tables_s8(qm.rope[:self.max_seq_len])
+        self.val: dict[str, np.ndarray] = {}
+        self.token = self.pos = 0
 
     def reset(self) -> None:
         self.keys[:] = 0
@@ -241,14 +265,23 @@ class I8Engine:
     def _params(self, l: int):
         return lambda name: self.qm.params[f"{l}.{name}"]
 
-    def forward(self, token: int, pos: int) -> np.ndarray:
+    def forward_blocks(self, token: int, pos: int) -> np.ndarray:
+        """The forward pass composed of the blocks above (TFLM's ops): the int8 logits.
+        forward() must give the same bits through the firmware's kernels (tests/test_int8.py)."""
         qm = self.qm
         x = self.embed(token)
         for l, Ly in enumerate(qm.layers):
             q_rot, self.keys[l, pos], self.values[l, pos] = self.qkv(l, Ly["att_norm"](x), pos)
             x = self.attention_out(l, x, self.attend(l, q_rot, pos))
             x = self.feed_forward(l, x, Ly["ffn_norm"](x))
-        logits = qm.classifier(qm.final_norm(x))
+        return qm.classifier(qm.final_norm(x))
+
+    def forward(self, token: int, pos: int) -> np.ndarray:
+        """The firmware's forward pass: the step table, each step through its s8 kernel's golden."""
+        self.token, self.pos = token, pos
+        for run, st in zip(self.run, self.steps):
+            run(self, st)
+        logits = self.val["logits"]
         self.last_logits_q = logits
-        s, zp = qm.params["logits"]
+        s, zp = self.qm.params["logits"]
         return ((logits.astype(np.float32) - np.float32(zp)) * np.float32(s)).astype(np.float32)

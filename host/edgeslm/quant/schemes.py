@@ -45,6 +45,11 @@ class Scheme:
         return self.weight_bits
 
     @property
+    def activation_bytes(self) -> int:
+        """Bytes of one activation element in the arena: int8 for the integer scheme, else float."""
+        return 1 if self.integer else 4
+
+    @property
     def quantized(self) -> bool:
         return self.name != "f32"
 

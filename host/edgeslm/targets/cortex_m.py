@@ -62,6 +62,16 @@ def _attention_scratch(step: Step, max_seq: int) -> int:
     return 4 * max_seq
 
 
+def _matmul_s8_dsp_scratch(step: Step, max_seq: int) -> int:
+    """x widened once to int16[cols] for SMLAD (esl_dot_i8.h)."""
+    return 2 * step.cols
+
+
+def _attention_s8_scratch(step: Step, max_seq: int) -> int:
+    """One head's int8 scores, then probabilities, int8[max_seq]."""
+    return max_seq
+
+
 KERNELS = (
     KernelSpec("embed", "f32", about="copy one fp32 row"),
     KernelSpec("embed", "w8f", about="dequantize one int8 row"),
@@ -79,6 +89,17 @@ KERNELS = (
     KernelSpec("attention", "kv8", scratch=_attention_scratch),
     KernelSpec("add", "f32"),
     KernelSpec("swiglu", "f32"),
+    # s8: the integer-only scheme (TFLM arithmetic; no float, so they serve FPU-less cores)
+    KernelSpec("embed", "s8", about="requantize one int8 row"),
+    KernelSpec("rmsnorm", "s8", about="integer isqrt, per-channel multipliers"),
+    KernelSpec("matmul", "s8", about="TFLM FULLY_CONNECTED, host-folded input zero point"),
+    KernelSpec("matmul", "s8", "dsp", _matmul_s8_dsp_scratch, about="SXTB16 + SMLAD, 4 rows per pass"),
+    KernelSpec("matmul", "s8", "mve", about="VMLADAVA over 16 int8 lanes, predicated tail"),
+    KernelSpec("rope", "s8", about="two non-zero terms of each int8 rotation row"),
+    KernelSpec("kvstore", "s8"),
+    KernelSpec("attention", "s8", scratch=_attention_s8_scratch, about="TFLM int8 softmax, host exp table"),
+    KernelSpec("add", "s8", about="TFLM int8 ADD"),
+    KernelSpec("swiglu", "s8", about="LOGISTIC table, two TFLM MULs"),
 )
 
 

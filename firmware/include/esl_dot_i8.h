@@ -1,0 +1,194 @@
+/* int8 x int8 dot products with ISA branches: the engine of matmul_w8f and matmul_s8 (included by
+ * both kernel files, static inline, so each kernel is still one object with its own copy).
+ *
+ * Rows go four at a time so each prepared activation load feeds four rows (CMSIS-NN style); the
+ * last rows % 4 go one at a time. Each variant supplies the prepared input type (xv_t),
+ * prepare_x() (x laid out for the variant, once per matmul, per group of gs), dot_group() (one row)
+ * and dot_group4() (four rows, `stride` bytes apart). Every variant gives the same exact int32 sums. */
+#ifndef ESL_DOT_I8_H
+#define ESL_DOT_I8_H
+
+#include <stdint.h>
+
+#if ESL_KERNELS_MVE || !ESL_KERNELS_DSP
+/* Helium and portable C take x as int8, as quantized (the DSP branch widens it below). */
+typedef int8_t xv_t;
+
+static const xv_t *prepare_x(const int8_t *xq, int16_t *x16, uint32_t cols, uint32_t gs)
+{
+    (void)x16;
+    (void)cols;
+    (void)gs;
+    return xq;
+}
+#endif
+
+#if ESL_KERNELS_MVE
+/* Arm Helium (MVE, v8.1-M: Cortex-M55/M85): x stays int8; per 16 elements one VLDRB of x, then per
+ * row one VLDRB of weights and one VMLADAVA (16 MACs into a 32-bit scalar). A group's last partial
+ * chunk is predicated (VCTP): masked lanes load as zero and add nothing, so every sum is exact. */
+#include <arm_mve.h>
+
+static int32_t dot_group(const int8_t *w, const xv_t *x, uint32_t n)
+{
+    int32_t acc = 0;
+    uint32_t j = 0;
+    for (; j + 16u <= n; j += 16u) acc = vmladavaq_s8(acc, vld1q_s8(w + j), vld1q_s8(x + j));
+    if (j < n) {
+        const mve_pred16_t p = vctp8q(n - j);
+        acc = vmladavaq_p_s8(acc, vldrbq_z_s8(w + j, p), vldrbq_z_s8(x + j, p), p);
+    }
+    return acc;
+}
+
+static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x, uint32_t n, int32_t s[4])
+{
+    const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2u * stride, *w3 = w + 3u * stride;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    uint32_t j = 0;
+    for (; j + 16u <= n; j += 16u) {
+        const int8x16_t xv = vld1q_s8(x + j);
+        a0 = vmladavaq_s8(a0, vld1q_s8(w0 + j), xv);
+        a1 = vmladavaq_s8(a1, vld1q_s8(w1 + j), xv);
+        a2 = vmladavaq_s8(a2, vld1q_s8(w2 + j), xv);
+        a3 = vmladavaq_s8(a3, vld1q_s8(w3 + j), xv);
+    }
+    if (j < n) {                               /* the predicated tail: masked lanes are zero */
+        const mve_pred16_t p = vctp8q(n - j);
+        const int8x16_t xv = vldrbq_z_s8(x + j, p);
+        a0 = vmladavaq_p_s8(a0, vldrbq_z_s8(w0 + j, p), xv, p);
+        a1 = vmladavaq_p_s8(a1, vldrbq_z_s8(w1 + j, p), xv, p);
+        a2 = vmladavaq_p_s8(a2, vldrbq_z_s8(w2 + j, p), xv, p);
+        a3 = vmladavaq_p_s8(a3, vldrbq_z_s8(w3 + j, p), xv, p);
+    }
+    s[0] = a0;
+    s[1] = a1;
+    s[2] = a2;
+    s[3] = a3;
+}
+
+#elif ESL_KERNELS_DSP
+/* Cortex-M DSP extension (M4/M7/M33): x is widened to int16 once per call, each 4-chunk of a group
+ * stored as (x0, x2, x1, x3) to match SXTB16's split of 4 weights into (w0, w2) and (w1, w3); then
+ * per row an LDR of 4 weights, SXTB16, SXTB16 with ROR #8 and two SMLADs do 4 MACs, the two
+ * activation words loaded once for four rows. */
+#include "esl_arm_dsp.h"
+
+typedef int16_t xv_t;
+
+static const xv_t *prepare_x(const int8_t *xq, int16_t *x16, uint32_t cols, uint32_t gs)
+{
+    for (uint32_t start = 0; start < cols; start += gs) {
+        const uint32_t n = (start + gs < cols) ? gs : cols - start;
+        const int8_t *x = xq + start;
+        int16_t *o = x16 + start;
+        uint32_t j = 0;
+        for (; j + 4u <= n; j += 4u) {
+            o[j] = x[j];
+            o[j + 1] = x[j + 2];
+            o[j + 2] = x[j + 1];
+            o[j + 3] = x[j + 3];
+        }
+        for (; j < n; j++) o[j] = x[j];
+    }
+    return x16;
+}
+
+static int32_t dot_group(const int8_t *w, const xv_t *x16, uint32_t n)
+{
+    int32_t acc = 0;
+    uint32_t j = 0;
+    for (; j + 4u <= n; j += 4u) {
+        const uint32_t w4 = esl_ld32(w + j);
+        acc = __smlad(__sxtb16(w4), esl_ld32(x16 + j), acc);              /* w0*x0 + w2*x2 */
+        acc = __smlad(esl_sxtb16_ror8(w4), esl_ld32(x16 + j + 2), acc);       /* w1*x1 + w3*x3 */
+    }
+    for (; j < n; j++) acc += (int32_t)w[j] * (int32_t)x16[j];
+    return acc;
+}
+
+/* s[r] = dot of row r (rows `stride` bytes apart) with x over n elements, r = 0..3. The loop over
+ * whole 4-chunks is written in assembly because the compiler spills two of its thirteen live
+ * values: per 16 MACs it is two activation loads, then per row one weight load, SXTB16,
+ * SXTB16 ROR #8 and two SMLADs; rows 1 and 3 are register-offset loads from rows 0 and 2 (24
+ * instructions per 16 MACs). The C tail handles the last n % 4 elements. */
+static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x16, uint32_t n, int32_t s[4])
+{
+    const int8_t *p0 = w, *p2 = w + 2u * stride;
+    const int16_t *x = x16;
+    const int16_t *const x_end = x16 + (n & ~3u);
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    if (x != x_end) {
+        uint32_t x02, x13, v, t;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr    %[x02], [%[x]], #4\n\t"
+            "ldr    %[x13], [%[x]], #4\n\t"
+            "ldr    %[v], [%[p0], %[st]]\n\t"          /* row 1 */
+            "sxtb16 %[t], %[v]\n\t"
+            "smlad  %[a1], %[t], %[x02], %[a1]\n\t"
+            "sxtb16 %[v], %[v], ror #8\n\t"
+            "smlad  %[a1], %[v], %[x13], %[a1]\n\t"
+            "ldr    %[v], [%[p0]], #4\n\t"             /* row 0 */
+            "sxtb16 %[t], %[v]\n\t"
+            "smlad  %[a0], %[t], %[x02], %[a0]\n\t"
+            "sxtb16 %[v], %[v], ror #8\n\t"
+            "smlad  %[a0], %[v], %[x13], %[a0]\n\t"
+            "ldr    %[v], [%[p2], %[st]]\n\t"          /* row 3 */
+            "sxtb16 %[t], %[v]\n\t"
+            "smlad  %[a3], %[t], %[x02], %[a3]\n\t"
+            "sxtb16 %[v], %[v], ror #8\n\t"
+            "smlad  %[a3], %[v], %[x13], %[a3]\n\t"
+            "ldr    %[v], [%[p2]], #4\n\t"             /* row 2 */
+            "sxtb16 %[t], %[v]\n\t"
+            "smlad  %[a2], %[t], %[x02], %[a2]\n\t"
+            "sxtb16 %[v], %[v], ror #8\n\t"
+            "smlad  %[a2], %[v], %[x13], %[a2]\n\t"
+            "cmp    %[x], %[xe]\n\t"
+            "bne    1b\n\t"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p0] "+r"(p0), [p2] "+r"(p2),
+              [x] "+r"(x), [x02] "=&r"(x02), [x13] "=&r"(x13), [v] "=&r"(v), [t] "=&r"(t)
+            : [st] "r"(stride), [xe] "r"(x_end)
+            : "cc", "memory");
+    }
+    for (uint32_t j = n & ~3u; j < n; j++) {
+        const int32_t xj = x16[j];
+        a0 += (int32_t)w[j] * xj;
+        a1 += (int32_t)w[stride + j] * xj;
+        a2 += (int32_t)w[2u * stride + j] * xj;
+        a3 += (int32_t)w[3u * stride + j] * xj;
+    }
+    s[0] = a0;
+    s[1] = a1;
+    s[2] = a2;
+    s[3] = a3;
+}
+
+#else
+/* Portable C: the reference every variant must equal. */
+static int32_t dot_group(const int8_t *w, const xv_t *x, uint32_t n)
+{
+    int32_t acc = 0;
+    for (uint32_t j = 0; j < n; j++) acc += (int32_t)w[j] * (int32_t)x[j];
+    return acc;
+}
+
+static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x, uint32_t n, int32_t s[4])
+{
+    const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2u * stride, *w3 = w + 3u * stride;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        const int32_t xj = x[j];
+        a0 += (int32_t)w0[j] * xj;
+        a1 += (int32_t)w1[j] * xj;
+        a2 += (int32_t)w2[j] * xj;
+        a3 += (int32_t)w3[j] * xj;
+    }
+    s[0] = a0;
+    s[1] = a1;
+    s[2] = a2;
+    s[3] = a3;
+}
+#endif
+
+#endif

@@ -1,0 +1,21 @@
+/* add_s8 (TFLM int8 ADD, the residual connection): a' = (a - a_zp) << left_shift, b' likewise;
+ * x = clamp(mbqm(mbqm(a', m1, sh1) + mbqm(b', m2, sh2), my, shy) + out_zp), in place in x = a. */
+#include "esl_fixedpoint.h"
+#include "esl_kernels.h"
+
+void esl_add_s8(int8_t *x, const int8_t *y, uint32_t n, const esl_add_s8_t *p)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const int32_t a = (int32_t)((uint32_t)(x[i] - p->a_zp) << p->left_shift);
+        const int32_t b = (int32_t)((uint32_t)(y[i] - p->b_zp) << p->left_shift);
+        const int32_t sum = esl_mbqm(a, p->m1, p->sh1) + esl_mbqm(b, p->m2, p->sh2);
+        x[i] = esl_clamp8(esl_mbqm(sum, p->my, p->shy) + p->out_zp);
+    }
+}
+
+/* Step: arena[out] = add(arena[out], arena[in]) over n. */
+void esl_step_add_s8(const esl_step_t *s, const esl_ctx_t *c)
+{
+    int8_t *a = (int8_t *)c->arena;
+    esl_add_s8(a + s->out, a + s->in, s->n, (const esl_add_s8_t *)s->p);
+}

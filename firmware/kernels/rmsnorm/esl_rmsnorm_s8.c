@@ -1,0 +1,61 @@
+/* rmsnorm_s8, integer RMSNorm (edgeslm's own; TFLM has no such op): xc = x - in_zp;
+ * T = max(1, sum xc^2 + n_eps) with n_eps = round(n * eps / s_x^2); a = (62 - bitlen(T)) / 2;
+ * inv = 2^60 / isqrt(T << 2a) (so inv / 2^(30 - a) = 1 / sqrt(T));
+ * o[j] = clamp(rdbp64(xc[j] * srdhm(inv, mult[j]), min(60 - a - shift[j], 40)) + out_zp), where
+ * (mult, shift)[j] = QuantizeMultiplier(w[j] * sqrt(n) / s_o). The exponent is >= 0 (a <= 30,
+ * shift <= 30) and every exponent >= 40 rounds to 0 (|xc * srdhm| < 2^39), as 40 does. */
+#include "esl_fixedpoint.h"
+#include "esl_kernels.h"
+
+/* floor(sqrt(v)) for v < 2^62, bit by bit (no divide, no float). */
+static uint32_t isqrt64(uint64_t v)
+{
+    uint64_t root = 0, bit = (uint64_t)1 << 62;
+    while (bit > v) bit >>= 2;
+    while (bit != 0) {
+        if (v >= root + bit) {
+            v -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
+        }
+        bit >>= 2;
+    }
+    return (uint32_t)root;
+}
+
+static uint32_t bit_length64(uint64_t v)
+{
+    uint32_t n = 0;
+    while (v != 0) {
+        n++;
+        v >>= 1;
+    }
+    return n;
+}
+
+void esl_rmsnorm_s8(int8_t *o, const int8_t *x, uint32_t n, const esl_rmsnorm_s8_t *p)
+{
+    int64_t t = p->n_eps;
+    for (uint32_t j = 0; j < n; j++) {
+        const int32_t xc = x[j] - p->in_zp;
+        t += xc * xc;
+    }
+    if (t < 1) t = 1;
+    const int32_t a = (62 - (int32_t)bit_length64((uint64_t)t)) / 2;
+    const uint32_t sq = isqrt64((uint64_t)t << (2 * a));
+    const int32_t inv = (int32_t)(((uint64_t)1 << 60) / sq);
+    for (uint32_t j = 0; j < n; j++) {
+        const int64_t scaled = (int64_t)(x[j] - p->in_zp) * esl_srdhm(inv, p->mult[j]);
+        int32_t e = 60 - a - p->shift[j];
+        if (e > 40) e = 40;
+        o[j] = esl_clamp8((int32_t)esl_rdbp64(scaled, e) + p->out_zp);
+    }
+}
+
+/* Step: arena[out] = rmsnorm(arena[in]) over n (the norm weights are in the multipliers). */
+void esl_step_rmsnorm_s8(const esl_step_t *s, const esl_ctx_t *c)
+{
+    int8_t *a = (int8_t *)c->arena;
+    esl_rmsnorm_s8(a + s->out, a + s->in, s->n, (const esl_rmsnorm_s8_t *)s->p);
+}

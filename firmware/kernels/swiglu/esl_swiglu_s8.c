@@ -1,0 +1,23 @@
+/* swiglu_s8: g = sigmoid[h1 + 128] (TFLM LOGISTIC of every int8 input, a host table; scale 1/256,
+ * zero point -128); silu = clamp(mbqm((h1 - h1_zp) * (g + 128), silu_mult, silu_shift) + silu_zp)
+ * and h1 = clamp(mbqm((silu - silu_zp) * (h3 - h3_zp), gate_mult, gate_shift) + out_zp) (TFLM MUL). */
+#include "esl_fixedpoint.h"
+#include "esl_kernels.h"
+
+void esl_swiglu_s8(int8_t *h1, const int8_t *h3, uint32_t n, const esl_swiglu_s8_t *p)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const int32_t g = p->sigmoid[h1[i] + 128];
+        const int32_t silu = esl_clamp8(esl_mbqm((h1[i] - p->h1_zp) * (g + 128), p->silu_mult, p->silu_shift)
+                                        + p->silu_zp);
+        h1[i] = esl_clamp8(esl_mbqm((silu - p->silu_zp) * (h3[i] - p->h3_zp), p->gate_mult, p->gate_shift)
+                           + p->out_zp);
+    }
+}
+
+/* Step: arena[out] = swiglu(arena[out], arena[in]) over n. */
+void esl_step_swiglu_s8(const esl_step_t *s, const esl_ctx_t *c)
+{
+    int8_t *a = (int8_t *)c->arena;
+    esl_swiglu_s8(a + s->out, a + s->in, s->n, (const esl_swiglu_s8_t *)s->p);
+}
