@@ -25,7 +25,7 @@ from edgeslm.lower.schedule import Step
 from edgeslm.quant import QTensor, quantize_matrix
 from edgeslm.quant.golden import (_Matmul, attention, embed, esl_expf, quantize_i8, rope, rope_tables, softmax,
                                   swiglu)
-from edgeslm.quant.golden_s8 import GOLDEN_S8, rope_tables_s8, softmax_exp_table
+from edgeslm.quant.golden_s8 import GOLDEN_S8, rope_tables_s8, silu_table, softmax_exp_table
 from edgeslm.quant.int8 import rotation_matrices
 from edgeslm.quant.tflm_int import (add_params, conv_multiplier, logistic_int8, logistic_params,
                                     quantize_multiplier, softmax_params)
@@ -347,8 +347,9 @@ def _s8_cases(rng, d: "_Decls", cases: list) -> None:
         sig = logistic_int8(np.arange(-128, 128).astype(np.int8), logistic_params(h1_scale, h1_zp))
         silu_m, silu_s = conv_multiplier(h1_scale, 1 / 256, float(rng.uniform(0.01, 0.05)))
         gate_m, gate_s = conv_multiplier(0.03, float(rng.uniform(0.01, 0.1)), float(rng.uniform(0.01, 0.05)))
-        p = {"sigmoid": sig, "silu_mult": silu_m, "silu_shift": silu_s, "gate_mult": gate_m, "gate_shift": gate_s,
-             "h1_zp": h1_zp, "silu_zp": zp(), "h3_zp": zp(), "out_zp": zp()}
+        silu_zp = zp()
+        p = {"silu": silu_table(sig, h1_zp, silu_m, silu_s, silu_zp), "gate_mult": gate_m, "gate_shift": gate_s,
+             "silu_zp": silu_zp, "h3_zp": zp(), "out_zp": zp()}
         st = Step("swiglu", "s8", out="h1", inp="h3", n=n)
         cases.append(Case(f"swiglu_s8 n={n}", "swiglu_s8", {"a": d.array(a), "b": d.array(b), "n": f"{n}u",
                                                            "p": f"&{d.params('esl_swiglu_s8_t', p)}"},

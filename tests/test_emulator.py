@@ -17,7 +17,7 @@ from edgeslm.bench import open_device
 from edgeslm.bridge import DeviceError
 from edgeslm.lower.boards import load_board
 from edgeslm.lower.compile import build_firmware
-from edgeslm.lower.elfsize import region_usage
+from edgeslm.lower.elfsize import float_symbols, region_usage
 from edgeslm.model.synthetic import SHAPES, write_synthetic
 
 from conftest import shared
@@ -144,6 +144,14 @@ class TestMps2An386(_EveryScheme):
         assert a["baseline"]["scheme"] == "f32" and a["baseline"]["tokens_match"] is True
         assert a["baseline"]["flash_bytes"] > 3 * a["flash_bytes"] / 2
 
+    def test_i8_with_dsp_kernels_equals_golden(self):
+        """i8 on the M4: the DSP matmul_s8, calibrated on the fly (no --calib: a warning says so)."""
+        r = edgeslm("run", "--emulate", "--quant", "i8", "--prompt", "Once upon a time", "--steps", "24",
+                    "--temperature", "0.9", "--topp", "0.9", "--seed", "11")
+        assert r.returncode == 0, r.stderr.decode()
+        assert b"without --calib" in r.stderr
+        assert b"all 24 tokens equal the golden model's" in r.stderr
+
     def test_linker_agrees_with_the_plan(self):
         board = load_board("mps2_an386")
         elf = build_firmware(board)
@@ -195,6 +203,24 @@ class TestMps2An385M0(_EveryScheme):           # an ARMv6-M (Cortex-M0) build on
     def test_the_elf_is_armv6m(self):
         edgeslm("compile", "--board", self.board, "--quant", "q8", "--kv", "i8")
         assert_armv6m(self.board)
+
+    def test_i8_equals_golden_and_links_no_floating_point(self, tmp_path):
+        """The integer-only build: tokens equal golden (greedy and sampled), an ARMv6-M ELF with no
+        soft-float helper, no float printf, no libm; the q8 build of the same core has them (the
+        check can fail)."""
+        calib = tmp_path / "calib.json"
+        r = edgeslm("calibrate", "--samples", "2", "--steps", "64", "-o", str(calib))
+        assert r.returncode == 0, r.stderr.decode()
+        for temperature in ("0", "0.8"):
+            r = edgeslm("run", "--emulate", "--board", self.board, "--quant", "i8", "--calib", str(calib),
+                        "--prompt", "Tom", "--steps", "12", "--temperature", temperature, "--seed", "5")
+            assert r.returncode == 0, r.stderr.decode()
+            assert b"all 12 tokens equal the golden model's" in r.stderr
+        elf = assert_armv6m(self.board)
+        assert float_symbols(elf) == []
+        r = edgeslm("compile", "--board", self.board, "--quant", "q8")
+        assert r.returncode == 0, r.stderr.decode()
+        assert {"__aeabi_fadd", "__aeabi_fmul"} <= set(float_symbols(build_firmware(load_board(self.board))))
 
 
 class TestMicrobit:                              # nRF51822: QEMU's Cortex-M0 rejects ARMv7 code

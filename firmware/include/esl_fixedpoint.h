@@ -45,7 +45,7 @@ static inline int32_t esl_rdbp(int32_t x, int exponent)
     const int32_t mask = (int32_t)((UINT32_C(1) << exponent) - 1u);   /* <= INT32_MAX: exact */
     const int32_t remainder = x & mask;                 /* int32_t is two's complement (C99 7.18.1.1) */
     const int32_t threshold = (mask >> 1) + (x < 0);
-    return (x >> exponent) + (remainder >= threshold);   /* + 1 only when x >> exponent < INT32_MAX */
+    return (x >> exponent) + (remainder > threshold);   /* + 1 only when x >> exponent < INT32_MAX */
 }
 
 static inline int64_t esl_rdbp64(int64_t x, int exponent)

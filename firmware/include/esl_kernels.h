@@ -135,12 +135,11 @@ void esl_attention_s8(int8_t *out, const int8_t *q, const esl_model_t *m, uint32
 typedef struct { int32_t left_shift, m1, sh1, m2, sh2, my, shy, a_zp, b_zp, out_zp; } esl_add_s8_t;
 void esl_add_s8(int8_t *x, const int8_t *y, uint32_t n, const esl_add_s8_t *p);
 
-/* swiglu_s8: g = sigmoid[h1 + 128] (TFLM LOGISTIC, as a host table; scale 1/256, zp -128);
- * silu = clamp(mbqm((h1 - h1_zp)(g + 128), silu_mult, silu_shift) + silu_zp)      TFLM MUL
+/* swiglu_s8: silu = silu[h1 + 128] (host table of TFLM MUL(h1, LOGISTIC(h1)), every int8 h1);
  * h1 = clamp(mbqm((silu - silu_zp)(h3 - h3_zp), gate_mult, gate_shift) + out_zp)   TFLM MUL */
 typedef struct {
-    const int8_t *sigmoid;         /* [256] */
-    int32_t silu_mult, silu_shift, gate_mult, gate_shift, h1_zp, silu_zp, h3_zp, out_zp;
+    const int8_t *silu;            /* [256] */
+    int32_t gate_mult, gate_shift, silu_zp, h3_zp, out_zp;
 } esl_swiglu_s8_t;
 void esl_swiglu_s8(int8_t *h1, const int8_t *h3, uint32_t n, const esl_swiglu_s8_t *p);
 

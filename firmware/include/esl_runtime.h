@@ -63,4 +63,31 @@ typedef struct {
  * from a fault handler: no allocation, no interrupts, nothing of the interrupted code's state. */
 void esl_report_fault(const esl_fault_t *f);
 
+/* ---- integer sampling (integer-only builds; firmware/runtime/sampler_s8.c) --------------------
+ * Integer arithmetic only: no float type, constant or helper. The rules are at the top of
+ * sampler_s8.c and in sample_s8 of host/edgeslm/sampler.py, in the same words. */
+#define ESL_SAMPLER_S8_MAX_N 65536u       /* logits read per token; more are ignored */
+
+typedef struct {
+    uint32_t temp_q16;         /* temperature, unsigned Q16.16; 0 = greedy (argmax) */
+    uint32_t topp_q16;         /* top-p, unsigned Q16.16; 0 or >= 65536 (1.0) = no top-p */
+    uint64_t logit_k;          /* K = round(s_l * 2^42), s_l the logits' scale (host: sampler.logit_k) */
+    uint64_t rng_state;        /* xorshift64* state (esl_random_u32), seeded with the request's seed */
+    uint32_t e16[256];         /* e16[d]: weight of a logit d below the maximum, Q16 (e16[0] = 65536);
+                                * filled by esl_sampler_s8_init, all 0 when temp_q16 == 0 */
+    uint32_t count[256];       /* scratch of esl_sample_s8: tokens per d */
+} esl_sampler_s8_t;
+
+/* Set the request's parameters and seed, and compute the weight table (256 exps, once per
+ * request). */
+void esl_sampler_s8_init(esl_sampler_s8_t *s, uint32_t temp_q16, uint32_t topp_q16, uint64_t logit_k,
+                         uint64_t seed);
+/* The next token for int8 logits[0 .. n); advances s->rng_state by one draw unless temp_q16 == 0.
+ * O(n + 256), no sort, no allocation. */
+uint32_t esl_sample_s8(esl_sampler_s8_t *s, const int8_t *logits, uint32_t n);
+/* An IEEE-754 single, given as its bits, as unsigned Q16.16: round(value * 65536) half up,
+ * saturated at UINT32_MAX (-0.0 gives 0). Returns 0, or nonzero (and leaves *q16 alone) for a
+ * negative value, NaN or infinity. Integer operations only. */
+int esl_q16_from_f32_bits(uint32_t bits, uint32_t *q16);
+
 #endif

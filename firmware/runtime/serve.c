@@ -38,6 +38,7 @@ static const char *sampler_init(sampler_t *s, uint32_t temp_bits, uint32_t topp_
     uint32_t temp_q16, topp_q16;
     if (esl_q16_from_f32_bits(temp_bits, &temp_q16) != 0) return "temperature must be finite and >= 0";
     if (esl_q16_from_f32_bits(topp_bits, &topp_q16) != 0 || topp_q16 > 65536u) return "top-p must be in [0, 1]";
+    if (topp_q16 == 0u && (topp_bits & 0x7FFFFFFFu) != 0u) topp_q16 = 1u;   /* a tiny top-p stays top-p */
     esl_sampler_s8_init(s, temp_q16, topp_q16, ESL_LOGIT_K, seed);
     return 0;
 }

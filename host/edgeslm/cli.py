@@ -42,7 +42,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 def _add_quant_args(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--quant", "-q", choices=SCHEME_NAMES, default=default,
                    help="quantization scheme" + (f" (default {default})" if default else "") +
-                   "; i8 = integer-only, needs --calib")
+                   "; i8 = integer-only (--calib, or calibrated on the fly)")
     p.add_argument("--calib", help="calibration file from `edgeslm calibrate` (for --quant i8)")
     p.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE,
                    help=f"quantization group size along the input dimension (default {DEFAULT_GROUP_SIZE})")
@@ -73,7 +73,7 @@ def _load(args) -> tuple[Model, Tokenizer]:
     return model, load_tokenizer(tok_path, model)
 
 
-def _engine(model: Model, args):
+def _engine(model: Model, args, tok: Tokenizer | None = None):
     """The engine --engine/--quant ask for: the float reference or the golden model of a scheme."""
     if args.engine == "float":
         if args.quant not in (None, "f32"):
@@ -82,7 +82,7 @@ def _engine(model: Model, args):
         from .reference import FloatEngine
         return FloatEngine(model), "float reference"
     scheme = _scheme(args)
-    return _golden(model, scheme, args), f"golden {scheme.describe()}"
+    return _golden(model, scheme, args, tok=tok), f"golden {scheme.describe()}"
 
 
 def _scheme(args):
@@ -147,6 +147,7 @@ def _progress() -> Progress:
 def cmd_generate(args) -> int:
     from .generate import generate
     from .sampler import engine_sampler
+    from .verify import golden_sampler
     # run.c's argument rules, so the same flags print the same text: a negative temperature is 0, a
     # top-p outside [0, 1] is 0.9, a seed <= 0 means "from the clock"; NaN and inf are refused
     if math.isfinite(args.temperature) and args.temperature < 0:
@@ -155,12 +156,14 @@ def cmd_generate(args) -> int:
         args.topp = 0.9
     _check_sampling(args)
     model, tok = _load(args)
-    engine, what = _engine(model, args)
+    engine, what = _engine(model, args, tok)
     temperature, topp = args.temperature, args.topp
     seed = args.seed if args.seed > 0 else int(time.time())
     if args.seed <= 0 and temperature > 0:
         err.print(f"[dim]seed {seed} (pass --seed {seed} to repeat this run)[/dim]")
-    sampler = engine_sampler(args.engine, temperature, topp, seed)
+    # the golden engine samples as its firmware does (fixed point for the integer scheme)
+    sampler = engine_sampler("float", temperature, topp, seed) if args.engine == "float" else \
+        golden_sampler(engine, temperature, topp, seed)
     out = sys.stdout.buffer
 
     def on_piece(_token: int, piece: bytes) -> None:
@@ -778,7 +781,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--topp", "-p", type=float, default=0.9)
     be.add_argument("--seed", "-s", type=int, default=1)
     be.add_argument("--baseline", default="portable",
-                    help="also run this scheme (f32, q8, q4) or kernel variant (portable, dsp) in the "
+                    help="also run this scheme (f32, q8, q4, i8) or kernel variant (portable, dsp) in the "
                     "same session and print it side by side (default portable; the same as what is "
                     "benched skips it)")
     be.add_argument("--json", metavar="OUT", help="also write the figures as JSON (per step too)")

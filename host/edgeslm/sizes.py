@@ -22,7 +22,7 @@ def matrix_bytes(rows: int, cols: int, bits: int, group_size: int) -> int:
 # i8 (quant/golden_s8.py step_params): per output row of a matrix an int32 multiplier, an int8
 # shift and an int32 bias; per embedding row a multiplier and a shift; per norm element the same.
 I8_ROW_BYTES, I8_EMBED_ROW_BYTES, I8_NORM_BYTES = 9, 5, 5
-I8_LAYER_TABLE_BYTES = 256 * 4 + 256      # softmax exp table (int32) and sigmoid table (int8)
+I8_LAYER_TABLE_BYTES = 256 * 4 + 256      # softmax exp table (int32) and SiLU table (int8)
 
 
 def weight_bytes(cfg: ModelConfig, scheme: Scheme) -> dict[str, int]:

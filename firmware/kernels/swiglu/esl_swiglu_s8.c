@@ -1,15 +1,13 @@
-/* swiglu_s8: g = sigmoid[h1 + 128] (TFLM LOGISTIC of every int8 input, a host table; scale 1/256,
- * zero point -128); silu = clamp(mbqm((h1 - h1_zp) * (g + 128), silu_mult, silu_shift) + silu_zp)
- * and h1 = clamp(mbqm((silu - silu_zp) * (h3 - h3_zp), gate_mult, gate_shift) + out_zp) (TFLM MUL). */
+/* swiglu_s8: silu = silu_table[h1 + 128], the host's table of TFLM MUL(h1, LOGISTIC(h1)) for
+ * every int8 h1 (quant/golden_s8.py silu_table); then TFLM MUL with the up projection:
+ * h1 = clamp(mbqm((silu - silu_zp) * (h3 - h3_zp), gate_mult, gate_shift) + out_zp). */
 #include "esl_fixedpoint.h"
 #include "esl_kernels.h"
 
 void esl_swiglu_s8(int8_t *h1, const int8_t *h3, uint32_t n, const esl_swiglu_s8_t *p)
 {
     for (uint32_t i = 0; i < n; i++) {
-        const int32_t g = p->sigmoid[h1[i] + 128];
-        const int32_t silu = esl_clamp8(esl_mbqm((h1[i] - p->h1_zp) * (g + 128), p->silu_mult, p->silu_shift)
-                                        + p->silu_zp);
+        const int32_t silu = p->silu[h1[i] + 128];
         h1[i] = esl_clamp8(esl_mbqm((silu - p->silu_zp) * (h3[i] - p->h3_zp), p->gate_mult, p->gate_shift)
                            + p->out_zp);
     }

@@ -4,7 +4,9 @@ File format (little-endian): int32 max_token_length, then for every token:
 float32 score, int32 length, `length` bytes. The vocabulary size is not stored; it is the number of
 entries, and it must equal the model's vocab_size.
 
-Token ids 0, 1, 2 are <unk>, <s> (BOS), </s> (EOS); ids 3..258 are the byte-fallback tokens <0x00>..<0xFF>.
+Token ids 0, 1, 2 are <unk>, <s> (BOS), </s> (EOS); ids 3..258 are the byte-fallback tokens <0x00>..<0xFF>
+(as run.c assumes; a tokenizer converted from another format may name other ids in `byte_ids`, which
+the host follows and the firmware refuses).
 """
 
 from __future__ import annotations
@@ -50,12 +52,23 @@ class Tokenizer:
     scores: np.ndarray               # float32, one per token
     max_token_length: int
     source: str = ""
+    byte_ids: tuple[int, ...] | None = None     # the id of each byte's <0xXX> token; None: byte + 3
     _lookup: dict[bytes, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         # run.c bsearches a sorted copy; with duplicate strings the first id is as good as any.
         for i, piece in enumerate(self.vocab):
             self._lookup.setdefault(piece, i)
+        self._bytes = self.byte_ids or tuple(b + 3 for b in range(256))
+
+    def padded_to(self, vocab_size: int) -> "Tokenizer":
+        """This tokenizer with empty, never-merged pieces appended up to a model's (padded) vocab_size."""
+        extra = vocab_size - self.vocab_size
+        if extra <= 0:
+            return self
+        return Tokenizer(vocab=self.vocab + [b""] * extra,
+                         scores=np.concatenate([self.scores, np.full(extra, _NO_MERGE, np.float32)]),
+                         max_token_length=self.max_token_length, source=self.source, byte_ids=self.byte_ids)
 
     @property
     def vocab_size(self) -> int:
@@ -105,7 +118,7 @@ class Tokenizer:
             if chunk in self._lookup:
                 tokens.append(self._lookup[chunk])
             else:
-                tokens.extend(b + 3 for b in chunk)
+                tokens.extend(self._bytes[b] for b in chunk)
             i = j
         tokens = self._merge(tokens)
         if eos:

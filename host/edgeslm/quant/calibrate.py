@@ -1,9 +1,16 @@
 """Static calibration: run the float model on representative data and record the range of every
-activation tensor the integer scheme (i8) quantizes.
+activation tensor the integer scheme (i8) quantizes, and (for GPTQ rounding of q8/q4 weights) the
+input Hessian X^T X of every weight matrix.
 
     reader = TextDataReader(tokenizer, text, max_seq)       # or PromptsDataReader, or your own
-    calib = calibrate(model, reader, method="minmax")        # -> Calibration
+    calib = calibrate(model, reader, method="minmax", hessians=True)   # -> Calibration
     calib.save(path);  Calibration.load(path, model)         # refuses another model's file
+    hessians = model_hessians(model)                         # no data: the float model's own samples
+
+Hessians: for each matrix input x (a FloatEngine tap: `<l>.att_norm` feeds wq/wk/wv, `<l>.att_out`
+wo, `<l>.ffn_norm` w1/w3, `<l>.gated` w2, `final_norm` the classifier), H = mean over tokens of
+x x^T, in float64. They are saved beside the JSON as `<name>.hessians.npz` (its own format name,
+version and model fingerprint inside), and the JSON names that file and its sha256.
 
 A data reader is shaped like onnxruntime's CalibrationDataReader: get_next() returns the next
 input ({"tokens": [ids...]} starting with BOS) or None when done.
@@ -15,6 +22,8 @@ samples).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +37,7 @@ from ..model.ir import Model
 from ..model.tokenizer import BOS, Tokenizer
 
 FORMAT, VERSION = "edgeslm-calibration", 1
+HESSIAN_FORMAT, HESSIAN_VERSION = "edgeslm-hessians", 1
 # Default calibration openings: deliberately not the evaluation prompts (evaluate.DEFAULT_PROMPTS).
 CALIBRATION_PROMPTS = ["Lily and Ben", "The cat", "One day", "A little boy", "The sun", "Sara had a",
                        "Once there was a big", "Mom and Dad"]
@@ -99,12 +109,93 @@ def _mse_range(samples: np.ndarray, lo: float, hi: float) -> tuple[float, float]
     return best
 
 
+def hessian_inputs(n_layers: int) -> list[str]:
+    """The tap names whose X^T X GPTQ needs: every matrix's input, once per distinct input."""
+    return [f"{l}.{k}" for l in range(n_layers) for k in ("att_norm", "att_out", "ffn_norm", "gated")] + ["final_norm"]
+
+
+class _HessianTap:
+    """Accumulates sum(x x^T) per input in float64, a batch of rows at a time."""
+    _BATCH = 256
+
+    def __init__(self, names: list[str]):
+        self.rows: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        self.sums: dict[str, np.ndarray] = {}
+
+    def add(self, name: str, v: np.ndarray) -> None:
+        rows = self.rows.get(name)
+        if rows is not None:
+            rows.append(np.asarray(v, np.float64).reshape(-1))
+            if len(rows) >= self._BATCH:
+                self._flush(name)
+
+    def _flush(self, name: str) -> None:
+        rows = self.rows[name]
+        if rows:
+            x = np.stack(rows)
+            self.sums[name] = self.sums.get(name, 0) + x.T @ x
+            rows.clear()
+
+    def result(self, model: Model, tokens: int, source: str) -> "Hessians":
+        for name in self.rows:
+            self._flush(name)
+        missing = [n for n in self.rows if n not in self.sums]
+        if missing:
+            raise EdgeslmError(f"no activations recorded for {missing[:3]}")
+        return Hessians(model.fingerprint(), tokens, source, {n: self.sums[n] / tokens for n in self.rows})
+
+
+@dataclass
+class Hessians:
+    """Per matrix input, H = mean over calibration tokens of x x^T (float64, (n, n)), for GPTQ."""
+    model_fingerprint: str
+    tokens: int
+    source: str                     # what text they came from, for messages and reports
+    inputs: dict[str, np.ndarray]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.inputs:
+            raise CalibrationError(f"the calibration has no Hessian for {name}", "calibrate again")
+        return self.inputs[name]
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        meta = json.dumps({"format": HESSIAN_FORMAT, "version": HESSIAN_VERSION, "tokens": self.tokens,
+                           "model_fingerprint": self.model_fingerprint, "source": self.source})
+        np.savez(buf, __meta__=np.frombuffer(meta.encode(), np.uint8),
+                 **{f"h:{k}": v for k, v in self.inputs.items()})
+        return buf.getvalue()
+
+    @staticmethod
+    def from_bytes(data: bytes, where: str) -> "Hessians":
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                meta = json.loads(bytes(z["__meta__"]).decode())
+                if meta.get("format") != HESSIAN_FORMAT:
+                    raise CalibrationError(f"{where}: not an edgeslm Hessian file", "calibrate again")
+                if meta.get("version") != HESSIAN_VERSION:
+                    raise CalibrationError(f"{where}: Hessian format version {meta.get('version')}, "
+                                           f"this edgeslm reads {HESSIAN_VERSION}", "calibrate again")
+                inputs = {k[2:]: z[k].astype(np.float64) for k in z.files if k.startswith("h:")}
+            h = Hessians(str(meta["model_fingerprint"]), int(meta["tokens"]), str(meta["source"]), inputs)
+        except CalibrationError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise CalibrationError(f"{where}: malformed Hessian data ({e})", "calibrate again") from None
+        bad = [k for k, v in inputs.items()
+               if v.ndim != 2 or v.shape[0] != v.shape[1] or not np.isfinite(v).all()]
+        if bad:
+            raise CalibrationError(f"{where}: invalid Hessians for {bad[:3]}", "calibrate again")
+        return h
+
+
 @dataclass
 class Calibration:
     model_fingerprint: str
     method: str
     tokens: int
     ranges: dict[str, tuple[float, float]]
+    hessians: Hessians | None = None
 
     def params(self, name: str) -> tuple[float, int]:
         if name not in self.ranges:
@@ -112,10 +203,21 @@ class Calibration:
                                    "calibrate again with this version of edgeslm")
         return quant_params(*self.ranges[name])
 
+    @staticmethod
+    def hessian_path(path: str | Path) -> Path:
+        """Where save() puts the Hessians: calib.json -> calib.hessians.npz, beside it."""
+        p = Path(path)
+        return p.with_name(p.stem + ".hessians.npz")
+
     def save(self, path: str | Path) -> None:
         data = {"format": FORMAT, "version": VERSION, "model_fingerprint": self.model_fingerprint,
                 "method": self.method, "tokens": self.tokens,
                 "tensors": {k: {"min": lo, "max": hi} for k, (lo, hi) in self.ranges.items()}}
+        if self.hessians is not None:
+            blob = self.hessians.to_bytes()
+            hp = write_atomic(self.hessian_path(path), blob)
+            data["hessians"] = {"file": hp.name, "sha256": hashlib.sha256(blob).hexdigest(),
+                                "tokens": self.hessians.tokens}
         write_atomic(path, json.dumps(data, indent=1) + "\n")
 
     @staticmethod
@@ -141,6 +243,10 @@ class Calibration:
         bad = [k for k, (lo, hi) in ranges.items() if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi)]
         if bad:
             raise CalibrationError(f"{p}: invalid ranges for {bad[:3]}", "calibrate again")
+        if "hessians" in data:
+            calib.hessians = _load_hessians(p, data["hessians"])
+            if calib.hessians.model_fingerprint != calib.model_fingerprint:
+                raise CalibrationError(f"{p}: its Hessian file was made for another model", "calibrate again")
         if model is not None and calib.model_fingerprint != model.fingerprint():
             raise ModelMismatchError(
                 f"{p} was made for model {calib.model_fingerprint[:16]}, not {model.source} "
@@ -148,15 +254,43 @@ class Calibration:
         return calib
 
 
+def _load_hessians(p: Path, ref) -> Hessians:
+    """The Hessian file a calibration JSON names: beside it, with the sha256 it records."""
+    try:
+        hp = p.with_name(str(ref["file"]))
+        sha = str(ref["sha256"])
+    except (KeyError, TypeError) as e:
+        raise CalibrationError(f"{p}: malformed Hessian reference ({e})", "calibrate again") from None
+    if hp.name != ref["file"]:
+        raise CalibrationError(f"{p}: the Hessian file must be beside it, not {ref['file']}", "calibrate again")
+    try:
+        blob = hp.read_bytes()
+    except OSError as e:
+        raise CalibrationError(f"cannot read {hp}, the Hessians {p.name} names: {e.strerror}",
+                               "keep the .hessians.npz beside its .json, or calibrate again") from None
+    if hashlib.sha256(blob).hexdigest() != sha:
+        raise CalibrationError(f"{hp} is not the Hessian file {p.name} was written with (sha256 differs)",
+                               "calibrate again")
+    return Hessians.from_bytes(blob, str(hp))
+
+
 def calibrate(model: Model, reader, method: str = "minmax",
-              progress: Callable[[int], None] | None = None) -> Calibration:
-    """Run the float model over the reader's inputs and record every quantized tensor's range."""
+              progress: Callable[[int], None] | None = None, hessians: bool = False) -> Calibration:
+    """Run the float model over the reader's inputs and record every quantized tensor's range;
+    with `hessians`, also every matrix input's X^T X (for GPTQ rounding) in the same pass."""
     from ..reference import FloatEngine
     if method not in METHODS:
         raise EdgeslmError(f"unknown calibration method {method!r}", f"choose one of {', '.join(METHODS)}")
     rng = np.random.default_rng(0)
     stats: dict[str, _Stat] = {}
-    tap = FloatEngine(model, tap=lambda name, v: stats.setdefault(name, _Stat()).add(v, rng))
+    htap = _HessianTap(hessian_inputs(model.config.n_layers)) if hessians else None
+
+    def on_tap(name: str, v: np.ndarray) -> None:
+        stats.setdefault(name, _Stat()).add(v, rng)
+        if htap is not None:
+            htap.add(name, v)
+
+    tap = FloatEngine(model, tap=on_tap)
     tokens = 0
     while (item := reader.get_next()) is not None:
         seq = item["tokens"]
@@ -177,4 +311,46 @@ def calibrate(model: Model, reader, method: str = "minmax",
             ranges[name] = (min(float(np.percentile(samples, 0.01)), 0.0), max(float(np.percentile(samples, 99.99)), 0.0))
         else:
             ranges[name] = _mse_range(samples, st.lo, st.hi)
-    return Calibration(model.fingerprint(), method, tokens, ranges)
+    hs = htap.result(model, tokens, "calibration data") if htap is not None else None
+    return Calibration(model.fingerprint(), method, tokens, ranges, hs)
+
+
+# The default calibration text for GPTQ: the float model's own samples from BOS (no tokenizer needed,
+# so that quantize(model, scheme) is a function of the model alone, and the compiler and the golden
+# model round alike). Temperature 1.0, top-p 0.9, seeds 1, 2, ...: not the evaluation text, which
+# continues evaluate.DEFAULT_PROMPTS at temperature 0 or 0.8 with seeds from 1000.
+SELF_TEXT_TOKENS = 2048
+SELF_TEXT_STEPS = 256
+_self_cache: dict[tuple[str, int], Hessians] = {}
+
+
+def model_hessians(model: Model, tokens: int = SELF_TEXT_TOKENS,
+                   progress: Callable[[int], None] | None = None) -> Hessians:
+    """Hessians from the float model's own sampled text (see above); deterministic, and cached for
+    the life of the process per model and token count."""
+    from ..reference import FloatEngine
+    from ..sampler import Sampler
+    key = (model.fingerprint(), tokens)
+    if key in _self_cache:
+        return _self_cache[key]
+    htap = _HessianTap(hessian_inputs(model.config.n_layers))
+    eng = FloatEngine(model, tap=htap.add)
+    done, seed = 0, 1
+    steps = min(SELF_TEXT_STEPS, model.config.max_seq_len)
+    while done < tokens:
+        sampler = Sampler(1.0, 0.9, seed)
+        eng.reset()
+        token = BOS
+        for pos in range(min(steps, tokens - done)):
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+                logits = eng.forward(token, pos)
+            done += 1
+            if progress:
+                progress(1)
+            token = sampler.sample(logits)
+            if token == BOS:
+                break
+        seed += 1
+    h = htap.result(model, done, f"{done} tokens of the float model's own samples")
+    _self_cache[key] = h
+    return h

@@ -12,6 +12,7 @@ literal transcription, each exactly equal to it:
   attention_s8  the softmax's exp of every possible score difference d = max - score (0..255) is a
                 host table per layer: exp_table[d] = exp_on_negative_values(srdhm(-d << left_shift,
                 mult), 5) (Q0.31); d > d_valid (= -diff_min) takes no part (TFLM's diff_min test)
+  swiglu_s8     SiLU = MUL(h1, LOGISTIC(h1)) depends on h1 alone: a host table of its 256 values
   rmsnorm_s8    the final rounding shift e = 60 - a - shift[j] is taken as min(e, 40): |scaled| <
                 2^39, so every e >= 40 rounds to 0, as e = 40 does
 """
@@ -36,6 +37,12 @@ def softmax_exp_table(p: dict) -> np.ndarray:
     diff = -np.arange(256, dtype=np.int64)
     scaled = T.srdhm(T._sat32(diff * (1 << p["left_shift"])), p["mult"])
     return T.exp_on_negative_values(scaled, 5).astype(np.int32)
+
+
+def silu_table(sigmoid: np.ndarray, h1_zp: int, mult: int, shift: int, silu_zp: int) -> np.ndarray:
+    """SiLU of every int8 h1: TFLM MUL(h1, LOGISTIC(h1)) (sigmoid: the 256-entry LOGISTIC table)."""
+    h1 = np.arange(-128, 128).astype(np.int8)
+    return T.mul(h1, h1_zp, sigmoid, -128, mult, shift, silu_zp)
 
 
 def rope_tables_s8(rot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,8 +96,8 @@ def step_params(qm, step: Step) -> dict:
         return {**{k: p[k] for k in ("left_shift", "m1", "sh1", "m2", "sh2", "my", "shy")},
                 "a_zp": a_zp, "b_zp": zp("o" if first else "f"), "out_zp": zp("x_att" if first else "x_ffn")}
     if step.op == "swiglu":
-        return {"sigmoid": Ly["sigmoid_lut"].astype(np.int8), "silu_mult": Ly["silu"][0], "silu_shift": Ly["silu"][1],
-                "gate_mult": Ly["gate"][0], "gate_shift": Ly["gate"][1], "h1_zp": zp("h1"), "silu_zp": zp("silu"),
+        return {"silu": silu_table(Ly["sigmoid_lut"], zp("h1"), *Ly["silu"], zp("silu")),
+                "gate_mult": Ly["gate"][0], "gate_shift": Ly["gate"][1], "silu_zp": zp("silu"),
                 "h3_zp": zp("h3"), "out_zp": zp("gated")}
     raise KeyError(f"no s8 parameters for op {step.op!r}")
 
@@ -177,11 +184,10 @@ def add_s8(e, s: Step) -> None:
 
 
 def swiglu_s8(e, s: Step) -> None:
-    """sig = sigmoid[h1 + 128] (TFLM LOGISTIC as a table); silu = MUL(h1, sig); h1 = MUL(silu, h3)."""
+    """silu = silu_table[h1 + 128] (TFLM MUL of h1 and its LOGISTIC, tabled); h1 = MUL(silu, h3)."""
     p = e.params[s]
     h1, h3 = e.val[s.out], e.val[s.inp]
-    sig = p["sigmoid"][h1.astype(np.int64) + 128]
-    silu = T.mul(h1, p["h1_zp"], sig, -128, p["silu_mult"], p["silu_shift"], p["silu_zp"])
+    silu = p["silu"][h1.astype(np.int64) + 128]
     e.val[s.out] = T.mul(silu, p["silu_zp"], h3, p["h3_zp"], p["gate_mult"], p["gate_shift"], p["out_zp"])
 
 

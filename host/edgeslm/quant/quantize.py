@@ -5,6 +5,13 @@ Weight quantization (symmetric, per row and group of `group_size` along the inpu
     scale = float32(amax / qmax)            qmax = 127 (int8) or 7 (int4); 0 for an all-zero group
     q     = clip(round_half_even(w / scale), -qmax, qmax)
 These are constants for the device; only their values, not this arithmetic, must be bit-exact.
+
+That is rounding "rtn" (round to nearest). Rounding "gptq" (quant/gptq.py) stores the same format
+(int8/int4 values in [-qmax, qmax], one float32 scale per row and group) but chooses the integers
+with the layer's input Hessian from calibration text, pushing each column's rounding error onto the
+columns not yet quantized, and each group's scale by an MSE search over clip ratios. It applies to
+every matrix with a known input (the classifier too, shared or not); an unshared token embedding
+stays "rtn".
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from ..model.ir import Model, ModelConfig
 from .schemes import Scheme
 
 QMAX = {8: 127, 4: 7}
+ROUNDINGS = ("rtn", "gptq")
+DEFAULT_ROUNDING = "rtn"
 
 
 @dataclass
@@ -103,9 +112,49 @@ class QuantModel:
         return sum(t.nbytes() if isinstance(t, QTensor) else t.nbytes for t in self.tensors.values())
 
 
-def quantize(model: Model, scheme: Scheme) -> QuantModel:
-    """Quantize every matrix of `model` as `scheme` says; norms stay fp32."""
+def quantize_matrix_gptq(w: np.ndarray, bits: int, group_size: int, hessian: np.ndarray) -> QTensor:
+    """As quantize_matrix, the same format, with GPTQ rounding for inputs whose X^T X is `hessian`."""
+    from .gptq import gptq_quantize
+    if bits == 32:
+        return quantize_matrix(w, 32, group_size)
+    q, scales = gptq_quantize(w, bits, group_size, hessian)
+    return QTensor(bits, q, scales, group_size)
+
+
+def check_rounding(rounding: str) -> str:
+    if rounding not in ROUNDINGS:
+        from ..errors import UsageError
+        raise UsageError(f"unknown rounding {rounding!r}", f"choose one of: {', '.join(ROUNDINGS)}")
+    return rounding
+
+
+def quantize(model: Model, scheme: Scheme, rounding: str | None = None, hessians=None) -> QuantModel:
+    """Quantize every matrix of `model` as `scheme` says; norms stay fp32.
+    `rounding`: "rtn" or "gptq"; None takes `scheme.rounding` where the Scheme has one, else
+    DEFAULT_ROUNDING. `hessians` (calibrate.Hessians) feed "gptq"; None means the default
+    calibration, calibrate.model_hessians(model): the float model's own samples, deterministic,
+    so every caller that passes the same model and scheme gets the same weights."""
+    rounding = check_rounding(rounding or getattr(scheme, "rounding", DEFAULT_ROUNDING))
+    gptq = rounding == "gptq" and scheme.quantized
+    if gptq and hessians is None:
+        from .calibrate import model_hessians
+        hessians = model_hessians(model)
+    if gptq and hessians.model_fingerprint != model.fingerprint():
+        from ..errors import ModelMismatchError
+        raise ModelMismatchError("the Hessians for GPTQ were made for another model",
+                                 "calibrate this model: edgeslm calibrate MODEL -o FILE")
+    from .gptq import hessian_key
     out: dict[str, QTensor | np.ndarray] = {}
     for name, t in model.tensors.items():
-        out[name] = t if t.ndim == 1 else quantize_matrix(t, scheme.matrix_bits(name), scheme.group_size)
-    return QuantModel(model.config, scheme, out, model.fingerprint())
+        if t.ndim == 1:
+            out[name] = t
+            continue
+        bits, key = scheme.matrix_bits(name), hessian_key(name, model.config.shared_classifier)
+        if gptq and key is not None:
+            out[name] = quantize_matrix_gptq(t, bits, scheme.group_size, hessians[key])
+        else:
+            out[name] = quantize_matrix(t, bits, scheme.group_size)
+    meta = {"rounding": rounding if scheme.quantized else "none"}
+    if gptq:
+        meta["hessians"] = hessians.source
+    return QuantModel(model.config, scheme, out, model.fingerprint(), meta)
