@@ -355,9 +355,10 @@ def _s8_cases(rng, d: "_Decls", cases: list) -> None:
                                                            "p": f"&{d.params('esl_swiglu_s8_t', p)}"},
                           [("h1", _s8_run("swiglu_s8", st, p, {"h1": a, "h3": b}))], n, st))
     # attention: MHA and GQA, first, middle and last position, a second layer, a flat softmax
-    hs, max_seq = 8, 64
-    for heads, n_kv, layers, layer, positions in ((8, 4, 1, 0, (0, 37)), (4, 4, 1, 0, (63,)),
-                                                  (6, 2, 2, 1, (0, 20, 63))):
+    max_seq = 64
+    for heads, n_kv, hs, layers, layer, positions in ((8, 4, 8, 1, 0, (0, 37)), (4, 4, 8, 1, 0, (63,)),
+                                                      (6, 2, 8, 2, 1, (0, 20, 63)), (4, 2, 6, 1, 0, (5, 63)),
+                                                      (2, 1, 12, 1, 0, (40,))):
         keys, values = i8(layers, max_seq, n_kv, hs), i8(layers, max_seq, n_kv, hs)
         m = d.model(heads, n_kv, hs, max_seq, layers,
                     f".key_i8 = {d.array(keys, False)}, .value_i8 = {d.array(values, False)}, .kv_bits = 8")
@@ -370,7 +371,7 @@ def _s8_cases(rng, d: "_Decls", cases: list) -> None:
             p = {"score_mult": sm_m, "score_shift": sm_s, "q_zp": zp(), "k_zp": zp(), "score_zp": zp(),
                  "exp_table": softmax_exp_table(sm), "d_valid": min(255, -sm["diff_min"]),
                  "av_mult": av_m, "av_shift": av_s, "v_zp": zp(), "out_zp": zp()}
-            st = Step("attention", "s8", layer=layer, out="o", inp="q", n=heads)
+            st = Step("attention", "s8", layer=layer, out="o", inp="q", n=heads, cols=hs)
             want = _s8_run("attention_s8", st, p, {"q": q}, pos=pos, heads=heads, kv_heads=n_kv, head_size=hs,
                            keys=keys, values=values)
             cases.append(Case(f"attention_s8 heads {heads}/{n_kv} layer {layer} pos {pos}", "attention_s8",

@@ -139,7 +139,7 @@ TEXTS = ["", "a", "Hello world", "Once upon a time", "  two  spaces ", "the dog'
          "ththththe", "aaaaaaaa", "playedplayedplayed", " leading", "trailing "]
 
 
-def spm_style_tokenizer_json(path, n_pieces: int = 120):
+def spm_style_tokenizer_json(path, n_pieces: int = 120, bytes_last: bool = False):
     """A tokenizer.json as transformers' LlamaConverter writes one from a sentencepiece model:
     <unk> <s> </s>, the 256 byte tokens, then pieces with falling scores; merges from
     transformers' own generate_merges. The pieces are learned by the tokenizers library's trainer."""
@@ -149,10 +149,12 @@ def spm_style_tokenizer_json(path, n_pieces: int = 120):
     t.pre_tokenizer = pre_tokenizers.Metaspace()
     t.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=n_pieces, show_progress=False))
     learned = sorted(t.get_vocab().items(), key=lambda kv: kv[1])
-    pieces = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + [p for p, _ in learned]
+    byte_pieces = [f"<0x{b:02X}>" for b in range(256)]
+    learned = [p for p, _ in learned]
+    pieces = ["<unk>", "<s>", "</s>"] + (learned + byte_pieces if bytes_last else byte_pieces + learned)
     vocab = {p: i for i, p in enumerate(pieces)}
-    scores = {p: (0.0 if i < 259 else -float(i)) for i, p in enumerate(pieces)}
-    merges = generate_merges(vocab, {p: s for p, s in scores.items() if vocab[p] >= 259})
+    scores = {p: -float(i) for i, p in enumerate(learned)}
+    merges = generate_merges(vocab, scores)
     tok = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
     tok.add_special_tokens([tokenizers.AddedToken(s, special=True, normalized=False) for s in pieces[:3]])
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
@@ -173,6 +175,18 @@ def test_tokenizer_json_encodes_as_hf_does(tmp_path):
             want = [1]                                   # HF adds no BOS to an empty text; run.c does
         assert tok.encode(text) == want, text
         assert tok.decode_all(want).decode() == hf.decode(want, skip_special_tokens=True), text
+
+
+def test_byte_tokens_elsewhere_work_on_the_host_and_the_firmware_refuses_them(tmp_path):
+    from edgeslm.errors import EdgeslmError
+    from edgeslm.lower.codegen import vocab_tables
+    hf = spm_style_tokenizer_json(tmp_path / "tokenizer.json", bytes_last=True)
+    tok = load_tokenizer(tmp_path / "tokenizer.json")
+    assert tok.byte_ids is not None and tok.byte_ids[0] == hf.token_to_id("<0x00>")
+    for text in TEXTS[1:]:
+        assert tok.encode(text) == hf.encode(text).ids, text
+    with pytest.raises(EdgeslmError, match=r"byte-fallback tokens must be ids 3..258"):
+        vocab_tables(tok)
 
 
 def test_tokenizer_pads_to_the_model_vocab(tmp_path):
@@ -225,3 +239,26 @@ def test_refused_tokenizer_names_the_reason(tmp_path, fault):
     make(tmp_path / "tokenizer.json")
     with pytest.raises(ModelFormatError, match=message):
         load_tokenizer(tmp_path / "tokenizer.json")
+
+
+# ---------------------------------------------------------------- the whole way, on an emulated board
+
+def test_hf_directory_runs_on_the_emulated_board_equal_to_golden(tmp_path):
+    """`edgeslm run DIR -z DIR`: the checkpoint and its tokenizer.json, q8 on the MPS2-AN386 under QEMU."""
+    import shutil
+    import subprocess
+    import sys
+
+    from reliability_helpers import assert_none_left, new_tag, tagged_env
+    if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
+        pytest.fail("qemu-system-arm or arm-none-eabi-gcc is missing (.ci/run installs them)")
+    spm_style_tokenizer_json(tmp_path / "tokenizer.json")                      # 379 pieces
+    random_llama(**{**SHAPES["gqa6x2-untied-theta500"], "vocab_size": 400}).save_pretrained(tmp_path)
+    tag = new_tag()
+    r = subprocess.run([sys.executable, "-m", "edgeslm", "run", str(tmp_path), "-z", str(tmp_path), "--emulate",
+                        "--board", "mps2_an386", "--quant", "q8", "--prompt", "Once upon a time", "--steps", "12"],
+                       capture_output=True, timeout=600, env=tagged_env(tag))
+    assert_none_left(tag)
+    assert r.returncode == 0, r.stderr.decode()
+    assert b"all 12 tokens equal the golden model's" in r.stderr
+    assert r.stdout.startswith(b"Once upon a time")

@@ -36,8 +36,10 @@ static inline int32_t esl_srdhm(int32_t a, int32_t b)
 {
     if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
     const int64_t ab = (int64_t)a * (int64_t)b;                 /* |ab| < 2^62 */
-    const int64_t nudge = ab >= 0 ? (INT64_C(1) << 30) : (1 - (INT64_C(1) << 30));
-    return (int32_t)((ab + nudge) / (INT64_C(1) << 31));        /* C division: toward zero; fits */
+    /* gemmlowp's (ab + nudge) / 2^31 toward zero, nudge = ab >= 0 ? 2^30 : 1 - 2^30, is exactly
+     * floor((ab + 2^30) / 2^31): for ab < 0, trunc((ab + 1 - 2^30) / 2^31) = floor((ab + 1 - 2^30
+     * + 2^31 - 1) / 2^31). One add and an arithmetic shift (gcc: >> of a negative is arithmetic). */
+    return (int32_t)((ab + (INT64_C(1) << 30)) >> 31);
 }
 
 static inline int32_t esl_rdbp(int32_t x, int exponent)

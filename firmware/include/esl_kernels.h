@@ -120,7 +120,8 @@ void esl_kvstore_s8(int8_t *key, int8_t *value, const int8_t *k, const int8_t *v
  *     prob[t] = valid ? clamp(rdbp(srdhm(r, exp_table[d]), bits + 23) - 128) : -128
  *   out[i] = clamp(mbqm(sum_t (prob[t] + 128)(v[t][i] - v_zp), av_mult, av_shift) + out_zp)
  * exp_table[d] = gemmlowp exp_on_negative_values of the scaled difference -d (host, per layer).
- * scratch: one head's scores, then its probabilities, int8[max_seq]. */
+ * scratch: q - q_zp int16[round_up(head_size, 2)], one head's scores / weights [max_seq], then a
+ * table of weights by score difference [256]. */
 typedef struct {
     int32_t score_mult, score_shift, q_zp, k_zp, score_zp;
     const int32_t *exp_table;      /* [256], Q0.31 */

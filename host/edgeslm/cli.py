@@ -181,15 +181,42 @@ def cmd_generate(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import compare, model_text, text_sequences
+    from .evaluate import DEFAULT_COMPARE, Variant, compare_many, compare_on_model_text, parse_variants, \
+        text_sequences, variant_engine
     from .reference import FloatEngine
     if args.json:
         check_output(args.json)
+    if args.tokens < 1:
+        raise UsageError(f"--tokens {args.tokens} is not positive", "12000 gives about +-0.2% near 99% top-1")
+    if args.compare is not None:
+        if args.rounding:
+            raise UsageError("--rounding and --compare together", "put the rounding in the list: --compare q4:rtn,q4:gptq")
+        variants = parse_variants(args.compare or DEFAULT_COMPARE, args.group_size, args.kv)
+    else:
+        if args.rounding and args.quant in ("i8", "f32"):
+            raise UsageError(f"--rounding applies to q8 and q4, not {args.quant}")
+        _scheme(args)                                       # range checks, with their messages
+        variants = [Variant(args.quant, args.rounding, args.kv, args.group_size)]
     model, tok = _load(args)
     float_engine = FloatEngine(model)
-    scheme = _scheme(args)
-    quant_engine = _golden(model, scheme, args)
-    described = scheme.describe()
+    calib = _calibration(args, model, tok) if any(v.scheme == "i8" for v in variants) else None
+    if getattr(args, "calib", None) and calib is None:
+        from .quant.calibrate import Calibration
+        calib = Calibration.load(args.calib, model)
+    hessians = calib.hessians if calib is not None else None
+    needs_h = any(v.scheme in ("q8", "q4") and _rounding(v) == "gptq" for v in variants)
+    if needs_h and hessians is None:
+        from .quant.calibrate import SELF_TEXT_TOKENS, model_hessians
+        err.print(f"[dim]gptq: Hessians from {SELF_TEXT_TOKENS} tokens of the float model's own samples "
+                  "(pass --calib FILE from `edgeslm calibrate` for your own text)[/dim]")
+        with err.status("collecting Hessians for gptq"):
+            hessians = model_hessians(model)
+    engines = []
+    for v in variants:
+        with err.status(f"quantizing {v.label()}"):
+            engines.append(variant_engine(model, v, calib, hessians))
+    what = "eval " + ", ".join(v.label() for v in variants)
+    start = time.perf_counter()
     if args.text:
         try:
             text = Path(args.text).read_text(encoding="utf-8")
@@ -197,32 +224,50 @@ def cmd_eval(args) -> int:
             raise UsageError(f"cannot read --text {args.text}: {e}") from None
         seqs = text_sequences(tok, text, model.config.max_seq_len)
         source = args.text
+        total = sum(len(s) - 1 for s in seqs)
+        if total == 0:
+            raise UsageError(f"the text {args.text} has no tokens to evaluate")
+        with _progress() as prog:
+            task = prog.add_task(what, total=total)
+            accs = compare_many(float_engine, engines, seqs, lambda k: prog.advance(task, k))
     else:
-        err.print(f"[dim]no --text: generating ~{args.tokens} tokens of evaluation text "
-                  "with the float model[/dim]")
-        seqs = model_text(float_engine, tok, args.tokens)
-        source = "float model's own generations (greedy and sampled)"
-    total = sum(len(s) - 1 for s in seqs)
-    if total == 0:
-        raise UsageError(f"the text {args.text} has no tokens to evaluate")
-    with _progress() as prog:
-        task = prog.add_task(f"eval {args.quant}", total=total)
-        acc = compare(float_engine, quant_engine, seqs, lambda k: prog.advance(task, k))
-    table = Table(title=f"{Path(model.source).name}: {described} vs float",
-                  caption=f"{acc.tokens} tokens of {source}")
-    for col in ("top-1 agreement", "mean KL", "ppl float", "ppl quant"):
-        table.add_column(col, justify="right")
-    table.add_row(f"{acc.top1_agreement:.2%}", f"{acc.kl_mean:.5f}", f"{acc.ppl_float:.4f}",
-                  f"{acc.ppl_quant:.4f}")
+        # the float model writes the text and is the reference in the same forward pass
+        source = "the float model's own generations (greedy and sampled)"
+        with _progress() as prog:
+            task = prog.add_task(what, total=args.tokens)
+            _, accs = compare_on_model_text(float_engine, engines, tok, args.tokens,
+                                            lambda k: prog.advance(task, k))
+    seconds = time.perf_counter() - start
+    title = (f"{Path(model.source).name}: {variants[0].label()} vs float" if len(variants) == 1
+             else f"{Path(model.source).name}: schemes vs float")
+    table = Table(title=title, caption=f"{accs[0].tokens} positions of {source}, teacher-forced; "
+                  f"ppl float {accs[0].ppl_float:.4f}; {seconds:.0f} s")
+    for col in ("scheme", "mean KL", "top-1 agreement", "95% interval", "ppl quant"):
+        table.add_column(col, justify="left" if col == "scheme" else "right")
+    for v, acc in zip(variants, accs):
+        lo, hi = acc.top1_interval
+        table.add_row(v.label(), f"{acc.kl_mean:.5f}", f"{acc.top1_agreement:.2%}",
+                      f"{lo:.2%} - {hi:.2%}", f"{acc.ppl_quant:.4f}")
     Console().print(table)
     if args.json:
-        data = {**acc.as_dict(), "scheme": scheme.name, "model": str(model.source), "text": source}
-        if scheme.integer:
-            data["calibration"] = args.calib
-        else:
-            data.update(group_size=args.group_size, kv=args.kv)
-        _write_json(args.json, data)
+        rows = []
+        for v, acc in zip(variants, accs):
+            row = {**acc.as_dict(), "scheme": v.scheme, "label": v.label()}
+            if v.scheme == "i8":
+                row["calibration"] = args.calib
+            elif v.scheme != "f32":
+                row.update(group_size=v.group_size, kv=v.kv, rounding=_rounding(v))
+                if _rounding(v) == "gptq":
+                    row["hessians"] = hessians.source if hessians is not None else None
+            rows.append(row)
+        common = {"model": str(model.source), "text": source, "seconds": round(seconds, 1)}
+        _write_json(args.json, {**common, "rows": rows} if args.compare is not None else {**rows[0], **common})
     return 0
+
+
+def _rounding(v) -> str:
+    from .quant.quantize import DEFAULT_ROUNDING
+    return v.rounding or DEFAULT_ROUNDING
 
 
 def _write_json(path: str, data: dict) -> None:
@@ -623,10 +668,11 @@ def cmd_calibrate(args) -> int:
         what = args.prompts or "built-in prompts"
     with _progress() as prog:
         task = prog.add_task(f"calibrating ({args.method})", total=None)
-        calib = calibrate(model, reader, args.method, lambda k: prog.advance(task, k))
+        calib = calibrate(model, reader, args.method, lambda k: prog.advance(task, k), hessians=True)
     calib.save(args.output)
     err.print(f"wrote {args.output}: {len(calib.ranges)} tensor ranges from {calib.tokens} tokens of "
-              f"{what} ({args.method})")
+              f"{what} ({args.method}), and {calib.hessian_path(args.output).name}: "
+              f"{len(calib.hessians.inputs)} input Hessians for --rounding gptq")
     return 0
 
 
@@ -688,8 +734,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quant_args(e, "q8")
     e.add_argument("--text", help="UTF-8 text file to evaluate on (default: the float model's own "
                    "greedy and sampled generations)")
-    e.add_argument("--tokens", type=int, default=3000,
-                   help="tokens of default evaluation text to generate (default 3000)")
+    e.add_argument("--rounding", choices=("rtn", "gptq"),
+                   help="q8/q4 weight rounding: rtn (round to nearest) or gptq (calibrated, Hessians "
+                   "from --calib or the float model's own samples); default: the quantizer's (rtn)")
+    e.add_argument("--tokens", type=int, default=12000,
+                   help="positions of default evaluation text to generate (default 12000: top-1 "
+                   "within about +-0.2%% near 99%%)")
+    e.add_argument("--compare", nargs="?", const="", metavar="LIST",
+                   help="one table of several schemes side by side: comma-separated SCHEME[:OPTION...], "
+                   "options rtn|gptq, kv8, g<N> (default q8:rtn,q8:gptq,q4:rtn,q4:gptq,i8)")
     e.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
     e.set_defaults(func=cmd_eval)
 
@@ -701,10 +754,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="board whose kernels size the arena and scratch (default mps2_an386)")
     i.set_defaults(func=cmd_inspect)
 
-    ca = sub.add_parser("calibrate", help="record activation ranges for the integer scheme (i8)",
+    ca = sub.add_parser("calibrate", help="record activation ranges (i8) and input Hessians (gptq)",
                         description="Run the float model on representative data and record the range "
-                        "of every activation the i8 scheme quantizes. The file records the model's "
-                        "fingerprint and is refused for any other model.")
+                        "of every activation the i8 scheme quantizes, and every weight matrix's input "
+                        "Hessian X^T X for --rounding gptq (written beside the JSON as "
+                        "NAME.hessians.npz). The files record the model's fingerprint and are refused "
+                        "for any other model.")
     _add_model_args(ca)
     src = ca.add_mutually_exclusive_group()
     src.add_argument("--text", help="UTF-8 text, cut into context-length windows")

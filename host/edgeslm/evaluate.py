@@ -60,13 +60,14 @@ def wilson_interval(hits: int, n: int, z: float = WILSON_Z) -> tuple[float, floa
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z / denom * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
 
 
 def model_text(engine: Engine, tokenizer: Tokenizer, tokens_wanted: int = DEFAULT_TOKENS,
-               steps: int = 256) -> list[list[int]]:
+               steps: int = 256, after: Callable[[list[int]], None] | None = None) -> list[list[int]]:
     """The default evaluation text: the float model's own continuations of DEFAULT_PROMPTS,
-    alternately greedy and sampled (T=0.8, top-p 0.9, fixed seeds), until `tokens_wanted`."""
+    alternately greedy and sampled (T=0.8, top-p 0.9, fixed seeds), until `tokens_wanted`.
+    `after(seq)` is called with each sequence once it is generated."""
     seqs, total, i = [], 0, 0
     steps = min(steps, engine.max_seq_len)
     while total < tokens_wanted:
@@ -75,6 +76,8 @@ def model_text(engine: Engine, tokenizer: Tokenizer, tokens_wanted: int = DEFAUL
         sampler = Sampler(0.0 if greedy else 0.8, 0.9, state=1000 + i)
         gen = generate(engine, tokenizer, prompt, steps, sampler)
         seq = [BOS] + gen.tokens
+        if after:
+            after(seq)
         if len(seq) > 1:
             seqs.append(seq)
             total += len(seq) - 1
@@ -94,6 +97,32 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return x - np.log(np.exp(x).sum())
 
 
+class _Tally:
+    """Running sums for k engines against the float one, position by position."""
+
+    def __init__(self, k: int):
+        self.agree, self.kl, self.nll_q = np.zeros(k, np.int64), np.zeros(k), np.zeros(k)
+        self.nll_f, self.n = 0.0, 0
+
+    def add(self, lf: np.ndarray, lqs: list[np.ndarray], nxt: int) -> None:
+        pf, top = np.exp(lf), np.argmax(lf)
+        for i, lq in enumerate(lqs):
+            self.agree[i] += int(top == np.argmax(lq))
+            self.kl[i] += float(np.sum(pf * (lf - lq)))
+            self.nll_q[i] -= lq[nxt]
+        self.nll_f -= lf[nxt]
+        self.n += 1
+
+    def result(self) -> list[Accuracy]:
+        n = self.n
+        if n == 0:
+            from .errors import UsageError
+            raise UsageError("no tokens to evaluate", "give a text with at least two tokens")
+        return [Accuracy(tokens=n, top1_agreement=int(self.agree[i]) / n, kl_mean=float(self.kl[i]) / n,
+                         ppl_float=float(np.exp(self.nll_f / n)), ppl_quant=float(np.exp(self.nll_q[i] / n)))
+                for i in range(len(self.agree))]
+
+
 def compare(float_engine: Engine, quant_engine: Engine, sequences: list[list[int]],
             progress: Callable[[int], None] | None = None) -> Accuracy:
     return compare_many(float_engine, [quant_engine], sequences, progress)[0]
@@ -103,29 +132,139 @@ def compare_many(float_engine: Engine, quant_engines: list[Engine], sequences: l
                  progress: Callable[[int], None] | None = None) -> list[Accuracy]:
     """Accuracy of each engine against the float one, all teacher-forced on the same sequences;
     the float forward pass runs once per position."""
-    k = len(quant_engines)
-    agree, kl, nll_q = np.zeros(k, np.int64), np.zeros(k), np.zeros(k)
-    nll_f, n = 0.0, 0
+    tally = _Tally(len(quant_engines))
     for seq in sequences:
         float_engine.reset()
         for e in quant_engines:
             e.reset()
         for pos in range(len(seq) - 1):
             lf = _log_softmax(forward_checked(float_engine, seq[pos], pos))
-            pf, top = np.exp(lf), np.argmax(lf)
-            nxt = seq[pos + 1]
-            for i, e in enumerate(quant_engines):
-                lq = _log_softmax(forward_checked(e, seq[pos], pos))
-                agree[i] += int(top == np.argmax(lq))
-                kl[i] += float(np.sum(pf * (lf - lq)))
-                nll_q[i] -= lq[nxt]
-            nll_f -= lf[nxt]
-            n += 1
+            tally.add(lf, [_log_softmax(forward_checked(e, seq[pos], pos)) for e in quant_engines], seq[pos + 1])
             if progress:
                 progress(1)
-    if n == 0:
-        from .errors import UsageError
-        raise UsageError("no tokens to evaluate", "give a text with at least two tokens")
-    return [Accuracy(tokens=n, top1_agreement=int(agree[i]) / n, kl_mean=float(kl[i]) / n,
-                     ppl_float=float(np.exp(nll_f / n)), ppl_quant=float(np.exp(nll_q[i] / n)))
-            for i in range(k)]
+    return tally.result()
+
+
+class _Lockstep:
+    """An engine for generate() that is the float engine, and also runs every quantized engine on
+    the same token; a position is scored once its next token is known (the next forward, or the
+    sequence's end), so the float forward pass that writes the text also serves as the reference."""
+
+    def __init__(self, float_engine: Engine, quant_engines: list[Engine], tally: _Tally,
+                 progress: Callable[[int], None] | None):
+        self.float, self.quant, self.tally, self.progress = float_engine, quant_engines, tally, progress
+        self.max_seq_len = float_engine.max_seq_len
+        self.pending = None                           # (pos, lf, lqs) of the last forward
+
+    def reset(self) -> None:
+        self.float.reset()
+        for e in self.quant:
+            e.reset()
+        self.pending = None
+
+    def _score(self, nxt: int) -> None:
+        _, lf, lqs = self.pending
+        self.tally.add(lf, lqs, nxt)
+        self.pending = None
+        if self.progress:
+            self.progress(1)
+
+    def forward(self, token: int, pos: int) -> np.ndarray:
+        if self.pending is not None and self.pending[0] == pos - 1:
+            self._score(token)
+        logits = forward_checked(self.float, token, pos)
+        lqs = [_log_softmax(forward_checked(e, token, pos)) for e in self.quant]
+        self.pending = (pos, _log_softmax(logits), lqs)
+        return logits
+
+    def finish(self, seq: list[int]) -> None:
+        """After a generation: score its last position if its next token made it into `seq`."""
+        if self.pending is not None and self.pending[0] + 1 < len(seq):
+            self._score(seq[self.pending[0] + 1])
+        self.pending = None
+
+
+def compare_on_model_text(float_engine: Engine, quant_engines: list[Engine], tokenizer: Tokenizer,
+                          tokens_wanted: int = DEFAULT_TOKENS,
+                          progress: Callable[[int], None] | None = None) -> tuple[list[list[int]], list[Accuracy]]:
+    """model_text and compare_many in one pass (the same sequences, positions and figures), with
+    one float forward pass per position instead of two."""
+    tally = _Tally(len(quant_engines))
+    lock = _Lockstep(float_engine, quant_engines, tally, progress)
+    seqs = model_text(lock, tokenizer, tokens_wanted, after=lock.finish)
+    return seqs, tally.result()
+
+
+# ---------------------------------------------------------------- variants, for `eval --compare`
+
+DEFAULT_COMPARE = "q8:rtn,q8:gptq,q4:rtn,q4:gptq,i8"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of a comparison: a scheme and its options.
+    Spelled SCHEME[:OPTION...]; options: rtn | gptq (weight rounding), kv8 | kvf32 (KV cache),
+    g<N> (group size), e.g. "q4:gptq", "q8:rtn:kv8", "q8:g16"."""
+    scheme: str
+    rounding: str | None = None      # None: the quantizer's default
+    kv: str = "f32"
+    group_size: int = 32
+
+    def label(self) -> str:
+        from .quant.quantize import DEFAULT_ROUNDING
+        if self.scheme == "i8":
+            return "i8"
+        if self.scheme == "f32":
+            return "f32" + (", kv i8" if self.kv == "i8" else "")
+        parts = [self.scheme, self.rounding or DEFAULT_ROUNDING]
+        if self.group_size != 32:
+            parts.append(f"group {self.group_size}")
+        if self.kv != "f32":
+            parts.append(f"kv {self.kv}")
+        return " ".join(parts[:2]) + "".join(", " + p for p in parts[2:])
+
+
+def parse_variants(text: str, group_size: int = 32, kv: str = "f32") -> list[Variant]:
+    """"q8:rtn,q4:gptq:kv8,i8" -> Variants; `group_size` and `kv` are the defaults of each."""
+    from .errors import UsageError
+    from .quant.quantize import ROUNDINGS
+    from .quant.schemes import SCHEME_NAMES, get_scheme
+    out = []
+    for spec in (s.strip() for s in text.split(",")):
+        if not spec:
+            continue
+        name, *opts = spec.split(":")
+        if name not in SCHEME_NAMES:
+            raise UsageError(f"--compare {spec!r}: unknown scheme {name!r}", f"choose from {', '.join(SCHEME_NAMES)}")
+        rounding, v_kv, gs = None, kv, group_size
+        for o in opts:
+            if o in ROUNDINGS:
+                rounding = o
+            elif o in ("kv8", "kvi8"):
+                v_kv = "i8"
+            elif o == "kvf32":
+                v_kv = "f32"
+            elif o[:1] == "g" and o[1:].isdigit():
+                gs = int(o[1:])
+            else:
+                raise UsageError(f"--compare {spec!r}: unknown option {o!r}",
+                                 "options: rtn, gptq, kv8, kvf32, g<N> (e.g. q4:gptq:kv8)")
+        get_scheme(name, gs, v_kv)                         # range checks, with their messages
+        if name in ("i8", "f32") and rounding is not None:
+            raise UsageError(f"--compare {spec!r}: rounding applies to q8 and q4 only")
+        out.append(Variant(name, rounding, "i8" if name == "i8" else v_kv, gs))
+    if not out:
+        raise UsageError("--compare names no scheme", f"e.g. --compare {DEFAULT_COMPARE}")
+    return out
+
+
+def variant_engine(model, variant: Variant, calib=None, hessians=None) -> Engine:
+    """The golden engine of a variant: `calib` (quant.calibrate.Calibration) for i8, `hessians`
+    for gptq (None: the quantizer's default calibration)."""
+    from .quant.golden import GoldenEngine, golden_engine
+    from .quant.quantize import quantize
+    from .quant.schemes import get_scheme
+    scheme = get_scheme(variant.scheme, variant.group_size, variant.kv)
+    if scheme.integer:
+        return golden_engine(model, scheme, calib)
+    return GoldenEngine(quantize(model, scheme, variant.rounding, hessians))

@@ -31,7 +31,7 @@ class Step:
     weight: str = ""             # tensor name (matmul, embed)
     norm: str = ""               # tensor name (rmsnorm)
     rows: int = 0                # weight shape (matmul, embed)
-    cols: int = 0
+    cols: int = 0                # (attention: the head size)
     group_size: int = 0          # quantization group along cols (w8f, w4f)
 
     @property
@@ -92,7 +92,7 @@ def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step]
             op("rope", l, out=q, inp=q, n=cfg.n_heads),
             op("rope", l, out=k, inp=k, n=cfg.n_kv_heads),
             op("kvstore", l, inp=k, in2=v, n=cfg.kv_dim),
-            op("attention", l, out=ao, inp=q, n=cfg.n_heads),
+            op("attention", l, out=ao, inp=q, n=cfg.n_heads, cols=cfg.head_size),
             matmul(l, o, ao, p + "attention.wo"),
             op("add", l, out="x", inp=o, n=cfg.dim),
             op("rmsnorm", l, out=xn, inp="x", n=cfg.dim, norm=p + "ffn_norm"),

@@ -68,8 +68,9 @@ def _matmul_s8_dsp_scratch(step: Step, max_seq: int) -> int:
 
 
 def _attention_s8_scratch(step: Step, max_seq: int) -> int:
-    """One head's int8 scores, then probabilities, int8[max_seq]."""
-    return max_seq
+    """q - q_zp as int16[head_size] (rounded up to even), one head's scores / weights [max_seq], then
+    the weight of each score difference [256]."""
+    return 2 * (step.cols + step.cols % 2) + max_seq + 256
 
 
 KERNELS = (
