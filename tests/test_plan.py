@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgeslm.lower.boards import BoardError, load_board, parse_board
-from edgeslm.lower.plan import FitError, live_ranges, plan
+from edgeslm.lower.plan import STEP_BYTES, FitError, live_ranges, plan
 from edgeslm.lower.native import FIRMWARE
 from edgeslm.quant import get_scheme
 from edgeslm.quant.golden import GOLDEN
@@ -201,3 +201,21 @@ def test_integer_scheme_plans_s8_kernels_with_int8_buffers(stories):
     assert items["rope tables"] == 64 * cfg.head_size                     # int8 cos and sin
     m0 = plan(cfg, get_scheme("i8"), load_board("mps2_an385"), 64)
     assert {ps.kernel.variant for ps in m0.steps} == {"portable"}
+
+
+def test_s8_parameter_sizes_are_the_c_structs_on_the_target(tmp_path):
+    """KernelSpec.param_bytes (what the planner reserves for each step's parameters) is
+    sizeof(esl_<kernel>_t) as the Cortex-M compiler lays it out."""
+    import shutil
+    gcc = "arm-none-eabi-gcc"
+    if shutil.which(gcc) is None:
+        pytest.fail(f"{gcc} is missing: apt-get install gcc-arm-none-eabi")
+    specs = {k.name: k.param_bytes for k in TARGETS["cortex_m"].kernels if k.contract == "s8" and k.param_bytes}
+    src = tmp_path / "sizes.c"
+    src.write_text('#include "esl_kernels.h"\n' + "".join(
+        f"_Static_assert(sizeof(esl_{name}_t) == {n}, \"{name}\");\n" for name, n in specs.items()) +
+        f"_Static_assert(sizeof(esl_step_t) == {STEP_BYTES}, \"step\");\n")
+    r = subprocess.run([gcc, "-mcpu=cortex-m0", "-mthumb", "-c", "-o", str(tmp_path / "s.o"), f"-I{FIRMWARE / 'include'}",
+                        str(src)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert len(specs) == 7

@@ -55,10 +55,12 @@ static inline int32_t dot_qk_n(const int16_t *qc, const int8_t *k, uint32_t hs)
     return acc;
 }
 
-/* The common head sizes as constants, so the compiler unrolls the dot completely (a head of 8
- * is two 4-element steps: the loop's own bookkeeping would cost as much as the MACs). */
+/* DSP cores: the common head sizes as constants, so the compiler unrolls the dot completely (a
+ * head of 8 is two 4-element steps: the loop's own bookkeeping would cost as much as the MACs).
+ * Elsewhere (ARMv6-M parts with little flash) one loop serves every size. */
 static inline int32_t dot_qk(const int16_t *qc, const int8_t *k, uint32_t hs)
 {
+#if ESL_KERNELS_DSP
     switch (hs) {
     case 8u: return dot_qk_n(qc, k, 8u);
     case 16u: return dot_qk_n(qc, k, 16u);
@@ -66,6 +68,9 @@ static inline int32_t dot_qk(const int16_t *qc, const int8_t *k, uint32_t hs)
     case 64u: return dot_qk_n(qc, k, 64u);
     default: return dot_qk_n(qc, k, hs);
     }
+#else
+    return dot_qk_n(qc, k, hs);
+#endif
 }
 
 /* acc[j] = sum_t w[t] * v[t][j], j < 4, the values of position t at v + t * stride (exact). */

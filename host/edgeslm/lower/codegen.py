@@ -223,7 +223,7 @@ def generate_sources(qm, tok: Tokenizer, plan: Plan, out_dir: Path) -> Generated
         "arena_words": max(1, -(-plan.arena_bytes // 4)), "logits_byte": plan.offsets["logits"] * scheme.activation_bytes,
         "scratch_words": max(1, plan.scratch_bytes // 8),
         "vocab": vocab, "kv_len": kv_len, "kv_scale_len": cfg.n_layers * plan.max_seq * cfg.n_kv_heads,
-        "kv_section": rw("KV cache"), "arena_section": rw("activation arena"),
+        "kv_section": rw("KV cache"), "table_section": ro("step table"), "arena_section": rw("activation arena"),
         "scratch_section": rw("kernel scratch"), "profile_section": rw("step profile"),
         "sampler_section": rw("sampler scratch"),
         "logit_k": _logit_k(qm) if scheme.integer else 0,

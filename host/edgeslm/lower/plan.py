@@ -110,6 +110,7 @@ class Plan:
         return None if vals[0] is None else sum(vals) / steps
 
 
+STEP_BYTES = 36                           # sizeof(esl_step_t) on a 32-bit core
 SAMPLER_S8_BYTES = 2 * 256 * 4 + 32      # sampler_s8.c's state: weight table and bin counts
 
 
@@ -180,7 +181,9 @@ def plan(cfg: ModelConfig, scheme: Scheme, board: Board, max_seq: int | None = N
            Item("sampler scratch", "ram", SAMPLER_S8_BYTES if scheme.integer else cfg.vocab_size * 8),
            Item("runtime buffers", "ram", 4096),      # serve.c: frame buffers, prompt ids (~3.2 KB)
            Item("stack", "ram", board.stack_bytes)]
-    items = [Item("code", "code", board.code_budget_bytes)] + \
+    # the step table (esl_step_t: a function pointer, five u32, three pointers) and its parameters
+    table = STEP_BYTES * len(planned) + sum(p.kernel.param_bytes for p in planned)
+    items = [Item("code", "code", board.code_budget_bytes), Item("step table", "weights", table)] + \
         _weight_items(cfg, scheme, max_seq, tokenizer_bytes(cfg.vocab_size, vocab_blob_bytes)) + ram
     free = {r.name: r.length_bytes for r in board.memory}
     overflow: dict[str, int] = {}

@@ -51,6 +51,7 @@ class KernelSpec:
     variant: str = "portable"    # the ISA variant (a branch of the kernel's C file)
     scratch: Callable[[Step, int], int] = _no_scratch    # bytes of shared scratch for (step, max_seq)
     about: str = ""
+    param_bytes: int = 0         # its esl_<name>_t step parameters, bytes on the target (s8 kernels)
 
     @property
     def name(self) -> str:
