@@ -240,6 +240,15 @@ class TestMicrobit:                              # nRF51822: QEMU's Cortex-M0 re
         assert r.stdout.startswith(b"Once upon a time")
         assert_armv6m(self.board)
 
+    def test_i8_on_a_synthetic_model_equals_golden_with_no_floating_point(self, tmp_path):
+        """stories260K's i8 weights do not fit 256 KB of flash; micro16 does, integer-only."""
+        model = write_synthetic(tmp_path / "micro16.bin", SHAPES["micro16"])
+        r = edgeslm("run", str(model), "-z", str(shared("tok512.bin")), "--emulate", "--board", self.board,
+                    "--quant", "i8", "--prompt", "Once", "--steps", "32", "--temperature", "0.7", "--seed", "3")
+        assert r.returncode == 0, r.stderr.decode()
+        assert b"all 32 tokens equal the golden model's" in r.stderr
+        assert float_symbols(assert_armv6m(self.board)) == []
+
     def test_a_synthetic_model_at_its_whole_context_equals_golden(self, tmp_path):
         model = write_synthetic(tmp_path / "micro16.bin", SHAPES["micro16"])
         r = edgeslm("run", str(model), "-z", str(shared("tok512.bin")), "--emulate", "--board", self.board,
@@ -251,6 +260,27 @@ class TestMicrobit:                              # nRF51822: QEMU's Cortex-M0 re
 
 class TestNdp120:                                # the NDP120's M0: 48 KB for code, weights and RAM
     board = "ndp120"
+
+    def test_i8_fits_48_kb_with_a_320_token_vocabulary_and_equals_golden(self, tmp_path):
+        """In i8 each vocabulary row carries integer multipliers: nano8 (512 tokens) does not fit and
+        the planner says so; pico8 (320 tokens, a cut of tok512.bin) does, integer-only."""
+        nano = write_synthetic(tmp_path / "nano8.bin", SHAPES["nano8"])
+        r = edgeslm("compile", str(nano), "-z", str(shared("tok512.bin")), "--board", self.board, "--quant", "i8")
+        assert r.returncode != 0 and b"does not fit ndp120 with i8" in r.stderr
+        pico = tmp_path / "pico8.bin"
+        r = subprocess.run([sys.executable, "-m", "edgeslm.model.synthetic", "pico8", "-o", str(pico),
+                            "--tokenizer-from", str(shared("tok512.bin"))], capture_output=True)
+        assert r.returncode == 0, r.stderr.decode()
+        r = edgeslm("run", str(pico), "--emulate", "--board", self.board, "--quant", "i8", "--prompt", "Once",
+                    "--steps", "24")
+        assert r.returncode == 0, r.stderr.decode()
+        assert b"all 24 tokens equal the golden model's" in r.stderr
+        board = load_board(self.board)
+        elf = assert_armv6m(self.board)
+        assert float_symbols(elf) == []
+        (region,) = board.memory
+        use = region_usage(elf, board)[region.name]
+        assert use["image"] + use["zero"] <= region.length_bytes == 48 * 1024
 
     def test_stories260k_does_not_fit(self):
         r = edgeslm("compile", "--board", self.board, "--quant", "q4", "--kv", "i8")
@@ -271,6 +301,15 @@ class TestNdp120:                                # the NDP120's M0: 48 KB for co
 
 class TestNiclaVoice:                            # its nRF52832 (M4F, 64 KB RAM, 512 KB flash)
     board = "nicla_voice"
+
+    def test_stories260k_i8_at_the_longest_context_that_fits_equals_golden(self):
+        """i8 needs no per-position KV scales and int8 activations: context 173 fits (q8: 107)."""
+        r = edgeslm("compile", "--board", self.board, "--quant", "i8")
+        assert r.returncode != 0 and b"--max-seq 173 fits" in r.stderr
+        r = edgeslm("run", "--emulate", "--board", self.board, "--quant", "i8", "--max-seq", "173",
+                    "--prompt", "Tom and Lily", "--steps", "24")
+        assert r.returncode == 0, r.stderr.decode()
+        assert b"all 24 tokens equal the golden model's" in r.stderr
 
     def test_stories260k_fits_with_an_int8_kv_cache_at_a_short_context(self):
         r = edgeslm("compile", "--board", self.board, "--quant", "q8", "--kv", "i8")

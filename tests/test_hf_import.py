@@ -244,7 +244,8 @@ def test_refused_tokenizer_names_the_reason(tmp_path, fault):
 # ---------------------------------------------------------------- the whole way, on an emulated board
 
 def test_hf_directory_runs_on_the_emulated_board_equal_to_golden(tmp_path):
-    """`edgeslm run DIR -z DIR`: the checkpoint and its tokenizer.json, q8 on the MPS2-AN386 under QEMU."""
+    """`edgeslm run DIR`: the checkpoint and the tokenizer.json beside it (found without -z), q8 on
+    the MPS2-AN386 under QEMU; `edgeslm inspect DIR` says how it was read."""
     import shutil
     import subprocess
     import sys
@@ -255,10 +256,15 @@ def test_hf_directory_runs_on_the_emulated_board_equal_to_golden(tmp_path):
     spm_style_tokenizer_json(tmp_path / "tokenizer.json")                      # 379 pieces
     random_llama(**{**SHAPES["gqa6x2-untied-theta500"], "vocab_size": 400}).save_pretrained(tmp_path)
     tag = new_tag()
-    r = subprocess.run([sys.executable, "-m", "edgeslm", "run", str(tmp_path), "-z", str(tmp_path), "--emulate",
+    r = subprocess.run([sys.executable, "-m", "edgeslm", "run", str(tmp_path), "--emulate",
                         "--board", "mps2_an386", "--quant", "q8", "--prompt", "Once upon a time", "--steps", "12"],
                        capture_output=True, timeout=600, env=tagged_env(tag))
     assert_none_left(tag)
     assert r.returncode == 0, r.stderr.decode()
     assert b"all 12 tokens equal the golden model's" in r.stderr
     assert r.stdout.startswith(b"Once upon a time")
+    r = subprocess.run([sys.executable, "-m", "edgeslm", "inspect", str(tmp_path)], capture_output=True, timeout=120,
+                       env={**tagged_env(tag), "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr.decode()
+    out = r.stdout.decode()
+    assert "rotate_half" in out and "lm_head.weight" in out and "where each tensor came from" in out

@@ -139,11 +139,11 @@ def test_refusals_name_the_reason(hf_models, tmp_path):
     kw = {**SHAPES["mha4-tied"], "rope_scaling": {"rope_type": "linear", "factor": 2.0}}
     net = random_llama(**kw)
     net.save_pretrained(tmp_path / "hf")
-    path = export(net, tmp_path / "hf", tmp_path / "scaled", "dynamo")
+    path = export(net, tmp_path / "hf", tmp_path / "scaled", "torchscript")
     with pytest.raises(ModelFormatError, match=r"rotary frequencies are not theta\^\(-2j/head_size\): a scaled RoPE"):
         load_model(path)
     net, hf_dir = hf_models["mha4-tied"]
-    path = export(net, hf_dir, tmp_path / "plain", "dynamo")
+    path = export(net, hf_dir, tmp_path / "plain", "torchscript")
     (tmp_path / "plain" / "config.json").unlink()
     with pytest.raises(ModelFormatError, match=r"names no context length"):
         load_model(path)

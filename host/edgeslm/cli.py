@@ -34,9 +34,11 @@ err = Console(stderr=True, highlight=False)
 # ---------------------------------------------------------------- shared argument handling
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="?", help="model file (llama2.c .bin or .onnx); default: stories260K")
-    p.add_argument("--tokenizer", "-z", help="tokenizer file (llama2.c .bin); default: tok<vocab>.bin "
-                   "beside the model, or tok512.bin for the default model")
+    p.add_argument("model", nargs="?", help="model: llama2.c .bin, .onnx, or a Hugging Face directory "
+                   "(config.json + *.safetensors); default: stories260K")
+    p.add_argument("--tokenizer", "-z", help="tokenizer: llama2.c .bin, or a Hugging Face tokenizer.json (or "
+                   "its directory); default: tokenizer.json in a Hugging Face MODEL directory, else "
+                   "tok<vocab>.bin beside the model, or tok512.bin for the default model")
 
 
 def _add_quant_args(p: argparse.ArgumentParser, default: str | None) -> None:
@@ -61,6 +63,8 @@ def _load(args) -> tuple[Model, Tokenizer]:
         tok_path = Path(args.tokenizer)
     elif not args.model:
         tok_path = zoo.locate(zoo.DEFAULT_TOKENIZER)
+    elif model_path.is_dir() and (model_path / "tokenizer.json").is_file():
+        tok_path = model_path                      # a Hugging Face directory: its tokenizer.json
     else:
         guesses = [model_path.parent / f"tok{model.config.vocab_size}.bin"]
         if model.config.vocab_size == 32000:
@@ -199,7 +203,9 @@ def cmd_eval(args) -> int:
         variants = [Variant(args.quant, args.rounding, args.kv, args.group_size)]
     model, tok = _load(args)
     float_engine = FloatEngine(model)
-    calib = _calibration(args, model, tok) if any(v.scheme == "i8" for v in variants) else None
+    # i8 needs --calib; a comparison calibrates on the built-in prompts without one (with a warning)
+    calib = (_calibration(args, model, tok if args.compare is not None else None)
+             if any(v.scheme == "i8" for v in variants) else None)
     if getattr(args, "calib", None) and calib is None:
         from .quant.calibrate import Calibration
         calib = Calibration.load(args.calib, model)
@@ -293,7 +299,17 @@ def cmd_inspect(args) -> int:
                  ("rope theta", c.rope_theta), ("parameters", f"{model.n_params():,}"),
                  ("fingerprint", model.fingerprint()[:16])]:
         cfg.add_row(k, str(v))
+    for k, v in model.meta.get("decisions", {}).items():      # what an importer read the model as
+        cfg.add_row(k, str(v))
     con.print(cfg)
+    sources = model.meta.get("tensor_sources", {})
+    if sources:
+        st = Table(title="where each tensor came from")
+        st.add_column("tensor")
+        st.add_column("source")
+        for name, src in sources.items():
+            st.add_row(name, str(src))
+        con.print(st)
     seq = args.max_seq or c.max_seq_len
     t = Table(title=f"bytes needed (context {seq}; arena and scratch as planned for {board.id}'s "
                     f"{board.kernel_variant} kernels)")

@@ -88,7 +88,10 @@ def _rope_theta(cfg: dict, where: str) -> float:
                 f"{where}: {field} is {json.dumps(value)}: edgeslm's RoPE has no frequency scaling "
                 f"('{kind}')", "use a model without RoPE scaling; removing the field changes the model's "
                 "outputs beyond its original context")
-    theta = cfg.get("rope_theta", (params or {}).get("rope_theta", 10000.0) if isinstance(params, dict) else 10000.0)
+    theta = cfg.get("rope_theta")
+    if theta is None and isinstance(params, dict):
+        theta = params.get("rope_theta")
+    theta = 10000.0 if theta is None else theta
     if not isinstance(theta, (int, float)) or not theta > 1.0:
         raise ModelFormatError(f"{where}: rope_theta is {theta!r}, not a number above 1")
     return float(theta)

@@ -4,6 +4,8 @@ memory grow with size (speed depends on shapes, not on what the weights learned)
     SHAPES["stories15M"]                   -> ModelConfig (llama2.c's stories15M shape)
     SHAPES["micro16"], SHAPES["nano8"]     -> the largest shapes the planner fits on the micro:bit
                                               and on the NDP120's M0 (vocab 512: tok512.bin)
+    SHAPES["pico8"]                        -> nano8 with 320 tokens (i8 on the NDP120)
+    write_truncated_tokenizer(src, n, out) -> a tokenizer of src's first n tokens
     write_synthetic(path, config, seed)    -> a llama2.c version-1 checkpoint of that shape
 
 Weights are N(0, 0.02) like a freshly initialized Llama, norm weights 1.0; the file is written in
@@ -37,6 +39,11 @@ SHAPES = {
                            vocab_size=512, max_seq_len=128, shared_classifier=True),
     "nano8": ModelConfig(dim=8, hidden_dim=24, n_layers=1, n_heads=2, n_kv_heads=1,
                          vocab_size=512, max_seq_len=64, shared_classifier=True),
+    # nano8 with a 320-token vocabulary (the 3 special tokens, 256 bytes, the first 61 merges of
+    # tok512.bin: --tokenizer-from writes that tokenizer): in the i8 scheme every vocabulary row
+    # also carries its integer multipliers, so this is what fits the NDP120's 48 KB there.
+    "pico8": ModelConfig(dim=8, hidden_dim=24, n_layers=1, n_heads=2, n_kv_heads=1,
+                         vocab_size=320, max_seq_len=64, shared_classifier=True),
 }
 _LAYER_MATS = ("wq", "wk", "wv", "wo", "w1", "w2", "w3")
 
@@ -66,20 +73,44 @@ def write_synthetic(path: str | Path, c: ModelConfig, seed: int = 0) -> Path:
     return write_atomic(path, b"".join(parts))
 
 
+def write_truncated_tokenizer(src: str | Path, vocab_size: int, out: str | Path) -> Path:
+    """The first `vocab_size` tokens of a llama2.c tokenizer, as a llama2.c tokenizer file: the
+    specials and byte tokens stay, merges whose piece is beyond the cut are simply not there; the
+    last id becomes ' ' if the cut loses it (run.c's encoder looks it up for the dummy prefix)."""
+    from .tokenizer import read_tokenizer
+    tok = read_tokenizer(src)
+    if not 259 <= vocab_size <= tok.vocab_size:
+        raise ValueError(f"vocab {vocab_size} is outside 259 .. {tok.vocab_size} (specials, bytes, merges)")
+    kept, scores = list(tok.vocab[:vocab_size]), [float(x) for x in tok.scores[:vocab_size]]
+    if b" " not in kept:
+        kept[-1], scores[-1] = b" ", float(tok.scores[tok.vocab.index(b" ")])
+    parts = [struct.pack("<i", max(len(v) for v in kept))]
+    for piece, score in zip(kept, scores):
+        parts.append(struct.pack("<fi", score, len(piece)) + piece)
+    return write_atomic(out, b"".join(parts))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """python -m edgeslm.model.synthetic SHAPE -o FILE [--seed N]"""
+    """python -m edgeslm.model.synthetic SHAPE -o FILE [--seed N] [--tokenizer-from TOK]"""
     import argparse
     ap = argparse.ArgumentParser(prog="python -m edgeslm.model.synthetic",
                                  description="Write a llama2.c checkpoint of a known shape with random weights.")
     ap.add_argument("shape", choices=sorted(SHAPES))
     ap.add_argument("-o", "--output", required=True, help="checkpoint to write (.bin)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tokenizer-from", metavar="TOK",
+                    help="for a shape with a smaller vocabulary than TOK's: write TOK's first tokens as "
+                    "tok<vocab>.bin beside the checkpoint (the tokenizer `edgeslm` then finds)")
     args = ap.parse_args(argv)
     out = write_synthetic(args.output, SHAPES[args.shape], args.seed)
     c = SHAPES[args.shape]
     tok = "tok512.bin" if c.vocab_size == 512 else "tokenizer.bin" if c.vocab_size == 32000 else None
+    if args.tokenizer_from:
+        tok = write_truncated_tokenizer(args.tokenizer_from, c.vocab_size, out.parent / f"tok{c.vocab_size}.bin")
     print(f"wrote {out}: {args.shape} shape (dim {c.dim}, {c.n_layers} layers, vocab {c.vocab_size}), "
-          f"random weights, seed {args.seed}" + (f"; use the {c.vocab_size}-token tokenizer (-z {tok})" if tok else ""))
+          f"random weights, seed {args.seed}" + (f"; use the {c.vocab_size}-token tokenizer (-z {tok})" if tok else
+                                                 f"; pass --tokenizer-from tok512.bin for its {c.vocab_size}-token "
+                                                 "tokenizer"))
     return 0
 
 
