@@ -33,7 +33,7 @@ def test_generate_sampled_is_reproducible_with_seed():
 
 def test_eval_q8_meets_the_bar_and_writes_json(tmp_path):
     out = tmp_path / "q8.json"
-    edgeslm("eval", MODEL, "-z", TOK, "--quant", "q8", "--json", str(out))
+    edgeslm("eval", MODEL, "-z", TOK, "--quant", "q8", "--tokens", "3000", "--json", str(out))
     data = json.loads(out.read_text())
     for key in ("top1_agreement", "kl_mean", "ppl_float", "ppl_quant", "tokens"):
         assert key in data

@@ -153,6 +153,14 @@ class Hessians:
     source: str                     # what text they came from, for messages and reports
     inputs: dict[str, np.ndarray]
 
+    def digest(self) -> str:
+        """sha256 of the model fingerprint and every Hessian: which calibration this is."""
+        h = hashlib.sha256(self.model_fingerprint.encode())
+        for k in sorted(self.inputs):
+            h.update(k.encode())
+            h.update(np.ascontiguousarray(self.inputs[k], "<f8").tobytes())
+        return h.hexdigest()
+
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self.inputs:
             raise CalibrationError(f"the calibration has no Hessian for {name}", "calibrate again")
@@ -196,6 +204,7 @@ class Calibration:
     tokens: int
     ranges: dict[str, tuple[float, float]]
     hessians: Hessians | None = None
+    missing_hessians: str | None = None    # the Hessian file the JSON names, when it is not there
 
     def params(self, name: str) -> tuple[float, int]:
         if name not in self.ranges:
@@ -245,7 +254,9 @@ class Calibration:
             raise CalibrationError(f"{p}: invalid ranges for {bad[:3]}", "calibrate again")
         if "hessians" in data:
             calib.hessians = _load_hessians(p, data["hessians"])
-            if calib.hessians.model_fingerprint != calib.model_fingerprint:
+            if calib.hessians is None:
+                calib.missing_hessians = str(p.with_name(str(data["hessians"]["file"])))
+            elif calib.hessians.model_fingerprint != calib.model_fingerprint:
                 raise CalibrationError(f"{p}: its Hessian file was made for another model", "calibrate again")
         if model is not None and calib.model_fingerprint != model.fingerprint():
             raise ModelMismatchError(
@@ -254,8 +265,9 @@ class Calibration:
         return calib
 
 
-def _load_hessians(p: Path, ref) -> Hessians:
-    """The Hessian file a calibration JSON names: beside it, with the sha256 it records."""
+def _load_hessians(p: Path, ref) -> Hessians | None:
+    """The Hessian file a calibration JSON names: beside it, with the sha256 it records; None when
+    it is not there (the ranges alone serve i8), an error when it is there but not that file."""
     try:
         hp = p.with_name(str(ref["file"]))
         sha = str(ref["sha256"])
@@ -263,6 +275,8 @@ def _load_hessians(p: Path, ref) -> Hessians:
         raise CalibrationError(f"{p}: malformed Hessian reference ({e})", "calibrate again") from None
     if hp.name != ref["file"]:
         raise CalibrationError(f"{p}: the Hessian file must be beside it, not {ref['file']}", "calibrate again")
+    if not hp.exists():
+        return None
     try:
         blob = hp.read_bytes()
     except OSError as e:
@@ -319,17 +333,26 @@ def calibrate(model: Model, reader, method: str = "minmax",
 # so that quantize(model, scheme) is a function of the model alone, and the compiler and the golden
 # model round alike). Temperature 1.0, top-p 0.9, seeds 1, 2, ...: not the evaluation text, which
 # continues evaluate.DEFAULT_PROMPTS at temperature 0 or 0.8 with seeds from 1000.
-SELF_TEXT_TOKENS = 2048
+# Tokens: 4x the widest matrix input, at least 1024, at most 4096 (stories260K, widest 172: KL of
+# q4 gptq 0.072 / 0.063 / 0.052 / 0.052 with 256 / 512 / 1024 / 2048 tokens).
 SELF_TEXT_STEPS = 256
+
+
+def self_text_tokens(model: Model) -> int:
+    c = model.config
+    return min(4096, max(1024, 4 * max(c.dim, c.hidden_dim, c.n_heads * c.head_size)))
+
+
 _self_cache: dict[tuple[str, int], Hessians] = {}
 
 
-def model_hessians(model: Model, tokens: int = SELF_TEXT_TOKENS,
+def model_hessians(model: Model, tokens: int | None = None,
                    progress: Callable[[int], None] | None = None) -> Hessians:
-    """Hessians from the float model's own sampled text (see above); deterministic, and cached for
-    the life of the process per model and token count."""
+    """Hessians from the float model's own sampled text (see above), `tokens` of it (default
+    self_text_tokens(model)); deterministic, and cached for the life of the process."""
     from ..reference import FloatEngine
     from ..sampler import Sampler
+    tokens = tokens or self_text_tokens(model)
     key = (model.fingerprint(), tokens)
     if key in _self_cache:
         return _self_cache[key]

@@ -21,11 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..model.ir import Model, ModelConfig
-from .schemes import Scheme
+from .schemes import DEFAULT_ROUNDING, ROUNDINGS, Scheme  # noqa: F401  (ROUNDINGS: re-exported)
 
 QMAX = {8: 127, 4: 7}
-ROUNDINGS = ("rtn", "gptq")
-DEFAULT_ROUNDING = "rtn"
 
 
 @dataclass
@@ -128,6 +126,12 @@ def check_rounding(rounding: str) -> str:
     return rounding
 
 
+# GPTQ matrices already made in this process, per (Hessians digest, group size): (name, bits) ->
+# QTensor. The digest covers the model's fingerprint, so a key names one result. (The CLI quantizes
+# once per process; tests and `eval --compare` ask for the same matrices many times.)
+_gptq_cache: dict[tuple[str, int], dict[tuple[str, int], QTensor]] = {}
+
+
 def quantize(model: Model, scheme: Scheme, rounding: str | None = None, hessians=None) -> QuantModel:
     """Quantize every matrix of `model` as `scheme` says; norms stay fp32.
     `rounding`: "rtn" or "gptq"; None takes `scheme.rounding` where the Scheme has one, else
@@ -135,7 +139,7 @@ def quantize(model: Model, scheme: Scheme, rounding: str | None = None, hessians
     calibration, calibrate.model_hessians(model): the float model's own samples, deterministic,
     so every caller that passes the same model and scheme gets the same weights."""
     rounding = check_rounding(rounding or getattr(scheme, "rounding", DEFAULT_ROUNDING))
-    gptq = rounding == "gptq" and scheme.quantized
+    gptq = rounding == "gptq" and scheme.quantized and not scheme.integer
     if gptq and hessians is None:
         from .calibrate import model_hessians
         hessians = model_hessians(model)
@@ -145,13 +149,16 @@ def quantize(model: Model, scheme: Scheme, rounding: str | None = None, hessians
                                  "calibrate this model: edgeslm calibrate MODEL -o FILE")
     from .gptq import hessian_key
     out: dict[str, QTensor | np.ndarray] = {}
+    cache = _gptq_cache.setdefault((hessians.digest(), scheme.group_size), {}) if gptq else {}
     for name, t in model.tensors.items():
         if t.ndim == 1:
             out[name] = t
             continue
         bits, key = scheme.matrix_bits(name), hessian_key(name, model.config.shared_classifier)
         if gptq and key is not None:
-            out[name] = quantize_matrix_gptq(t, bits, scheme.group_size, hessians[key])
+            if (name, bits) not in cache:
+                cache[(name, bits)] = quantize_matrix_gptq(t, bits, scheme.group_size, hessians[key])
+            out[name] = cache[(name, bits)]
         else:
             out[name] = quantize_matrix(t, bits, scheme.group_size)
     meta = {"rounding": rounding if scheme.quantized else "none"}

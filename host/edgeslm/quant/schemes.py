@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from ..errors import UsageError
 
 SCHEME_NAMES = ("f32", "q8", "q4", "i8")
+ROUNDINGS = ("rtn", "gptq")         # how q8/q4 weights are rounded (quant/quantize.py, quant/gptq.py)
+DEFAULT_ROUNDING = "gptq"           # lower KL than rtn in every case measured (README: Accuracy)
 KV_FORMATS = ("f32", "i8")
 DEFAULT_GROUP_SIZE = 32
 
@@ -33,6 +35,7 @@ class Scheme:
     name: str                       # f32 | q8 | q4 | i8
     group_size: int = DEFAULT_GROUP_SIZE
     kv: str = "f32"                 # KV cache: f32 | i8
+    rounding: str = DEFAULT_ROUNDING  # q8/q4 weight rounding: rtn | gptq (same stored format)
 
     @property
     def weight_bits(self) -> int:
@@ -61,11 +64,12 @@ class Scheme:
     def describe(self) -> str:
         if self.integer:
             return "i8 (integer-only, static calibration, KV cache int8)"
-        g = f", group {self.group_size}" if self.quantized else ""
+        g = f", group {self.group_size}, {self.rounding}" if self.quantized else ""
         return f"{self.name} (weights {self.weight_bits}-bit{g}, KV cache {self.kv})"
 
 
-def get_scheme(name: str, group_size: int = DEFAULT_GROUP_SIZE, kv: str = "f32") -> Scheme:
+def get_scheme(name: str, group_size: int = DEFAULT_GROUP_SIZE, kv: str = "f32",
+               rounding: str = DEFAULT_ROUNDING) -> Scheme:
     if name not in SCHEME_NAMES:
         raise UsageError(f"unknown quantization scheme {name!r}",
                          f"choose one of: {', '.join(SCHEME_NAMES)}")
@@ -74,6 +78,8 @@ def get_scheme(name: str, group_size: int = DEFAULT_GROUP_SIZE, kv: str = "f32")
     if not 2 <= group_size <= 4096 or group_size % 2:
         raise UsageError(f"group size {group_size} is out of range",
                          "use an even group size between 2 and 4096 (32 is the default)")
+    if rounding not in ROUNDINGS:
+        raise UsageError(f"unknown rounding {rounding!r}", f"choose one of: {', '.join(ROUNDINGS)}")
     if name == "i8":
         return Scheme(name="i8", group_size=group_size, kv="i8")
-    return Scheme(name=name, group_size=group_size, kv=kv)
+    return Scheme(name=name, group_size=group_size, kv=kv, rounding=rounding)
