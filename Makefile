@@ -8,7 +8,8 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PKGS := gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang-14 libclang-rt-14-dev
+APT_PKGS := gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang-14 libclang-rt-14-dev \
+	gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc
 
 .PHONY: demo test fuzz setup system-deps clean
 

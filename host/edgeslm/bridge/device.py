@@ -37,6 +37,21 @@ CFSR_BITS = {0: "IACCVIOL", 1: "DACCVIOL", 3: "MUNSTKERR", 4: "MSTKERR", 5: "MLS
              24: "UNALIGNED", 25: "DIVBYZERO"}
 HFSR_BITS = {1: "VECTTBL", 30: "FORCED", 31: "DEBUGEVT"}
 FRAMING_ERRORS = ("BAD_FRAME", "BAD_CRC", "TOO_LONG")    # about bytes the device could not read
+# RISC-V (firmware/arch/riscv_pulp): the fault report carries mcause in CFSR and mtval in HFSR
+# (RISC-V privileged spec, table "machine cause register values after trap", exceptions)
+RISCV_CAUSES = {0: "instruction address misaligned", 1: "instruction access fault", 2: "illegal instruction",
+                3: "breakpoint", 4: "load address misaligned", 5: "load access fault",
+                6: "store address misaligned", 7: "store access fault", 11: "environment call from M-mode"}
+
+
+def _is_riscv(elf: str | Path | None) -> bool:
+    """ELF e_machine 243 (EM_RISCV): the fault's registers are mcause/mtval, not Arm's."""
+    try:
+        with open(elf, "rb") as f:
+            head = f.read(20)
+    except (OSError, TypeError):
+        return False
+    return len(head) == 20 and head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 243
 
 
 def _bits(value: int, names: dict[int, str]) -> str:
@@ -49,6 +64,11 @@ def crash_message(fault: P.DeviceFault, elf: str | Path | None) -> str:
     from ..lower.elfsize import symbolize
     where = symbolize(elf, fault.pc) if elf else None
     caller = symbolize(elf, fault.lr & ~1) if elf else None
+    if _is_riscv(elf):
+        cause = RISCV_CAUSES.get(fault.cfsr, f"mcause 0x{fault.cfsr:08x}")
+        return (f"the board crashed at {where or f'0x{fault.pc:08x}'}: {cause}, PC 0x{fault.pc:08x}, "
+                f"RA 0x{fault.lr:08x}{f' ({caller})' if caller else ''}, mcause 0x{fault.cfsr:08x}, "
+                f"mtval 0x{fault.hfsr:08x}")
     exc = EXCEPTIONS.get(fault.exception, f"IRQ {fault.exception - 16}" if fault.exception >= 16
                          else f"exception {fault.exception}")
     return (f"the board crashed at {where or f'0x{fault.pc:08x}'}: {exc}, PC 0x{fault.pc:08x}, "

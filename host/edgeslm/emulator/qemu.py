@@ -41,7 +41,7 @@ def qemu_command(board: Board, elf: Path, port: int) -> list[str]:
                             "run it on hardware with --port instead of --emulate")
     return [emu["binary"], "-M", emu["machine"], "-display", "none", "-monitor", "none",
             "-chardev", f"socket,id=uart0,host=127.0.0.1,port={port},server=on,wait=on,nodelay=on",
-            "-serial", "chardev:uart0", "-kernel", str(elf),
+            "-serial", "chardev:uart0", *emu.get("args", []), "-kernel", str(elf),
             "-semihosting-config", "enable=on,target=native",
             "-icount", f"shift={emu.get('icount_shift', 7)},sleep=off"]
 
@@ -66,7 +66,8 @@ class Emulator:
         binary = self.board.emulator.get("binary", "")
         if shutil.which(binary) is None:
             raise EmulatorError(f"{binary or 'the emulator'} is not installed",
-                                "apt-get install qemu-system-arm (Debian/Ubuntu)")
+                                f"apt-get install {self.board.emulator.get('apt_package', 'qemu-system-arm')} "
+                                "(Debian/Ubuntu)")
         if not self.elf.is_file():
             raise EmulatorError(f"no firmware at {self.elf}", "run `edgeslm build` first")
         try:
@@ -101,6 +102,7 @@ class Emulator:
             transport.stall_hint = (f"the emulated {self.board.id} stopped answering: its firmware is stuck "
                                     f"(QEMU's log: {self.log_path})")
             transport.elf = self.elf
+            transport.emulator_log = self.log_path     # what the firmware printed there (bench)
             self.transport = transport
 
     def log_tail(self, n: int = 400) -> str:

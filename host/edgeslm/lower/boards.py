@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import EdgeslmError
@@ -18,7 +18,7 @@ from ..targets import CoreConfig, Target, TargetError, get_target
 
 BOARDS_DIR = Path(__file__).resolve().parents[3] / "boards"
 SCHEMA_VERSION = 2
-HOLDS = ("code", "weights", "ram")
+HOLDS = ("code", "weights", "ram", "l1")      # l1: a cluster's worker stacks and scratches
 
 
 class BoardError(EdgeslmError):
@@ -49,6 +49,22 @@ class Board:
     console: dict = field(default_factory=dict)   # the UART the port talks to (base address, ...)
     unverified: str = ""                # what of this file could not be checked here
     path: str = ""
+    cluster: dict = field(default_factory=dict)   # a multi-core target's cluster: cores, L1 region
+
+    @property
+    def cores(self) -> int:
+        """The worker cores a step's rows are split over (1: no cluster)."""
+        return int(self.cluster.get("cores", 1))
+
+    def with_cores(self, n: int) -> "Board":
+        """This board with its cluster's forks using n workers (1 .. the board's cluster.cores):
+        `bench --cores N`. The emulator keeps every hart; the firmware is rebuilt for n."""
+        if not self.cluster:
+            raise BoardError(f"board {self.id} has no cluster: --cores needs a multi-core target",
+                             "choose a board with a 'cluster' section, e.g. gap9_qemu")
+        if not 1 <= n <= self.cores:
+            raise BoardError(f"--cores {n}: board {self.id} has 1..{self.cores} cluster cores")
+        return replace(self, cluster={**self.cluster, "cores": n})
 
     def regions_for(self, kind: str) -> list[Region]:
         return [r for r in self.memory if kind in r.holds]
@@ -112,6 +128,17 @@ def parse_board(board_id: str, data: dict, path: str = "") -> Board:
     for kind in ("code", "ram"):
         if not any(kind in r.holds for r in regions):
             raise BoardError(f"{where}: no memory region holds '{kind}'")
+    cluster = e.get("cluster", {})
+    if not isinstance(cluster, dict):
+        raise BoardError(f"{where}: 'cluster' must be an object (cores, l1_region, worker_stack_bytes)")
+    if cluster:
+        w = f"{where}: cluster"
+        cores = _require(cluster, "cores", int, w)
+        if not 1 <= cores <= 16:
+            raise BoardError(f"{w}: cores must be 1..16, got {cores}")
+        l1 = _require(cluster, "l1_region", str, w)
+        if l1 not in {r.name for r in regions}:
+            raise BoardError(f"{w}: l1_region '{l1}' is not one of the memory regions")
     return Board(
         id=board_id, name=data.get("name", board_id), target=target, core=core,
         clock_hz=_int(_require(e, "clock_hz", (int, str), where), where),
@@ -119,7 +146,7 @@ def parse_board(board_id: str, data: dict, path: str = "") -> Board:
         memory=tuple(regions), stack_bytes=_int(e.get("stack_bytes", 8192), where),
         code_budget_bytes=_int(e.get("code_budget_bytes", 65536), where),
         cycle_counter=_require(e, "cycle_counter", str, where), emulator=e.get("emulator", {}),
-        console=e.get("console", {}), unverified=e.get("unverified", ""), path=path)
+        console=e.get("console", {}), unverified=e.get("unverified", ""), path=path, cluster=cluster)
 
 
 def board_dirs() -> list[Path]:

@@ -105,7 +105,10 @@ def build_settings(plan: Plan) -> dict:
         "cflags": flags, "link_flags": flags + list(target.link_flags), "libs": list(target.libs),
         "defines": {"ESL_TARGET": 1, **target.defines(plan.kernel_variant),
                     **({"ESL_CONSOLE_BASE": f"{int(str(board.console['base']), 0):#010x}u"}
-                       if "base" in board.console else {})},
+                       if "base" in board.console else {}),
+                    **({"ESL_CLUSTER_CORES": board.cores} if board.cluster else {}),
+                    **({"ESL_CLINT_BASE": f"{int(str(board.cluster['clint_base']), 0):#010x}u"}
+                       if "clint_base" in board.cluster else {})},
         "sources": ["runtime", "kernels", f"arch/{target.arch_dir}", f"ports/{board.port}"],
     }
 
@@ -235,6 +238,8 @@ def generate_sources(qm, tok: Tokenizer, plan: Plan, out_dir: Path) -> Generated
         "ram_region": plan.board.regions_for("ram")[0].name,
         "code_region": plan.board.regions_for("code")[0].name,
         "stack_bytes": plan.board.stack_bytes,
+        "cluster": {"cores": plan.board.cores, "worker_stack_bytes": 1024, **plan.board.cluster,
+                    "scratch_bytes": plan.scratch_bytes},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     env = _env()

@@ -95,6 +95,7 @@ def _stamp(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, max_seq: 
     h = hashlib.sha256()
     h.update(json.dumps([__version__, model.fingerprint(), scheme.name, scheme.group_size, scheme.kv,
                          max_seq, kernels, Path(board.path).read_text() if board.path else board.id,
+                         board.cluster,
                          sorted(calib.ranges.items()) if calib else None]).encode())
     h.update(b"".join(tok.vocab) + tok.scores.tobytes())
     for t in sorted(TEMPLATES_DIR.glob("*.j2")):
@@ -165,6 +166,10 @@ def build_firmware(board: Board, project_dir: Path = PROJECT_DIR, verbose: bool 
         raise EdgeslmError(f"board {board.id} has no environment in {project_dir / 'platformio.ini'}",
                            f"add [env:{board.id}] with board = {board.id} there, and its JSON to boards/ "
                            "(PlatformIO reads boards from there)")
+    port = project_dir / "firmware" / "ports" / board.port
+    if not port.is_dir():            # a board planned here whose firmware port needs a vendor SDK (gap9)
+        raise EdgeslmError(f"board {board.id} cannot be built here: its port firmware/ports/{board.port} "
+                           "does not exist", board.unverified or "write the port (console, clocks) first")
     cmd = [sys.executable, "-m", "platformio", "run", "-e", board.id, "-d", str(project_dir)]
     elf = project_dir / "build" / "pio" / board.id / "firmware.elf"
     # this board's gen folder stays as it is while we build from it; one PlatformIO build at a time

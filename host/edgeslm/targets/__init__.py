@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-from . import cortex_m
+from . import cortex_m, pulp_cluster
 from .base import Core, CoreConfig, KernelSpec, Target, TargetError, work_units
 
-TARGETS: dict[str, Target] = {t.name: t for t in (cortex_m.TARGET,)}
+TARGETS: dict[str, Target] = {t.name: t for t in (cortex_m.TARGET, pulp_cluster.TARGET)}
 
 
 def get_target(name: str) -> Target:

@@ -35,7 +35,8 @@ if cfg["board"] != env.subst("$PIOENV"):
 prefix = cfg["toolchain_prefix"]
 if shutil.which(prefix + "gcc") is None:
     print("Error: %sgcc not found. Install the cross compiler (Debian: apt-get install "
-          "gcc-arm-none-eabi libnewlib-arm-none-eabi for Cortex-M)." % prefix)
+          "gcc-arm-none-eabi libnewlib-arm-none-eabi for Cortex-M, gcc-riscv64-unknown-elf "
+          "picolibc-riscv64-unknown-elf for RISC-V)." % prefix)
     env.Exit(1)
 
 env.Replace(

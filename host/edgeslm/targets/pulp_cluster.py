@@ -1,0 +1,83 @@
+"""The PULP-cluster target: RISC-V cores in a GAP9-class cluster (a fabric controller plus 8 worker
+cores sharing an L1 scratchpad, fed by DMA from L2), kernels in C with ISA branches.
+
+ISA levels (RISC-V unprivileged spec; GreenWaves' and pulp-platform's public material for Xpulp):
+
+    rv32imfc        the portable level: integer multiply, single-precision FPU, compressed. What
+                    QEMU's `virt` harts run for the GAP9 stand-in (boards/gap9_qemu.json), built
+                    with Debian's riscv64-unknown-elf-gcc and picolibc (multilib rv32imf/ilp32f)
+    rv32imcxgap9    GAP9's cluster cores (GreenWaves' GAP SDK: -march=rv32imcxgap9): + Xpulp
+                    (hardware loops, post-increment loads, 4x int8 SIMD dot products `pv.sdotsp.b`,
+                    ...) and an FPU. QEMU has no Xpulp: the `xpulp` kernel variant is a named slot
+                    (ESL_KERNELS_XPULP) that no kernel fills yet, and it is never offered to a core
+                    whose board runs under QEMU (the gap9_qemu core lacks the "xpulp" feature)
+
+ISA variants of the kernels, worst first: portable (plain C, the reference), xpulp (needs Xpulp).
+A kernel without an xpulp branch runs its portable one (resolve picks it).
+
+The cluster: arch/riscv_pulp/ (esl_cluster.h) forks a step's rows over the board's
+`cluster.cores` workers; the step table is the same as every target's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import Core, CoreConfig, KernelSpec, Target
+from .cortex_m import _attention_scratch, _matmul_q_scratch
+
+_GAP9 = ("GreenWaves GAP9 product brief and datasheet (https://greenwaves-technologies.com/gap9_processor/): "
+         "9-core compute cluster (8 workers + a cluster controller), RISC-V with Xpulp DSP extensions and FPU")
+_VIRT = "QEMU 7.2 target/riscv (rv32 'virt' harts: I, M, A, F, D, C; no Xpulp)"
+
+CORES = {c.name: c for c in (
+    # The stand-in: what QEMU runs. The harts have A and D too; the build does not use them (GAP9's
+    # cluster cores have neither atomics nor double precision).
+    Core("rv32imfc", "rv32imfc", frozenset(), "f", _VIRT),
+    # The real cluster core: Xpulp. Its build (PMSIS, GAP SDK) is not done here.
+    Core("gap9-cluster", "rv32imcxgap9", frozenset({"xpulp"}), "f", _GAP9),
+)}
+
+KERNELS = (
+    KernelSpec("embed", "f32", about="copy one fp32 row"),
+    KernelSpec("embed", "w8f", about="dequantize one int8 row"),
+    KernelSpec("rmsnorm", "f32"),
+    KernelSpec("matmul", "f32", about="sequential fp32 dot per row"),
+    KernelSpec("matmul", "w8f", scratch=_matmul_q_scratch,
+               about="int8 x int8 per group, fp32 scales; rows split over the cluster"),
+    KernelSpec("matmul", "w4f", scratch=_matmul_q_scratch, about="int4 nibbles x int8 per group"),
+    KernelSpec("rope", "f32"),
+    KernelSpec("kvstore", "f32"),
+    KernelSpec("kvstore", "kv8", about="int8 per (position, kv head)"),
+    KernelSpec("attention", "f32", scratch=_attention_scratch),
+    KernelSpec("attention", "kv8", scratch=_attention_scratch),
+    KernelSpec("add", "f32"),
+    KernelSpec("swiglu", "f32"),
+)
+
+
+def _flags(cc: CoreConfig) -> list[str]:
+    """rv32imfc / ilp32f (hard float) with the FPU, rv32imc / ilp32 without. The Xpulp core would
+    take -march=rv32imcxgap9 from the GAP SDK's compiler, which Debian's gcc does not know.
+    picolibc's specs file serves both compiling (its headers) and linking (its multilib)."""
+    isa = ["-march=rv32imfc", "-mabi=ilp32f"] if cc.fpu else ["-march=rv32imc", "-mabi=ilp32"]
+    return isa + ["-mcmodel=medany", "--specs=picolibc.specs"]
+
+
+def _defines(variant: str) -> dict[str, int]:
+    return {"ESL_KERNELS_XPULP": int(variant == "xpulp")}
+
+
+TARGET = Target(
+    name="pulp_cluster",
+    arch_dir="riscv_pulp",
+    cores=CORES,
+    variants=(("portable", None), ("xpulp", "xpulp")),
+    kernels=KERNELS,
+    toolchain_prefix="riscv64-unknown-elf-",
+    costs_file=Path(__file__).with_name("pulp_cluster_costs.json"),
+    flags=_flags,
+    link_flags=("-nostartfiles", "-Wl,--gc-sections"),
+    libs=("m", "c", "gcc"),
+    defines=_defines,
+)
