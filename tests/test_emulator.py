@@ -174,6 +174,71 @@ class TestMps2An386(_EveryScheme):
         assert proc.poll() is not None                           # nothing left running
         assert time.monotonic() - t0 < 30
 
+    def test_bench_through_labgrid_equals_the_bench_on_our_own_qemu(self, tmp_path):
+        """Issue 16: labgrid's QEMUDriver (labgrid/mps2_an386.yaml) runs the same bench, with the
+        same instruction counts as edgeslm's own QEMU."""
+        pytest.importorskip("labgrid", reason="labgrid is not installed (pip install -e '.[dev]')")
+        prompts = tmp_path / "prompts.txt"
+        prompts.write_text("Once upon a time\n")
+        out = {}
+        for how in (("--labgrid", "labgrid/mps2_an386.yaml"), ("--emulate",)):
+            out[how[0]] = tmp_path / f"{how[0][2:]}.json"
+            r = edgeslm("bench", *how, "--quant", "q8", "--prompts", str(prompts), "-n", "6", "--baseline", "dsp",
+                        "--json", str(out[how[0]]))
+            assert r.returncode == 0, r.stderr.decode()
+        lab, own = (json.loads(out[k].read_text()) for k in ("--labgrid", "--emulate"))
+        assert lab["tokens_match"] is True and lab["tokens"] == 6
+        assert lab["instructions_by_position"] == own["instructions_by_position"]
+
+    def test_run_and_bench_records_make_a_report(self, tmp_path):
+        """Telemetry (issue 16): one JSON line per generation from run and bench (and its baseline),
+        with the stack peak the firmware measured by painting; `edgeslm report` plots them."""
+        records = tmp_path / "records.jsonl"
+        prompts = tmp_path / "prompts.txt"
+        prompts.write_text("Tom and Lily\n")
+        r = edgeslm("run", "--emulate", "--quant", "q8", "--kv", "i8", "-i", "Tom and Lily", "-n", "8",
+                    "--record", str(records))
+        assert r.returncode == 0, r.stderr.decode()
+        r = edgeslm("bench", "--emulate", "--quant", "q8", "--kv", "i8", "--prompts", str(prompts), "-n", "8",
+                    "--profile", "--plot", str(tmp_path / "p.png"), "--record", str(records))
+        assert r.returncode == 0, r.stderr.decode()
+        lines = records.read_text().splitlines()
+        assert len(lines) == 3                                  # run; bench: dsp and the portable baseline
+        recs = [json.loads(line) for line in lines]
+        run, dsp, portable = recs
+        assert [x["kind"] for x in recs] == ["run", "bench", "bench"]
+        assert (dsp["kernels"], portable["kernels"]) == ("dsp", "portable")
+        board = load_board("mps2_an386")
+        for x in recs:
+            assert x["schema"] == 1 and x["board"] == "mps2_an386" and x["scheme"] == "q8" and x["kv"] == "i8"
+            assert x["tokens_match"] is True and x["unit"] == "instructions" and len(x["counts"]) == 8
+            assert len(x["build_id"]) == 8 and x["protocol"] == 4
+            n_prompt = x["request"]["prompt_tokens"]
+            assert n_prompt == 5                                 # BOS + 4 tokens of "Tom and Lily"
+            assert x["time_to_first_token"]["count"] == pytest.approx(sum(x["counts"][:n_prompt]))
+            assert x["time_to_first_token"]["seconds"] == pytest.approx(
+                x["time_to_first_token"]["count"] / 25e6)
+            assert x["tokens_per_s"]["decode"] == pytest.approx(25e6 * 3 / sum(x["counts"][5:]))
+            assert len(x["steps"]) == 1 + 5 * 16 + 2 and all(s["measured"] > 0 for s in x["steps"])
+            # painted: more than the paint margin, less than the stack the board reserves
+            assert 64 < x["stack"]["peak_bytes"] < x["stack"]["reserved_bytes"] == board.stack_bytes
+            assert x["memory"]["kv_cache_bytes"] > 0 and x["memory"]["arena_bytes"] > 0
+            assert x["memory"]["regions"]["sram"]["planned"]["KV cache"] == x["memory"]["kv_cache_bytes"]
+            assert x["memory"]["regions"]["code"]["image"] > 250_000
+            assert x["energy"] is None                             # an FPGA board: no datasheet current
+        assert run["tokens"] == dsp["tokens"]                     # the same generation (--profile's frames
+        assert sum(run["counts"]) == pytest.approx(sum(dsp["counts"]), rel=0.01)   # cost a little)
+        assert run["by_kind_position"] is None and len(dsp["by_kind_position"]["matmul"]) == 8
+        assert sum(portable["counts"]) > sum(dsp["counts"])
+        out = tmp_path / "report"
+        r = edgeslm("report", str(records), "-o", str(out))
+        assert r.returncode == 0, r.stderr.decode()
+        for png in ("cost_per_token", "steps", "memory", "schemes"):
+            assert (out / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        md = (out / "summary.md").read_text()
+        assert "mps2_an386 q8 kvi8 dsp" in md and "mps2_an386 q8 kvi8 portable" in md
+        assert "![schemes](schemes.png)" in md
+
 
 # The ARMv6-M boards (issue 12). ARMv6-M's only 32-bit Thumb instructions (Arm v6-M Architecture
 # Reference Manual, A5.2 and A6.7): everything else a v7-M core would run must be absent.

@@ -61,8 +61,9 @@ def info_body(vocab=512, seq=512, scheme=b"q8"):
 messages = st.one_of(
     st.builds(token_payload, st.integers(0, 255), st.integers(0, 65535), st.integers(0, 65535),
               st.integers(0, 2**64 - 1), st.binary(max_size=40)),
-    st.builds(lambda rid, n, r, c: bytes([P.DONE, rid]) + struct.pack("<HBQ", n, r, c),
-              st.integers(0, 255), st.integers(0, 65535), st.integers(0, 2), st.integers(0, 2**64 - 1)),
+    st.builds(lambda rid, n, r, c, sp: bytes([P.DONE, rid]) + struct.pack("<HBQI", n, r, c, sp),
+              st.integers(0, 255), st.integers(0, 65535), st.integers(0, 2), st.integers(0, 2**64 - 1),
+              st.integers(0, 2**32 - 1)),
     st.builds(lambda rid, code, msg: bytes([P.ERROR, rid, code]) + msg,
               st.integers(0, 255), st.integers(1, 7), st.binary(max_size=60)),
     st.builds(lambda rid, ticks: bytes([P.PROFILE_DATA, rid]) + struct.pack(f"<IHHH{len(ticks)}Q", 3, len(ticks), 0,

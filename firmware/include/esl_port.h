@@ -19,5 +19,11 @@ uint64_t esl_port_cycles(void);
 /* What esl_port_cycles counts, for INFO: 0 = core cycles (DWT), 1 = SysTick ticks under
  * instruction counting (emulator), 2 = nanoseconds (host build). */
 uint8_t esl_port_cycle_unit(void);
+/* The stack's high-water mark (arch; firmware/arch/cortex_m/startup.c paints it at reset).
+ * esl_stack_paint: mark the unused stack below the caller; esl_stack_peak_bytes: the most stack
+ * used since (bytes below the stack's top), 0 if not measured. Weak: an arch or port without
+ * them (the host build) links, and reports 0. */
+void esl_stack_paint(void) __attribute__((weak));
+uint32_t esl_stack_peak_bytes(void) __attribute__((weak));
 
 #endif

@@ -184,6 +184,7 @@ static void send_profile(uint8_t id)
 static void generate(uint8_t id, const uint8_t *body, uint32_t n)
 {
     const esl_model_t *m = &esl_model;
+    if (esl_stack_paint) esl_stack_paint();      /* DONE reports this request's stack peak */
     if (n < 19) { send_error(id, ESL_ERR_BAD_REQUEST, "GENERATE body too short"); return; }
     uint32_t steps = get_u16(body);
     const uint32_t temp_bits = get_u32(body + 2), topp_bits = get_u32(body + 6);
@@ -263,7 +264,8 @@ static void generate(uint8_t id, const uint8_t *body, uint32_t n)
     put_u16(p + 2, sent);
     p[4] = (uint8_t)reason;
     put_u64(p + 5, total);
-    send(13);
+    put_u32(p + 13, esl_stack_peak_bytes ? esl_stack_peak_bytes() : 0u);
+    send(17);
 }
 
 void esl_serve(void)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ class PromptRun:
     done: P.Done | None = None
     profile: P.ProfileData | None = None                # per-step ticks of this generation
     token_profiles: list[list[int]] = field(default_factory=list)   # per token (bench --profile)
+    core_ticks: list[int] | None = None                  # per cluster worker, this generation (emulated cluster)
+    forks: int = 0                                       # cluster forks this generation
 
     @property
     def ok(self) -> bool:
@@ -50,10 +53,23 @@ class PromptRun:
 
 @contextlib.contextmanager
 def open_device(board: Board, elf: Path | None, emulate: bool, port: str | None,
-                timeout: float = 30.0) -> Iterator[tuple[Device, Emulator | None]]:
-    """A connected Device: QEMU started for `emulate`, else the serial port / pyserial URL."""
+                timeout: float = 30.0, emulator: str = "qemu",
+                labgrid: str | None = None) -> Iterator[tuple[Device, Emulator | None]]:
+    """A connected Device: the emulator started for `emulate` (QEMU, or Renode with
+    emulator="renode"), the console of a labgrid environment's target (edgeslm.farm), else the
+    serial port / pyserial URL."""
+    if labgrid:
+        from .farm import labgrid_device
+        with labgrid_device(labgrid, elf, timeout) as dev:
+            yield dev, None
+        return
     if emulate:
-        with Emulator(board, elf) as emu:
+        if emulator == "renode":
+            from .emulator.renode import RenodeEmulator
+            start = RenodeEmulator(board, elf)
+        else:
+            start = Emulator(board, elf)
+        with start as emu:
             dev = Device(emu.transport, timeout)
             try:
                 yield dev, emu
@@ -101,10 +117,48 @@ def run_prompt(dev: Device, golden: GoldenEngine, tok: Tokenizer, prompt: str, s
             run.done.cycles = sum(run.counts)
     else:
         run.profile = dev.profile()
+    cluster = cluster_report(getattr(dev.t, "emulator_log", None))
+    if cluster:
+        run.forks, run.core_ticks = cluster
     if run.profile.n_steps != len(golden.steps):
         raise EdgeslmError(f"the device's step table has {run.profile.n_steps} steps, the plan has "
                            f"{len(golden.steps)}", "rebuild and flash the firmware for this plan")
     return run
+
+
+_CLUSTER_LINE = re.compile(rb"esl-cluster: cores (\d+) forks (\d+) ticks ([\d,]+)")
+
+
+def cluster_report(log: Path | None) -> tuple[int, list[int]] | None:
+    """The last generation's per-worker ticks from the emulator's log: a cluster target's firmware
+    prints `esl-cluster: cores N forks F ticks T1,...,TN` there as each generation ends
+    (firmware/arch/riscv_pulp/cluster_qemu.c). (forks, ticks per worker), or None."""
+    if log is None:
+        return None
+    try:
+        found = _CLUSTER_LINE.findall(Path(log).read_bytes())
+    except OSError:
+        return None
+    if not found:
+        return None
+    _, forks, ticks = found[-1]
+    return int(forks), [int(t) for t in ticks.split(b",")]
+
+
+def cluster_summary(runs: list[PromptRun], factor: float, forwards: int) -> dict | None:
+    """Per cluster worker: instructions per token (means over every forward pass), the busiest
+    one's, and the balance (mean over max: 1.0 when every core does the same work)."""
+    with_counts = [r for r in runs if r.core_ticks]
+    if not with_counts or not forwards:
+        return None
+    n = max(len(r.core_ticks) for r in with_counts)
+    per_core = [sum(r.core_ticks[k] for r in with_counts if k < len(r.core_ticks)) * factor / forwards
+                for k in range(n)]
+    busiest = max(per_core)
+    return {"cores": n, "forks_per_token": sum(r.forks for r in with_counts) / forwards,
+            "instructions_per_token_per_core": per_core, "busiest_core": per_core.index(busiest),
+            "busiest_core_instructions_per_token": busiest,
+            "balance": (sum(per_core) / n / busiest) if busiest else None}
 
 
 def count_to_instructions(board: Board, unit: str) -> tuple[float, str]:
@@ -229,6 +283,9 @@ def summarize(runs: list[PromptRun], plan: Plan, board: Board, elf: Path | None,
         "outside_steps_per_token": (total - sum(s["measured"] for s in steps) * forwards) / forwards
         if forwards else None,
         "tokens_per_s_at_nominal_clock": board.clock_hz / mean if mean else None,
+        # a cluster: instructions_per_token is the busiest core's time (the FC's serial part plus,
+        # per fork, the worker that took longest); these are each worker's own counts
+        "cluster": cluster_summary(runs, factor, forwards),
         "clock_hz": board.clock_hz,
         "flash_bytes": flash, "ram_bytes": ram,
         "regions": usage,

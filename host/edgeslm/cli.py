@@ -27,6 +27,7 @@ from .fileio import check_output, write_atomic
 from .model import Model, Tokenizer, load_model, load_tokenizer
 from .model import zoo
 from .quant import DEFAULT_GROUP_SIZE, KV_FORMATS, SCHEME_NAMES, get_scheme
+from .quant.schemes import DEFAULT_ROUNDING, ROUNDINGS
 
 err = Console(stderr=True, highlight=False)
 
@@ -49,6 +50,9 @@ def _add_quant_args(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE,
                    help=f"quantization group size along the input dimension (default {DEFAULT_GROUP_SIZE})")
     p.add_argument("--kv", choices=KV_FORMATS, default="f32", help="KV cache format (default f32)")
+    p.add_argument("--rounding", choices=ROUNDINGS,
+                   help="q8/q4 weight rounding: rtn (round to nearest) or gptq (calibrated on Hessians "
+                   f"from --calib or the float model's own samples); default {DEFAULT_ROUNDING}")
 
 
 def _model_path(args) -> Path:
@@ -90,7 +94,8 @@ def _engine(model: Model, args, tok: Tokenizer | None = None):
 
 
 def _scheme(args):
-    return get_scheme(args.quant or "q8", args.group_size, args.kv)
+    return get_scheme(args.quant or "q8", args.group_size, args.kv,
+                      getattr(args, "rounding", None) or DEFAULT_ROUNDING)
 
 
 def _golden(model: Model, scheme, args, max_seq: int | None = None, tok: Tokenizer | None = None):
@@ -212,8 +217,10 @@ def cmd_eval(args) -> int:
     hessians = calib.hessians if calib is not None else None
     needs_h = any(v.scheme in ("q8", "q4") and _rounding(v) == "gptq" for v in variants)
     if needs_h and hessians is None:
-        from .quant.calibrate import SELF_TEXT_TOKENS, model_hessians
-        err.print(f"[dim]gptq: Hessians from {SELF_TEXT_TOKENS} tokens of the float model's own samples "
+        from .quant.calibrate import model_hessians, self_text_tokens
+        if calib is not None and calib.missing_hessians:
+            err.print(f"[yellow]warning: {args.calib} names {calib.missing_hessians}, which is missing[/yellow]")
+        err.print(f"[dim]gptq: Hessians from {self_text_tokens(model)} tokens of the float model's own samples "
                   "(pass --calib FILE from `edgeslm calibrate` for your own text)[/dim]")
         with err.status("collecting Hessians for gptq"):
             hessians = model_hessians(model)
@@ -385,6 +392,8 @@ def _prepare(args, build: bool, snapshot: bool = False):
     from .lower.boards import load_board
     from .lower.compile import build_dir, build_firmware, compile_model, config_lock, snapshot_elf
     board = load_board(args.board)
+    if getattr(args, "cores", None):           # a cluster's worker count (issue 11)
+        board = board.with_cores(args.cores)
     model, tok = _load(args)
     scheme = _scheme(args)
     calib = _calibration(args, model, tok) if scheme.integer else None
@@ -452,12 +461,15 @@ def cmd_run(args) -> int:
     from .bench import count_to_instructions, open_device, run_prompt
     from .quant.golden import engine_for
     _check_sampling(args)
+    _check_record(args)
+    _check_emulator(args)
     prompt = _prompt(args.prompt)
-    ctx = _prepare(args, build=args.emulate, snapshot=True)
+    ctx = _prepare(args, build=_builds(args), snapshot=True)
     board, tok = ctx["board"], ctx["tok"]
     golden = engine_for(ctx["compiled"].qmodel, ctx["compiled"].plan.max_seq)
     out = sys.stdout.buffer
-    with open_device(board, ctx["elf"], args.emulate, args.port) as (dev, _emu):
+    with open_device(board, ctx["elf"], args.emulate, args.port, emulator=args.emulator,
+                     labgrid=args.labgrid) as (dev, _emu):
         dev.elf = _firmware_elf(ctx)
         info = dev.hello()
         _check_info(info, ctx)
@@ -471,6 +483,7 @@ def cmd_run(args) -> int:
 
         seed = args.seed if args.seed > 0 else 1
         run = run_prompt(dev, golden, tok, prompt, args.steps, args.temperature, args.topp, seed, on_token)
+        _record(args, "run", [run], ctx, info, seed)
     out.write(b"\n")
     out.flush()
     counts = [c * factor for c in run.counts]
@@ -517,11 +530,12 @@ def _bench_one(args, prompts: list[str]) -> dict:
     """Build (if stale) and run the prompts for args.quant; every token checked against golden."""
     from .bench import open_device, run_prompt, summarize
     from .quant.golden import engine_for
-    ctx = _prepare(args, build=args.emulate, snapshot=True)
+    ctx = _prepare(args, build=_builds(args), snapshot=True)
     board, tok, plan = ctx["board"], ctx["tok"], ctx["compiled"].plan
     golden = engine_for(ctx["compiled"].qmodel, plan.max_seq)
     runs = []
-    with open_device(board, ctx["elf"], args.emulate, args.port) as (dev, _emu):
+    with open_device(board, ctx["elf"], args.emulate, args.port, emulator=args.emulator,
+                     labgrid=args.labgrid) as (dev, _emu):
         dev.elf = _firmware_elf(ctx)
         info = dev.hello()
         _check_info(info, ctx)
@@ -531,6 +545,7 @@ def _bench_one(args, prompts: list[str]) -> dict:
                                      total=min(args.steps or plan.max_seq, plan.max_seq))
                 runs.append(run_prompt(dev, golden, tok, prompt, args.steps, args.temperature, args.topp,
                                        args.seed, lambda m, ok: prog.advance(task), profile_each=args.profile))
+        _record(args, "bench", runs, ctx, info, args.seed)
     return summarize(runs, plan, board, ctx["elf"], info)
 
 
@@ -540,6 +555,8 @@ def cmd_bench(args) -> int:
     for path in (args.json, args.plot):
         if path:
             check_output(path)
+    _check_record(args)
+    _check_emulator(args)
     prompts = _read_prompts(args.prompts)
     variants = load_board(args.board).kernel_variants
     if args.baseline not in SCHEME_NAMES + tuple(variants):
@@ -666,6 +683,102 @@ def _print_kernel_profile(r: dict, con: Console) -> None:
     con.print(t)
 
 
+# ---------------------------------------------------------------- telemetry: --record and `report`
+
+def _check_record(args) -> None:
+    if getattr(args, "record", None):
+        from .telemetry import check_record_path
+        check_record_path(args.record)
+
+
+def _record(args, kind: str, runs: list, ctx, info, seed: int) -> None:
+    """run/bench --record FILE: one JSON line per generation (edgeslm.telemetry has the fields)."""
+    if not getattr(args, "record", None):
+        return
+    from .bench import count_to_instructions
+    from .lower.elfsize import region_usage
+    from .telemetry import append_records, inference_record
+    board, plan = ctx["board"], ctx["compiled"].plan
+    factor, unit = count_to_instructions(board, info.cycle_unit)
+    usage = region_usage(ctx["elf"], board) if ctx["elf"] else None
+    recs = [inference_record(kind, r, info, plan, board, ctx["tok"], factor, unit, usage=usage,
+                             emulated=_builds(args), model=ctx["model"],
+                             port=args.port or (f"labgrid:{args.labgrid}" if args.labgrid else None),
+                             request={"prompt": r.prompt, "steps": args.steps, "temperature": args.temperature,
+                                      "topp": args.topp, "seed": seed})
+            for r in runs]
+    append_records(args.record, recs)
+    err.print(f"[dim]appended {len(recs)} record{'s' if len(recs) != 1 else ''} to {args.record}[/dim]")
+
+
+# ---------------------------------------------------------------- Renode: --emulator renode and `renode`
+
+def _check_emulator(args) -> None:
+    """--emulator renode: refused before any work when Renode is missing or has no platform."""
+    if args.emulate and args.emulator == "renode":
+        from .emulator.renode import renode_binary, renode_support
+        from .lower.boards import load_board
+        renode_support(load_board(args.board))
+        renode_binary()
+
+
+def _run_args(args) -> list[str]:
+    """The `edgeslm run` options that name what was built (for the Robot test to check it again)."""
+    out = ["--board", args.board, "--quant", args.quant or "q8", "--kv", args.kv]
+    for flag, value in (("--max-seq", args.max_seq), ("--kernels", args.kernels), ("--calib", args.calib),
+                        ("--tokenizer", args.tokenizer)):
+        if value:
+            out += [flag, str(value)]
+    return ([str(Path(args.model).resolve())] if args.model else []) + out
+
+
+def cmd_renode(args) -> int:
+    from .emulator.renode import renode_support, write_renode_files
+    from .lower.boards import load_board
+    renode_support(load_board(args.board))       # a board without a platform: say so before building
+    ctx = _prepare(args, build=True, snapshot=True)     # this configuration's own ELF copy
+    out = Path(args.renode_dir) if args.renode_dir else ctx["elf"].parent / "renode"
+    files = write_renode_files(ctx["board"], ctx["elf"], out, args.uart_port, _run_args(args))
+    for p in (files.repl, files.resc, files.robot):
+        if p:
+            print(p)
+    err.print(f"[dim]renode {files.resc}  (console on TCP {files.port}: edgeslm run --port "
+              f"socket://127.0.0.1:{files.port} ...); renode-test {files.robot}[/dim]")
+    return 0
+
+
+# ---------------------------------------------------------------- labgrid: --labgrid and `labgrid`
+
+def _builds(args) -> bool:
+    """Whether run/bench build the firmware: for an emulator (QEMU, Renode, or QEMU through a
+    labgrid environment); a real board runs what was flashed."""
+    if getattr(args, "labgrid", None):
+        from .farm import uses_qemu
+        return uses_qemu(args.labgrid)
+    return bool(args.emulate)
+
+
+def cmd_labgrid(args) -> int:
+    from .farm import committed_env_path, default_elf_path, labgrid_env
+    from .lower.boards import load_board
+    out = Path(args.output) if args.output else committed_env_path(args.board)
+    check_output(out)
+    text = labgrid_env(load_board(args.board), default_elf_path(args.board, out.parent))
+    write_atomic(out, text)
+    print(out)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+    from .telemetry import read_records
+    records = read_records(args.records)
+    written = write_report(records, args.output)
+    for p in written:
+        err.print(f"wrote {p}")
+    return 0
+
+
 def cmd_calibrate(args) -> int:
     from .quant.calibrate import (CALIBRATION_PROMPTS, PromptsDataReader, TextDataReader, calibrate)
     check_output(args.output)
@@ -695,10 +808,9 @@ def cmd_calibrate(args) -> int:
 def cmd_export_tflite(args) -> int:
     from .quant.tflite_export import export_tflite
     check_output(args.output)
-    model = load_model(_model_path(args))
-    from .quant.calibrate import Calibration
+    model, tok = _load(args)
     from .quant.int8 import quantize_int8
-    data = export_tflite(quantize_int8(model, Calibration.load(args.calib, model)))
+    data = export_tflite(quantize_int8(model, _calibration(args, model, tok)))
     out = write_atomic(args.output, data)
     err.print(f"wrote {out}: i8 decode step for tflite-micro, {len(data):,} bytes "
               "(inputs: token, rope, mask, past K/V; outputs: logits, this position's K/V)")
@@ -750,9 +862,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quant_args(e, "q8")
     e.add_argument("--text", help="UTF-8 text file to evaluate on (default: the float model's own "
                    "greedy and sampled generations)")
-    e.add_argument("--rounding", choices=("rtn", "gptq"),
-                   help="q8/q4 weight rounding: rtn (round to nearest) or gptq (calibrated, Hessians "
-                   "from --calib or the float model's own samples); default: the quantizer's (rtn)")
     e.add_argument("--tokens", type=int, default=12000,
                    help="positions of default evaluation text to generate (default 12000: top-1 "
                    "within about +-0.2%% near 99%%)")
@@ -791,7 +900,10 @@ def build_parser() -> argparse.ArgumentParser:
                         description="One decode step with TFLite-Micro builtin ops only (see "
                         "host/edgeslm/quant/tflite_export.py for its inputs and outputs).")
     xt.add_argument("model", nargs="?", help="model file; default: stories260K")
-    xt.add_argument("--calib", required=True, help="calibration file from `edgeslm calibrate`")
+    xt.add_argument("--calib", help="calibration file from `edgeslm calibrate` (default: calibrate now on "
+                    "the built-in prompts, with a warning)")
+    xt.add_argument("--tokenizer", "-z", help="tokenizer for calibrating without --calib (default: "
+                    "tok<vocab>.bin beside the model)")
     xt.add_argument("-o", "--output", required=True, help="output .tflite file")
     xt.set_defaults(func=cmd_export_tflite)
 
@@ -813,6 +925,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-seq", type=int, help="context length to build for (default: the model's)")
         p.add_argument("--kernels", help="cap the kernels' ISA variant, e.g. portable (plain C) or dsp "
                        "(default: the best the board's core has; `edgeslm boards` lists them)")
+        p.add_argument("--cores", type=int, help="a cluster board (gap9_qemu): fork each step over N "
+                       "worker cores, 1 .. the board's cluster.cores (default: all)")
 
     c = sub.add_parser("compile", help="plan memory and generate the C sources for a board",
                        description="Quantize, plan (fit verdict, arena, placement) and render "
@@ -827,8 +941,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     def device(p: argparse.ArgumentParser) -> None:
         g = p.add_mutually_exclusive_group(required=True)
-        g.add_argument("--emulate", action="store_true", help="run on the board's emulator (QEMU)")
+        g.add_argument("--emulate", action="store_true", help="run on the board's emulator (QEMU; --emulator)")
         g.add_argument("--port", help="a real board: serial port or any pyserial URL")
+        g.add_argument("--labgrid", metavar="ENV", help="the console of a labgrid environment's target "
+                       "`main` (labgrid/<board>.yaml: QEMU through labgrid's QEMUDriver; a real board with "
+                       "a SerialDriver)")
+        p.add_argument("--emulator", choices=("qemu", "renode"), default="qemu",
+                       help="with --emulate: qemu (default) or renode (needs `renode` on PATH; writes the "
+                       "board's .repl/.resc/.robot beside the ELF)")
 
     r = sub.add_parser("run", help="generate on a board (emulated or real), checked against golden",
                        description="Compile and build what is stale, start the emulator, stream the "
@@ -841,6 +961,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--temperature", "-t", type=float, default=0.0, help="0 = greedy (default)")
     r.add_argument("--topp", "-p", type=float, default=0.9)
     r.add_argument("--seed", "-s", type=int, default=1)
+    _add_record_arg(r)
     r.set_defaults(func=cmd_run)
 
     be = sub.add_parser("bench", help="instructions per token, fit and accuracy check on a board")
@@ -864,8 +985,46 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--fit-costs", action="store_true",
                     help="fit the planner's cost table for this core to the measured steps (both "
                     "columns) and write it to the target's cost file")
+    _add_record_arg(be)
     be.set_defaults(func=cmd_bench)
+
+    rn = sub.add_parser("renode", help="write a board's Renode platform, script and Robot test",
+                        description="Build the firmware (if stale) and write <board>.repl (a platform "
+                        "generated from the board file, unless the board names one of Renode's), "
+                        "<board>.resc (loads the ELF, console UART on a TCP port) and <board>.robot (a "
+                        "Renode-style test that runs `edgeslm run --port` against it) into the folder.")
+    lowering(rn)
+    rn.add_argument("-o", "--output", dest="renode_dir", metavar="DIR",
+                    help="folder (default build/pio/<board>/renode)")
+    rn.add_argument("--uart-port", type=int, default=3456, help="TCP port of the console (default 3456)")
+    rn.set_defaults(func=cmd_renode)
+
+    lg = sub.add_parser("labgrid", help="write a board's labgrid environment (QEMU through labgrid)",
+                        description="Write the labgrid environment YAML of an emulated board: target "
+                        "`main` with labgrid's QEMUDriver loading build/pio/<board>/firmware.elf. Then "
+                        "`edgeslm run|bench --labgrid FILE`. A real board swaps the driver (comments in "
+                        "the file).")
+    lg.add_argument("--board", "-b", default="mps2_an386", help="board id (default mps2_an386)")
+    lg.add_argument("-o", "--output", metavar="FILE", help="default labgrid/<board>.yaml in the checkout")
+    lg.set_defaults(func=cmd_labgrid)
+
+    rp = sub.add_parser("report", help="plots (PNG) and a Markdown summary from --record files",
+                        description="Read the JSON Lines that run/bench --record appended and write "
+                        "cost_per_token.png, steps.png, memory.png, schemes.png and summary.md into "
+                        "the output folder, one line/bar/row per configuration (board, model, scheme, "
+                        "KV format, kernels).")
+    rp.add_argument("records", nargs="+", metavar="RECORDS",
+                    help="records files (JSON Lines), or folders of *.jsonl")
+    rp.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write into (created)")
+    rp.set_defaults(func=cmd_report)
     return ap
+
+
+def _add_record_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--record", metavar="FILE",
+                   help="append one JSON record per generation to FILE (JSON Lines: board, scheme, build "
+                   "id, per-token counts, per-step profile, time to first token, tokens/s, stack peak, "
+                   "arena and KV bytes, energy estimate); `edgeslm report FILE` plots them")
 
 
 class _Stopped(BaseException):

@@ -1,5 +1,5 @@
 /* Cortex-M startup (v6-M, v7-M, v7E-M, v8-M): vector table, the FPU on where the core has one
- * and the build uses it, .data copied, .bss zeroed, then main. A fault is first reported to the
+ * and the build uses it, .data copied, .bss zeroed, the stack painted, then main. A fault is first reported to the
  * host as ERROR FAULT (stacked PC and LR, CFSR, HFSR, exception number; esl_report_fault, where
  * the runtime is linked in). A fault or a return from main then ends an emulated run through
  * semihosting, so the host sees the exit instead of a hang (on a board without a debugger
@@ -10,6 +10,9 @@
 #include "esl_runtime.h"
 
 extern uint32_t _estack, _sidata, _sdata, _edata, _sbss, _ebss;
+/* The stack's size (the linker script's _stack_bytes, an absolute symbol). Weak: a linker script
+ * without it (the tests' own board firmware) gets no stack painting, and a peak of 0. */
+extern uint32_t _stack_bytes __attribute__((weak));
 extern int main(void);
 void Reset_Handler(void);
 void SysTick_Handler(void);
@@ -83,6 +86,40 @@ static void (*const vectors[16])(void) = {
     SysTick_Handler,
 };
 
+/* ---- stack painting: the most stack a generation used ---------------------------------------
+ * The stack is the top _stack_bytes of the RAM region, below _estack. esl_stack_paint fills the
+ * part below the caller's stack pointer (less a margin for this function's own use of it, and
+ * for an interrupt that stacks a frame meanwhile) with ESL_STACK_PAINT; esl_stack_peak_bytes
+ * then finds the lowest word that no longer holds it and returns the bytes from there up to
+ * _estack. A volatile word loop, not memset: memset would run on the stack it paints. */
+#define ESL_STACK_PAINT 0xC5A5C5A5u
+#define ESL_STACK_PAINT_MARGIN 64u
+
+static uint32_t *stack_limit(void)
+{
+    if (&_stack_bytes == 0) return 0;
+    return (uint32_t *)((uint8_t *)&_estack - (uint32_t)&_stack_bytes);
+}
+
+void esl_stack_paint(void)
+{
+    volatile uint32_t *w = stack_limit();
+    uint32_t sp;
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+    if (w == 0) return;
+    const uint32_t end = (sp - ESL_STACK_PAINT_MARGIN) & ~3u;
+    for (; (uint32_t)w < end; w++) *w = ESL_STACK_PAINT;
+}
+
+uint32_t esl_stack_peak_bytes(void)
+{
+    const volatile uint32_t *w = stack_limit();
+    if (w == 0) return 0;
+    const uint32_t *top = &_estack;
+    while (w < top && *w == ESL_STACK_PAINT) w++;
+    return (uint32_t)((const uint8_t *)top - (const uint8_t *)w);
+}
+
 void Reset_Handler(void)
 {
 #if defined(__ARM_FP)                    /* hard-float build: the core has an FPU (v7E-M/v8-M) */
@@ -91,6 +128,7 @@ void Reset_Handler(void)
 #endif
     memcpy(&_sdata, &_sidata, (uint32_t)((uint8_t *)&_edata - (uint8_t *)&_sdata));
     memset(&_sbss, 0, (uint32_t)((uint8_t *)&_ebss - (uint8_t *)&_sbss));
+    esl_stack_paint();
     main();
     semihost_exit(0x20026u);
 }

@@ -1,4 +1,4 @@
-"""The serial protocol, version 3. The device side is firmware/include/esl_protocol.h, same words.
+"""The serial protocol, version 4. The device side is firmware/include/esl_protocol.h, same words.
 
 1. A frame on the wire is COBS(payload + crc32(payload), little-endian) followed by one 0x00.
    crc32 is the IEEE/zlib CRC-32 (reflected, poly 0xEDB88320, init and final xor 0xFFFFFFFF).
@@ -21,7 +21,9 @@
      INFO     protocol u8, cycle unit u8, weights ok u8, kv bits u8, vocab u16, max seq u16,
               model hash [8], build id u32, weights crc u32, scheme [8] (NUL padded), board (rest)
      TOKEN    pos u16, token u16, cycles u64, piece (rest): one per forward step
-     DONE     tokens u16, reason u8 (0 STEPS, 1 BOS, 2 ABORTED), cycles u64 (sum over tokens)
+     DONE     tokens u16, reason u8 (0 STEPS, 1 BOS, 2 ABORTED), cycles u64 (sum over tokens),
+              stack peak u32 (the most stack bytes the generation used, below the stack's top,
+              measured by painting; 0 = not measured)
      ERROR    code u8, message (rest, UTF-8). Code FAULT (request id 0) puts pc u32, lr u32,
               cfsr u32, hfsr u32, exception u8 before the message: the core faulted there and
               the device stops serving until it is reset.
@@ -32,7 +34,8 @@
 6. Version 2 added PROFILE / PROFILE_DATA and GENERATE's per-token profile bit. With that bit
    set, PROFILE afterwards holds only the last forward pass. Version 3 added ERROR FAULT, refuses
    a non-finite temperature and token ids that do not start with BOS, and samples totally (the
-   rules in firmware/runtime/sampler.c and host/edgeslm/sampler.py).
+   rules in firmware/runtime/sampler.c and host/edgeslm/sampler.py). Version 4 added DONE's
+   stack peak (firmware/arch/<arch>/ paints the stack; an arch without painting sends 0).
 7. Connecting: the host sends 0x00, ABORT and HELLO together, and takes the INFO that answers its
    HELLO, skipping whatever else arrives first (the TOKEN and DONE frames of a generation an
    earlier host left running, ERRORs about noise); without an INFO it sends them again, with a
@@ -48,7 +51,7 @@ from dataclasses import dataclass
 
 from ..errors import EdgeslmError
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 MAX_PAYLOAD = 512
 HELLO, GENERATE, ABORT, PROFILE = 0x01, 0x02, 0x03, 0x04
 INFO, TOKEN, DONE, ERROR, PROFILE_DATA = 0x81, 0x82, 0x83, 0x84, 0x85
@@ -188,6 +191,7 @@ class Done:
     tokens: int
     reason: str
     cycles: int
+    stack_peak: int = 0         # bytes; 0 = the device did not measure it
 
 
 @dataclass
@@ -238,8 +242,8 @@ def parse(payload: bytes):
             pos, tok, cyc = struct.unpack_from("<HHQ", body, 0)
             return Token(rid, pos, tok, cyc, bytes(body[12:]))
         if t == DONE:
-            n, reason, cyc = struct.unpack_from("<HBQ", body, 0)
-            return Done(rid, n, DONE_REASONS.get(reason, str(reason)), cyc)
+            n, reason, cyc, stack = struct.unpack_from("<HBQI", body, 0)
+            return Done(rid, n, DONE_REASONS.get(reason, str(reason)), cyc, stack)
         if t == PROFILE_DATA:
             fwd, n_steps, first, count = struct.unpack_from("<IHHH", body, 0)
             if len(body) != 10 + 8 * count:
