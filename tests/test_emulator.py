@@ -386,3 +386,41 @@ class TestNiclaVoice:                            # its nRF52832 (M4F, 64 KB RAM,
         assert r.returncode == 0, r.stderr.decode()
         assert r.stdout.startswith(b"Tom and Lily were playing in the park.")
         assert b"all 48 tokens equal the golden model's" in r.stderr
+
+
+class TestNetduinoplus2:                         # STM32F405 (M4F 168 MHz): 1 MB flash, 128 KB SRAM + 64 KB CCM
+    """A board people own that QEMU also models (issue 16). QEMU 7.2 has no CCM: emulated builds link
+    the ccm region at its emulator_origin (0x20020000, SRAM there); `edgeslm build` at 0x10000000."""
+    board = "netduinoplus2"
+
+    def test_the_planner_says_what_fits(self):
+        for quant, fix in ((["--quant", "q8", "--kv", "i8"], b"--max-seq 273 fits"),
+                           (["--quant", "i8"], b"--max-seq 409 fits"),
+                           (["--quant", "f32", "--kv", "i8"], b"--quant q4 --max-seq 273 fits")):   # 1 MB flash
+            r = edgeslm("compile", "--board", self.board, *quant)
+            assert r.returncode != 0 and fix in r.stderr, r.stderr.decode()
+
+    def test_stories260k_q8_with_the_arena_in_ccm_equals_golden(self):
+        r = edgeslm("run", "--emulate", "--board", self.board, "--quant", "q8", "--kv", "i8", "--max-seq", "273",
+                    "--prompt", "Tom and Lily", "--steps", "24")
+        assert r.returncode == 0, r.stderr.decode()
+        assert r.stdout.startswith(b"Tom and Lily were playing in the park.")
+        assert b"all 24 tokens equal the golden model's" in r.stderr
+        assert b"at 168 MHz" in r.stderr
+
+    def test_stories260k_i8_at_the_longest_context_equals_golden(self):
+        r = edgeslm("run", "--emulate", "--board", self.board, "--quant", "i8", "--max-seq", "409",
+                    "--prompt", "Tom and Lily", "--steps", "16")
+        assert r.returncode == 0, r.stderr.decode()
+        assert b"all 16 tokens equal the golden model's" in r.stderr
+
+    def test_the_build_for_the_part_puts_the_ccm_at_0x10000000(self):
+        board = load_board(self.board)
+        assert [r.origin for r in board.memory if r.name == "ccm"] == [0x10000000]
+        assert [r.origin for r in board.for_emulator().memory if r.name == "ccm"] == [0x20020000]
+        r = edgeslm("build", "--board", self.board, "--quant", "q8", "--kv", "i8", "--max-seq", "273")
+        assert r.returncode == 0, r.stderr.decode()
+        out = subprocess.run(["arm-none-eabi-objdump", "-h", r.stdout.decode().strip()], capture_output=True,
+                             text=True, check=True).stdout
+        ccm = [line.split() for line in out.splitlines() if ".esl_ram_ccm" in line]
+        assert ccm and 0x10000000 <= int(ccm[0][3], 16) < 0x10010000      # VMA: in the CCM

@@ -385,13 +385,16 @@ def _summarize_items(items) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(groups.items(), key=lambda kv: -kv[1]))
 
 
-def _prepare(args, build: bool, snapshot: bool = False):
+def _prepare(args, build: bool, snapshot: bool = False, emulated: bool = False):
     """Model -> compiled sources (when stale) -> firmware.elf (when `build`). Returns a dict.
     The compile folder is locked from compiling to the end of the build (another edgeslm waits);
-    with `snapshot`, "elf" is this configuration's own copy, which no later build replaces."""
+    with `snapshot`, "elf" is this configuration's own copy, which no later build replaces.
+    `emulated`: link for the board's emulator (regions with an emulator_origin move there)."""
     from .lower.boards import load_board
     from .lower.compile import build_dir, build_firmware, compile_model, config_lock, snapshot_elf
     board = load_board(args.board)
+    if emulated:
+        board = board.for_emulator()
     if getattr(args, "cores", None):           # a cluster's worker count (issue 11)
         board = board.with_cores(args.cores)
     model, tok = _load(args)
@@ -464,7 +467,7 @@ def cmd_run(args) -> int:
     _check_record(args)
     _check_emulator(args)
     prompt = _prompt(args.prompt)
-    ctx = _prepare(args, build=_builds(args), snapshot=True)
+    ctx = _prepare(args, build=_builds(args), snapshot=True, emulated=_builds(args))
     board, tok = ctx["board"], ctx["tok"]
     golden = engine_for(ctx["compiled"].qmodel, ctx["compiled"].plan.max_seq)
     out = sys.stdout.buffer
@@ -530,7 +533,7 @@ def _bench_one(args, prompts: list[str]) -> dict:
     """Build (if stale) and run the prompts for args.quant; every token checked against golden."""
     from .bench import open_device, run_prompt, summarize
     from .quant.golden import engine_for
-    ctx = _prepare(args, build=_builds(args), snapshot=True)
+    ctx = _prepare(args, build=_builds(args), snapshot=True, emulated=_builds(args))
     board, tok, plan = ctx["board"], ctx["tok"], ctx["compiled"].plan
     golden = engine_for(ctx["compiled"].qmodel, plan.max_seq)
     runs = []
@@ -736,7 +739,7 @@ def cmd_renode(args) -> int:
     from .emulator.renode import renode_support, write_renode_files
     from .lower.boards import load_board
     renode_support(load_board(args.board))       # a board without a platform: say so before building
-    ctx = _prepare(args, build=True, snapshot=True)     # this configuration's own ELF copy
+    ctx = _prepare(args, build=True, snapshot=True, emulated=True)     # this configuration's own ELF copy
     out = Path(args.renode_dir) if args.renode_dir else ctx["elf"].parent / "renode"
     files = write_renode_files(ctx["board"], ctx["elf"], out, args.uart_port, _run_args(args))
     for p in (files.repl, files.resc, files.robot):

@@ -34,6 +34,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def serial_nulls(board: Board) -> list[str]:
+    """`-serial null` for each UART the machine connects before the console: QEMU hands its
+    -serial options to the machine's UARTs in order, and emulator.serial_index says which one is
+    the board's console (netduinoplus2: 5, USART6; default 0)."""
+    return ["-serial", "null"] * int(board.emulator.get("serial_index", 0))
+
+
 def qemu_command(board: Board, elf: Path, port: int) -> list[str]:
     emu = board.emulator
     if emu.get("kind") != "qemu":
@@ -41,7 +48,7 @@ def qemu_command(board: Board, elf: Path, port: int) -> list[str]:
                             "run it on hardware with --port instead of --emulate")
     return [emu["binary"], "-M", emu["machine"], "-display", "none", "-monitor", "none",
             "-chardev", f"socket,id=uart0,host=127.0.0.1,port={port},server=on,wait=on,nodelay=on",
-            "-serial", "chardev:uart0", *emu.get("args", []), "-kernel", str(elf),
+            *serial_nulls(board), "-serial", "chardev:uart0", *emu.get("args", []), "-kernel", str(elf),
             "-semihosting-config", "enable=on,target=native",
             "-icount", f"shift={emu.get('icount_shift', 7)},sleep=off"]
 

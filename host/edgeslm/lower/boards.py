@@ -31,6 +31,9 @@ class Region:
     origin: int
     length_bytes: int
     holds: tuple[str, ...]
+    # where the board's emulator has this region, if not at `origin` (QEMU 7.2's netduinoplus2 has no
+    # CCM at 0x10000000 but 64 KiB more SRAM): emulated builds link it there (Board.for_emulator)
+    emulator_origin: int | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,14 @@ class Board:
         if not 1 <= n <= self.cores:
             raise BoardError(f"--cores {n}: board {self.id} has 1..{self.cores} cluster cores")
         return replace(self, cluster={**self.cluster, "cores": n})
+
+    def for_emulator(self) -> "Board":
+        """This board as its emulator maps it: every region with an `emulator_origin` moved there
+        (same name, length and contents). The plan does not change; only the link addresses do."""
+        if not any(r.emulator_origin is not None for r in self.memory):
+            return self
+        return replace(self, memory=tuple(replace(r, origin=r.emulator_origin, emulator_origin=None)
+                                          if r.emulator_origin is not None else r for r in self.memory))
 
     def regions_for(self, kind: str) -> list[Region]:
         return [r for r in self.memory if kind in r.holds]
@@ -123,8 +134,9 @@ def parse_board(board_id: str, data: dict, path: str = "") -> Board:
         length = _int(_require(r, "length_bytes", (int, str), w), w)
         if length <= 0:
             raise BoardError(f"{w}: length_bytes must be positive")
+        emu_origin = r.get("emulator_origin")
         regions.append(Region(_require(r, "name", str, w), _int(_require(r, "origin", (int, str), w), w),
-                              length, holds))
+                              length, holds, None if emu_origin is None else _int(emu_origin, w)))
     for kind in ("code", "ram"):
         if not any(kind in r.holds for r in regions):
             raise BoardError(f"{where}: no memory region holds '{kind}'")

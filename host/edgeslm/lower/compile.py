@@ -93,9 +93,9 @@ def config_lock(out_dir: Path, on_wait=None) -> contextlib.AbstractContextManage
 def _stamp(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, max_seq: int, kernels: str,
            calib=None) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([__version__, model.fingerprint(), scheme.name, scheme.group_size, scheme.kv,
+    h.update(json.dumps([__version__, model.fingerprint(), scheme.name, scheme.group_size, scheme.kv, scheme.rounding,
                          max_seq, kernels, Path(board.path).read_text() if board.path else board.id,
-                         board.cluster,
+                         board.cluster, [(r.name, r.origin) for r in board.memory],
                          sorted(calib.ranges.items()) if calib else None]).encode())
     h.update(b"".join(tok.vocab) + tok.scores.tobytes())
     for t in sorted(TEMPLATES_DIR.glob("*.j2")):

@@ -175,7 +175,8 @@ def quantize_int8(model: Model, calib: Calibration) -> I8Model:
             "add_ffn": T.add_params(L("x_att")[0], L("f")[0], L("x_ffn")[0]),
             "x_in": x_in,
         }
-        # the sigmoid of every possible int8 input: the 256-entry table the firmware will hold
+        # the sigmoid of every possible int8 input (the firmware holds the SiLU table made from it:
+        # golden_s8.silu_table)
         layer["sigmoid_lut"] = T.logistic_int8(np.arange(-128, 128).astype(np.int8), layer["sigmoid"])
         qm.layers.append(layer)
         x_in = f"{l}.x_ffn"
@@ -193,7 +194,9 @@ def embedding_rows(qm: I8Model, tokens: np.ndarray) -> np.ndarray:
 
 class I8Engine:
     """The i8 golden model: integer numpy, forward(token, pos) -> logits dequantized to float32
-    (for sampling and evaluation only; the integer logits are self.last_logits_q)."""
+    (for evaluation; the integer logits, which the firmware samples from, are self.last_logits_q).
+    forward runs the firmware's step table through quant/golden_s8.py's kernels; the block methods
+    below compose TFLM's ops for the tflite-micro replay (tests require the two equal)."""
 
     def __init__(self, qm: I8Model, max_seq_len: int | None = None):
         self.qm = qm
