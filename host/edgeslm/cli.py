@@ -34,6 +34,20 @@ err = Console(stderr=True, highlight=False)
 
 # ---------------------------------------------------------------- shared argument handling
 
+def _version_text() -> str:
+    """The version, and of every format edgeslm reads or writes the version it speaks."""
+    from .bridge.protocol import PROTOCOL_VERSION
+    from .lower.boards import SCHEMA_VERSION
+    from .lower.codegen import BUILD_SETTINGS_SCHEMA
+    from .quant.calibrate import VERSION as CALIBRATION_VERSION
+    from .telemetry import RECORD_SCHEMA
+    from . import paths
+    where = "checkout" if paths.IN_CHECKOUT else "installed"
+    return (f"edgeslm {__version__} ({where}: {paths.DATA}); serial protocol {PROTOCOL_VERSION}, board schema "
+            f"{SCHEMA_VERSION}, calibration format {CALIBRATION_VERSION}, record schema {RECORD_SCHEMA}, "
+            f"build settings schema {BUILD_SETTINGS_SCHEMA}")
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", help="model: llama2.c .bin, .onnx, or a Hugging Face directory "
                    "(config.json + *.safetensors); default: stories260K")
@@ -838,7 +852,7 @@ def cmd_export_onnx(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="edgeslm", description=__doc__.splitlines()[0])
-    ap.add_argument("--version", action="version", version=f"edgeslm {__version__}")
+    ap.add_argument("--version", action="version", version=_version_text())
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     g = sub.add_parser("generate", help="generate text on the host (float reference or golden model)",

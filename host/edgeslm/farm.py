@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from . import paths
 from .bridge import Device
 from .bridge.transport import LinkError
 from .errors import EdgeslmError
@@ -164,8 +165,9 @@ def labgrid_device(env_file: str | Path, elf: Path | None, timeout: float = 30.0
 
 
 def committed_env_path(board_id: str) -> Path:
-    """labgrid/<board>.yaml in the checkout."""
-    return Path(__file__).resolve().parents[2] / "labgrid" / f"{board_id}.yaml"
+    """labgrid/<board>.yaml in the checkout (an installed edgeslm: in its working project, since
+    the installed package is not written to)."""
+    return (paths.LABGRID if paths.IN_CHECKOUT else paths.project() / "labgrid") / f"{board_id}.yaml"
 
 
 def default_elf_path(board_id: str, env_dir: Path) -> str:

@@ -31,13 +31,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import paths
 from .. import __version__, children
 from ..bridge.transport import LinkError, SerialTransport
 from ..errors import EdgeslmError
 from ..lower.boards import Board
 
 DATA_FILE = Path(__file__).with_name("renode_platforms.json")
-TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates"
+TEMPLATES_DIR = paths.TEMPLATES
 INSTALL_HINT = ("install Renode (its portable Linux package or .deb from https://renode.io) and put `renode` "
                 "on PATH, or use --emulator qemu")
 

@@ -13,10 +13,11 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .. import paths
 from ..errors import EdgeslmError
 from ..targets import CoreConfig, Target, TargetError, get_target
 
-BOARDS_DIR = Path(__file__).resolve().parents[3] / "boards"
+BOARDS_DIR = paths.BOARDS
 SCHEMA_VERSION = 2
 HOLDS = ("code", "weights", "ram", "l1")      # l1: a cluster's worker stacks and scratches
 

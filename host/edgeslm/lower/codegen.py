@@ -18,6 +18,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from .. import paths
 from .. import __version__
 from ..errors import EdgeslmError
 from ..fileio import write_atomic
@@ -27,8 +28,9 @@ from ..quant.quantize import QuantModel
 from . import cdata
 from .plan import Plan
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates"
-FIRMWARE_DIR = Path(__file__).resolve().parents[3] / "firmware"
+TEMPLATES_DIR = paths.TEMPLATES
+BUILD_SETTINGS_SCHEMA = 1         # build/<board>/gen/build.json, read by firmware/pio/platform/builder
+FIRMWARE_DIR = paths.FIRMWARE
 
 
 @dataclass
@@ -98,7 +100,7 @@ def build_settings(plan: Plan) -> dict:
     board, target = plan.board, plan.board.target
     flags = target.flags(board.core)
     return {
-        "schema": 1,
+        "schema": BUILD_SETTINGS_SCHEMA,
         "board": board.id, "target": target.name, "core": board.core.id,
         "kernel_variant": plan.kernel_variant,
         "toolchain_prefix": target.toolchain_prefix,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from .. import paths
 from .. import __version__, children
 from ..errors import EdgeslmError, UsageError
 from ..model import Model, Tokenizer
@@ -37,7 +38,7 @@ from .codegen import TEMPLATES_DIR, generate_sources, vocab_tables
 from .elfsize import ElfError, check_elf
 from .plan import Plan, plan
 
-PROJECT_DIR = Path(__file__).resolve().parents[3]
+PROJECT_DIR = paths.project()            # the checkout, or an installed edgeslm's working copy
 
 
 @dataclass
@@ -160,6 +161,8 @@ def build_firmware(board: Board, project_dir: Path = PROJECT_DIR, verbose: bool 
     (build/<board>/gen, including build.json: the target's toolchain and flags); returns firmware.elf,
     checked whole (`check_elf`)."""
     import configparser
+    if project_dir == PROJECT_DIR:
+        paths.ensure_project()              # an installed edgeslm: its working copy of the sources
     ini = configparser.ConfigParser()
     ini.read(project_dir / "platformio.ini")
     if f"env:{board.id}" not in ini:

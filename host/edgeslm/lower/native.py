@@ -7,9 +7,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .. import paths
 from ..errors import EdgeslmError
 
-FIRMWARE = Path(__file__).resolve().parents[3] / "firmware"
+FIRMWARE = paths.FIRMWARE
 CFLAGS = ["-std=c11", "-O2", "-ffp-contract=off", "-fno-fast-math", "-Wall", "-Wextra", "-Werror",
           "-Wdouble-promotion", "-Wshadow"]
 

@@ -13,6 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import paths
 from ..errors import EdgeslmError
 
 _HF = "https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K/"
@@ -39,8 +40,9 @@ def search_dirs() -> list[Path]:
     dirs = []
     if os.environ.get("EDGESLM_MODELS"):
         dirs.append(Path(os.environ["EDGESLM_MODELS"]))
-    project = Path(__file__).resolve().parents[3]
-    dirs += [project.parent / "shared" / "models", Path.cwd().parent / "shared" / "models"]
+    if paths.IN_CHECKOUT:
+        dirs.append(paths.DATA.parent / "shared" / "models")
+    dirs.append(Path.cwd().parent / "shared" / "models")
     dirs.append(cache_dir())
     return dirs
 
