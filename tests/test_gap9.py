@@ -111,6 +111,12 @@ class TestGap9Qemu:
         assert r.returncode == 0, r.stderr.decode()
         assert b"all 8 tokens equal the golden model's" in r.stderr
 
+    def test_i8_integer_kernels_on_the_riscv_fabric_controller_equal_golden(self):
+        """The s8 kernels' portable C on a second ISA (rv32imfc, gcc for RISC-V), not forked yet."""
+        r = edgeslm("run", "--emulate", "--board", self.board, "--quant", "i8", "--prompt", "Tom", "--steps", "6")
+        assert r.returncode == 0, r.stderr.decode()
+        assert b"all 6 tokens equal the golden model's" in r.stderr
+
     def test_every_worker_counts_and_8_beat_1(self, tmp_path):
         eight, one = self._bench(tmp_path, 8, 4), self._bench(tmp_path, 1, 4)
         for b in (eight, one):

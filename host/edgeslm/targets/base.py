@@ -147,9 +147,7 @@ class Target:
         if not have:
             raise TargetError(f"target {self.name} has no {step.op} kernel for contract "
                               f"'{step.contract}' (esl_{step.kernel})",
-                              "the integer-only (s8) firmware kernels are not written yet: run i8 on "
-                              "the host (edgeslm generate --engine golden --quant i8)"
-                              if step.contract == "s8" else "choose another --quant / --kv")
+                              "choose another --quant / --kv")
         usable = [k for k in have if k.variant in allowed]
         return max(usable, key=lambda k: allowed.index(k.variant))
 

@@ -73,6 +73,21 @@ def _attention_s8_scratch(step: Step, max_seq: int) -> int:
     return 2 * (step.cols + step.cols % 2) + max_seq + 256
 
 
+# s8: the integer-only scheme (TFLM arithmetic; no float, so they serve FPU-less cores), the
+# portable C of each (any 32-bit target can run them: targets/pulp_cluster.py does).
+# param_bytes = sizeof(esl_<name>_t) on a 32-bit core (tests/test_plan.py checks it with gcc).
+S8_KERNELS = (
+    KernelSpec("embed", "s8", about="requantize one int8 row", param_bytes=12),
+    KernelSpec("rmsnorm", "s8", about="integer isqrt, per-channel multipliers", param_bytes=20),
+    KernelSpec("matmul", "s8", about="TFLM FULLY_CONNECTED, host-folded input zero point", param_bytes=20),
+    KernelSpec("rope", "s8", about="two non-zero terms of each int8 rotation row", param_bytes=24),
+    KernelSpec("kvstore", "s8"),
+    KernelSpec("attention", "s8", scratch=_attention_s8_scratch, about="TFLM int8 softmax, host exp table",
+               param_bytes=44),
+    KernelSpec("add", "s8", about="TFLM int8 ADD", param_bytes=40),
+    KernelSpec("swiglu", "s8", about="SiLU table, one TFLM MUL", param_bytes=24),
+)
+
 KERNELS = (
     KernelSpec("embed", "f32", about="copy one fp32 row"),
     KernelSpec("embed", "w8f", about="dequantize one int8 row"),
@@ -90,20 +105,10 @@ KERNELS = (
     KernelSpec("attention", "kv8", scratch=_attention_scratch),
     KernelSpec("add", "f32"),
     KernelSpec("swiglu", "f32"),
-    # s8: the integer-only scheme (TFLM arithmetic; no float, so they serve FPU-less cores).
-    # param_bytes = sizeof(esl_<name>_t) on a 32-bit core (tests/test_plan.py checks it with gcc).
-    KernelSpec("embed", "s8", about="requantize one int8 row", param_bytes=12),
-    KernelSpec("rmsnorm", "s8", about="integer isqrt, per-channel multipliers", param_bytes=20),
-    KernelSpec("matmul", "s8", about="TFLM FULLY_CONNECTED, host-folded input zero point", param_bytes=20),
+    *S8_KERNELS,
     KernelSpec("matmul", "s8", "dsp", _matmul_s8_dsp_scratch, about="SXTB16 + SMLAD, 4 rows per pass",
                param_bytes=20),
     KernelSpec("matmul", "s8", "mve", about="VMLADAVA over 16 int8 lanes, predicated tail", param_bytes=20),
-    KernelSpec("rope", "s8", about="two non-zero terms of each int8 rotation row", param_bytes=24),
-    KernelSpec("kvstore", "s8"),
-    KernelSpec("attention", "s8", scratch=_attention_s8_scratch, about="TFLM int8 softmax, host exp table",
-               param_bytes=44),
-    KernelSpec("add", "s8", about="TFLM int8 ADD", param_bytes=40),
-    KernelSpec("swiglu", "s8", about="SiLU table, one TFLM MUL", param_bytes=24),
 )
 
 

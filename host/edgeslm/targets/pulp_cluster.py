@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import Core, CoreConfig, KernelSpec, Target
-from .cortex_m import _attention_scratch, _matmul_q_scratch
+from .cortex_m import S8_KERNELS, _attention_scratch, _matmul_q_scratch
 
 _GAP9 = ("GreenWaves GAP9 product brief and datasheet (https://greenwaves-technologies.com/gap9_processor/): "
          "9-core compute cluster (8 workers + a cluster controller), RISC-V with Xpulp DSP extensions and FPU")
@@ -53,6 +53,7 @@ KERNELS = (
     KernelSpec("attention", "kv8", scratch=_attention_scratch),
     KernelSpec("add", "f32"),
     KernelSpec("swiglu", "f32"),
+    *S8_KERNELS,            # the integer-only scheme, portable C, on the fabric controller
 )
 
 
