@@ -9,7 +9,6 @@ one after another on one worker."""
 import json
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,16 +21,7 @@ from edgeslm.lower.compile import build_firmware
 from edgeslm.lower.plan import plan
 from edgeslm.quant.schemes import get_scheme
 
-from reliability_helpers import assert_none_left, new_tag, tagged_env
-
-
-def edgeslm(*args, timeout=600):
-    """The CLI in a child whose every descendant (QEMU, PlatformIO) carries a tag: none may outlive it."""
-    tag = new_tag()
-    r = subprocess.run([sys.executable, "-m", "edgeslm", *args], capture_output=True, timeout=timeout,
-                       env=tagged_env(tag))
-    assert_none_left(tag)
-    return r
+from test_emulator import edgeslm   # the CLI in a tagged child: nothing it starts may outlive it
 
 
 # ---- boards and planning (no emulator) ------------------------------------------------------
