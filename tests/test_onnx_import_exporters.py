@@ -5,7 +5,6 @@ Slice/Neg/Concat), masks are built in the graph. Oracles: onnxruntime running th
 transformers running the checkpoint it was exported from. No downloads."""
 
 import contextlib
-import json
 
 import numpy as np
 import pytest

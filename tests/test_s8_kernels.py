@@ -5,6 +5,7 @@ zero points and tables). And the golden step table against the blocks that tests
 replays against tflite-micro, so the kernels inherit that independent check."""
 
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +16,6 @@ from edgeslm.lower.native import CFLAGS, FIRMWARE, kernel_sources
 from edgeslm.quant import get_scheme
 from edgeslm.quant.calibrate import PromptsDataReader, calibrate
 from edgeslm.quant.int8 import I8Engine, quantize_int8
-
-from pathlib import Path
 
 TESTS_C = Path(__file__).parent / "c"
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
