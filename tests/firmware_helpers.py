@@ -9,10 +9,10 @@ from edgeslm.lower.native import build_native
 from edgeslm.quant import get_scheme
 
 
-def native_firmware(model, tok, out: Path, quant="q8", kv="f32", max_seq=None, group_size=32):
+def native_firmware(model, tok, out: Path, quant="q8", kv="f32", max_seq=None, group_size=32, act_group_size=0):
     """Compile the model for mps2_an386's plan and build the native host firmware from it."""
-    comp = compile_model(model, tok, load_board("mps2_an386"), get_scheme(quant, group_size, kv),
-                         max_seq, out)
+    comp = compile_model(model, tok, load_board("mps2_an386"),
+                         get_scheme(quant, group_size, kv, act_group_size=act_group_size), max_seq, out)
     return comp, build_native(comp.gen_dir, out / "firmware_host")
 
 

@@ -1,6 +1,7 @@
 """Verification tier 3, whole generations: the generated C model + runtime, built natively, against
 the golden model token for token (and the tokenizer against the host's)."""
 
+import numpy as np
 import pytest
 
 from edgeslm.bridge import protocol as P
@@ -26,6 +27,26 @@ def test_generations_equal_golden(stories, tmp_path, quant, kv):
             got = [m.token for m in dev.generate(prompt, 120, temp, 0.9, seed) if isinstance(m, P.Token)]
             want = expected_tokens(golden, tok, prompt, 120, temp, 0.9, seed)
             assert first_mismatch(got, want) is None, (prompt, temp)
+
+
+@pytest.mark.parametrize("quant", ["q8", "q4"])
+def test_activation_groups_finer_than_weight_groups_equal_golden(stories, tmp_path, quant):
+    """--act-group-size 16 with weight groups of 32: the same integers, each scale repeated over its
+    two activation groups (quant.quantize.split_groups); firmware and golden work in groups of 16."""
+    from edgeslm.quant.quantize import quantize_matrix, split_groups
+    model, tok = stories
+    w = model.tensors["layers.0.feed_forward.w1"]
+    t32 = quantize_matrix(w, 8, 32)
+    t16 = split_groups(t32, 16)
+    assert t16.group_size == 16 and np.array_equal(t16.dequantize(), t32.dequantize())
+    comp, exe = native_firmware(model, tok, tmp_path, quant, "i8", max_seq=96, act_group_size=16)
+    assert comp.plan.scheme.kernel_group_size == 16
+    assert {ps.step.group_size for ps in comp.plan.steps if ps.step.op == "matmul"} == {16}
+    golden = GoldenEngine(comp.qmodel, comp.plan.max_seq)
+    with device(exe) as dev:
+        for prompt, temp, seed in CASES[1:3]:
+            got = [m.token for m in dev.generate(prompt, 60, temp, 0.9, seed) if isinstance(m, P.Token)]
+            assert first_mismatch(got, expected_tokens(golden, tok, prompt, 60, temp, 0.9, seed)) is None
 
 
 def test_second_model_and_short_context(aidreams, tmp_path):

@@ -268,7 +268,7 @@ def summarize(runs: list[PromptRun], plan: Plan, board: Board, elf: Path | None,
     return {
         "board": board.id, "core": board.core.id, "scheme": plan.scheme.name, "kv": plan.scheme.kv,
         "kernels": plan.kernel_variant,
-        "group_size": plan.scheme.group_size, "max_seq": plan.max_seq, "unit": unit,
+        "group_size": plan.scheme.group_size, "act_group_size": plan.scheme.kernel_group_size, "max_seq": plan.max_seq, "unit": unit,
         "tokens_match": mismatch is None,
         "first_mismatch": None if mismatch is None else mismatch.mismatch,
         "first_mismatch_prompt": None if mismatch is None else mismatch.prompt,

@@ -64,6 +64,9 @@ def _add_quant_args(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE,
                    help=f"quantization group size along the input dimension (default {DEFAULT_GROUP_SIZE})")
     p.add_argument("--kv", choices=KV_FORMATS, default="f32", help="KV cache format (default f32)")
+    p.add_argument("--act-group-size", type=int, default=0, metavar="N",
+                   help="q8/q4: quantize activations per group of N (dividing --group-size, e.g. 16): "
+                   "finer than the weights' groups, for accuracy; default: the same as --group-size")
     p.add_argument("--rounding", choices=ROUNDINGS,
                    help="q8/q4 weight rounding: rtn (round to nearest) or gptq (calibrated on Hessians "
                    f"from --calib or the float model's own samples); default {DEFAULT_ROUNDING}")
@@ -109,7 +112,7 @@ def _engine(model: Model, args, tok: Tokenizer | None = None):
 
 def _scheme(args):
     return get_scheme(args.quant or "q8", args.group_size, args.kv,
-                      getattr(args, "rounding", None) or DEFAULT_ROUNDING)
+                      getattr(args, "rounding", None) or DEFAULT_ROUNDING, getattr(args, "act_group_size", 0))
 
 
 def _golden(model: Model, scheme, args, max_seq: int | None = None, tok: Tokenizer | None = None):
@@ -219,7 +222,7 @@ def cmd_eval(args) -> int:
         if args.rounding and args.quant in ("i8", "f32"):
             raise UsageError(f"--rounding applies to q8 and q4, not {args.quant}")
         _scheme(args)                                       # range checks, with their messages
-        variants = [Variant(args.quant, args.rounding, args.kv, args.group_size)]
+        variants = [Variant(args.quant, args.rounding, args.kv, args.group_size, args.act_group_size)]
     model, tok = _load(args)
     float_engine = FloatEngine(model)
     # i8 needs --calib; a comparison calibrates on the built-in prompts without one (with a warning)

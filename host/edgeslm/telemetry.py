@@ -140,7 +140,7 @@ def inference_record(kind: str, run, info, plan, board, tok, factor: float, unit
         "board": board.id, "board_name": board.name, "core": board.core.id, "target": board.target.name,
         "clock_hz": clock, "emulated": emulated, "port": port,
         "model": {"name": Path(model.source).name, "hash": info.model_hash, "params": model.n_params()},
-        "scheme": plan.scheme.name, "kv": plan.scheme.kv, "group_size": plan.scheme.group_size,
+        "scheme": plan.scheme.name, "kv": plan.scheme.kv, "group_size": plan.scheme.group_size, "act_group_size": plan.scheme.kernel_group_size,
         "kernels": plan.kernel_variant, "max_seq": plan.max_seq,
         "build_id": f"{info.build_id:08x}", "weights_ok": info.weights_ok,
         "request": {**request, "prompt": request["prompt"] if isinstance(request["prompt"], str)

@@ -232,7 +232,8 @@ def _suggestions(cfg, scheme, board, max_seq, blob, kernels) -> list[str]:
                              Scheme(n).weight_bits < scheme.weight_bits]
     for name in names:
         for kv in dict.fromkeys([scheme.kv, "i8"]):
-            s = get_scheme(name, scheme.group_size, kv)
+            s = get_scheme(name, scheme.group_size, kv, scheme.rounding,
+                           scheme.act_group_size if name in ("q8", "q4") else 0)
             seq = longest(s)
             if seq < 1:
                 continue

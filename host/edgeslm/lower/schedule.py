@@ -71,7 +71,7 @@ def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step]
         rows, cols = shapes[weight]
         contract = weight_contract(scheme, weight)
         return Step("matmul", contract, layer, out=out, inp=inp, weight=weight, rows=rows, cols=cols,
-                    group_size=0 if contract == "f32" else scheme.group_size)
+                    group_size=0 if contract == "f32" else scheme.kernel_group_size)
 
     def op(name: str, layer: int = 0, **kw) -> Step:
         return Step(name, c[name], layer, **kw)

@@ -119,6 +119,18 @@ def quantize_matrix_gptq(w: np.ndarray, bits: int, group_size: int, hessian: np.
     return QTensor(bits, q, scales, group_size)
 
 
+def split_groups(t: QTensor, group_size: int) -> QTensor:
+    """The same integers with each group's scale repeated over sub-groups of `group_size`: the
+    kernels and golden then quantize the activations per sub-group (finer), the weights keep the
+    scales they were rounded with. Exact: a sub-group's scale is its group's, bit for bit."""
+    if t.bits == 32 or t.group_size == group_size:
+        return t
+    per = t.group_size // group_size
+    n_groups = -(-t.shape[1] // group_size)
+    scales = np.ascontiguousarray(np.repeat(t.scales, per, axis=1)[:, :n_groups])
+    return QTensor(t.bits, t.values, scales, group_size)
+
+
 def check_rounding(rounding: str) -> str:
     if rounding not in ROUNDINGS:
         from ..errors import UsageError
@@ -161,6 +173,8 @@ def quantize(model: Model, scheme: Scheme, rounding: str | None = None, hessians
             out[name] = cache[(name, bits)]
         else:
             out[name] = quantize_matrix(t, bits, scheme.group_size)
+    if scheme.quantized and scheme.kernel_group_size != scheme.group_size:
+        out = {n: split_groups(t, scheme.kernel_group_size) if isinstance(t, QTensor) else t for n, t in out.items()}
     meta = {"rounding": rounding if scheme.quantized else "none"}
     if gptq:
         meta["hessians"] = hessians.source

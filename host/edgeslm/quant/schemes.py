@@ -36,6 +36,13 @@ class Scheme:
     group_size: int = DEFAULT_GROUP_SIZE
     kv: str = "f32"                 # KV cache: f32 | i8
     rounding: str = DEFAULT_ROUNDING  # q8/q4 weight rounding: rtn | gptq (same stored format)
+    act_group_size: int = 0         # q8/q4: activations quantized per group of this many (0: group_size)
+
+    @property
+    def kernel_group_size(self) -> int:
+        """The group the matmul kernels and golden work in: the activation group. A weight group
+        of group_size then holds group_size / act_group_size kernel groups with the same scale."""
+        return self.act_group_size or self.group_size
 
     @property
     def weight_bits(self) -> int:
@@ -64,12 +71,13 @@ class Scheme:
     def describe(self) -> str:
         if self.integer:
             return "i8 (integer-only, static calibration, KV cache int8)"
-        g = f", group {self.group_size}, {self.rounding}" if self.quantized else ""
+        a = f", activations per {self.act_group_size}" if self.act_group_size else ""
+        g = f", group {self.group_size}{a}, {self.rounding}" if self.quantized else ""
         return f"{self.name} (weights {self.weight_bits}-bit{g}, KV cache {self.kv})"
 
 
 def get_scheme(name: str, group_size: int = DEFAULT_GROUP_SIZE, kv: str = "f32",
-               rounding: str = DEFAULT_ROUNDING) -> Scheme:
+               rounding: str = DEFAULT_ROUNDING, act_group_size: int = 0) -> Scheme:
     if name not in SCHEME_NAMES:
         raise UsageError(f"unknown quantization scheme {name!r}",
                          f"choose one of: {', '.join(SCHEME_NAMES)}")
@@ -80,6 +88,12 @@ def get_scheme(name: str, group_size: int = DEFAULT_GROUP_SIZE, kv: str = "f32",
                          "use an even group size between 2 and 4096 (32 is the default)")
     if rounding not in ROUNDINGS:
         raise UsageError(f"unknown rounding {rounding!r}", f"choose one of: {', '.join(ROUNDINGS)}")
+    if act_group_size and (name not in ("q8", "q4") or act_group_size < 2 or act_group_size % 2
+                           or group_size % act_group_size):
+        raise UsageError(f"activation group {act_group_size} does not apply to {name} with weight group {group_size}",
+                         "use it with q8/q4, an even size that divides --group-size (e.g. 16 for 32)")
     if name == "i8":
         return Scheme(name="i8", group_size=group_size, kv="i8")
-    return Scheme(name=name, group_size=group_size, kv=kv, rounding=rounding)
+    if act_group_size == group_size:
+        act_group_size = 0                   # the same thing, one spelling
+    return Scheme(name=name, group_size=group_size, kv=kv, rounding=rounding, act_group_size=act_group_size)
