@@ -102,7 +102,8 @@ class TestGap9Qemu:
         assert b"all 8 tokens equal the golden model's" in r.stderr
 
     def test_i8_integer_kernels_on_the_riscv_fabric_controller_equal_golden(self):
-        """The s8 kernels' portable C on a second ISA (rv32imfc, gcc for RISC-V), not forked yet."""
+        """The s8 kernels' portable C on a second ISA (rv32imfc, gcc for RISC-V), matmul rows and
+        attention heads forked over the workers."""
         r = edgeslm("run", "--emulate", "--board", self.board, "--quant", "i8", "--prompt", "Tom", "--steps", "6")
         assert r.returncode == 0, r.stderr.decode()
         assert b"all 6 tokens equal the golden model's" in r.stderr

@@ -11,7 +11,8 @@
  * and likewise for V; the rounding shift takes 32-bit arithmetic unless bits + 23 > 31 (long contexts).
  * scratch: q - q_zp as int16[head_size] (DSP: each 4 stored as q0 q2 q1 q3, SXTB16's split of 4 keys),
  * then one head's scores, then its weights prob + 128, uint8[max_seq] (the same bytes), then the
- * weight of each difference d, uint8[256]. */
+ * weight of each difference d, uint8[256]. On a cluster the workers take contiguous ranges of heads,
+ * each in its own L1 scratch (esl_cl_l1_scratch): a head's arithmetic is the same on any core. */
 #include "esl_fixedpoint.h"
 #include "esl_kernels.h"
 #if ESL_KERNELS_DSP
@@ -106,8 +107,9 @@ static inline uint8_t prob_weight(int32_t r, int32_t exp, int e)
     return (uint8_t)(esl_clamp8((e <= 31 ? esl_rdbp(x, e) : (int32_t)esl_rdbp64(x, e)) - 128) + 128);
 }
 
-void esl_attention_s8(int8_t *out, const int8_t *q, const esl_model_t *m, uint32_t layer, uint32_t pos,
-                      const esl_attention_s8_t *p, void *scratch)
+/* Head h of attention_s8 (the arithmetic at the top of this file), with its own scratch. */
+static void attention_head(int8_t *out, const int8_t *q, const esl_model_t *m, uint32_t layer, uint32_t pos,
+                           const esl_attention_s8_t *p, uint32_t h, void *scratch)
 {
     const uint32_t hs = m->head_size, kv_dim = m->kv_dim, rep = m->n_heads / m->n_kv_heads;
     const uint32_t n = pos + 1u;
@@ -121,65 +123,98 @@ void esl_attention_s8(int8_t *out, const int8_t *q, const esl_model_t *m, uint32
     const int32_t score_mult = p->score_mult, score_shift = p->score_shift, score_zp = p->score_zp;
     const int32_t d_valid = p->d_valid, av_mult = p->av_mult, av_shift = p->av_shift, out_zp = p->out_zp;
     const int32_t *const exp_table = p->exp_table;
-    for (uint32_t h = 0; h < m->n_heads; h++) {
-        const uint32_t kvo = (h / rep) * hs;
-        /* scores, and their maximum */
-        prepare_q(qc, q + h * hs, hs, p->q_zp);
-        int32_t qsum = 0;
-        for (uint32_t i = 0; i < hs; i++) qsum += qc[i];
-        const int32_t k_corr = p->k_zp * qsum;
-        int32_t best = -128;
-        const int8_t *k = keys + kvo;
-        for (uint32_t t = 0; t < n; t++, k += kv_dim) {
-            const int32_t sc = esl_clamp8(esl_mbqm(dot_qk(qc, k, hs) - k_corr, score_mult, score_shift)
-                                          + score_zp);
-            score[t] = (int8_t)sc;
-            if (sc > best) best = sc;
-        }
-        /* softmax: every probability is a function of d alone; when fewer distinct d can occur
-         * than there are positions, each is computed once into a table */
-        int32_t total = 0, d_max = 0;
-        for (uint32_t t = 0; t < n; t++) {
-            const int32_t d = best - score[t];
-            if (d <= d_valid) {
-                total += esl_rdbp(exp_table[d], 12);
-                if (d > d_max) d_max = d;
-            }
-        }
-        int bits;
-        const int32_t r = esl_get_reciprocal(total, 12, &bits);
-        const int e = bits + 23;
-        int32_t wsum = 0;
-        if ((uint32_t)d_max + 1u < n) {
-            for (int32_t d = 0; d <= d_max; d++) table[d] = prob_weight(r, exp_table[d], e);
-            for (uint32_t t = 0; t < n; t++) {
-                const int32_t d = best - score[t];
-                w[t] = d <= d_valid ? table[d] : 0u;
-                wsum += w[t];
-            }
-        } else {
-            for (uint32_t t = 0; t < n; t++) {
-                const int32_t d = best - score[t];
-                w[t] = d <= d_valid ? prob_weight(r, exp_table[d], e) : 0u;
-                wsum += w[t];
-            }
-        }
-        /* out = prob . V */
-        const int32_t v_corr = p->v_zp * wsum;
-        int8_t *o = out + h * hs;
-        uint32_t i = 0;
-        for (; i + 4u <= hs; i += 4u) {
-            int32_t acc[4];
-            weighted_sum4(acc, w, values + kvo + i, n, kv_dim);
-            for (uint32_t j = 0; j < 4u; j++) o[i + j] = esl_clamp8(esl_mbqm(acc[j] - v_corr, av_mult, av_shift) + out_zp);
-        }
-        for (; i < hs; i++) {
-            const int8_t *v = values + kvo + i;
-            int32_t acc = 0;
-            for (uint32_t t = 0; t < n; t++, v += kv_dim) acc += w[t] * *v;
-            o[i] = esl_clamp8(esl_mbqm(acc - v_corr, av_mult, av_shift) + out_zp);
+    const uint32_t kvo = (h / rep) * hs;
+    /* scores, and their maximum */
+    prepare_q(qc, q + h * hs, hs, p->q_zp);
+    int32_t qsum = 0;
+    for (uint32_t i = 0; i < hs; i++) qsum += qc[i];
+    const int32_t k_corr = p->k_zp * qsum;
+    int32_t best = -128;
+    const int8_t *k = keys + kvo;
+    for (uint32_t t = 0; t < n; t++, k += kv_dim) {
+        const int32_t sc = esl_clamp8(esl_mbqm(dot_qk(qc, k, hs) - k_corr, score_mult, score_shift)
+                                      + score_zp);
+        score[t] = (int8_t)sc;
+        if (sc > best) best = sc;
+    }
+    /* softmax: every probability is a function of d alone; when fewer distinct d can occur
+     * than there are positions, each is computed once into a table */
+    int32_t total = 0, d_max = 0;
+    for (uint32_t t = 0; t < n; t++) {
+        const int32_t d = best - score[t];
+        if (d <= d_valid) {
+            total += esl_rdbp(exp_table[d], 12);
+            if (d > d_max) d_max = d;
         }
     }
+    int bits;
+    const int32_t r = esl_get_reciprocal(total, 12, &bits);
+    const int e = bits + 23;
+    int32_t wsum = 0;
+    if ((uint32_t)d_max + 1u < n) {
+        for (int32_t d = 0; d <= d_max; d++) table[d] = prob_weight(r, exp_table[d], e);
+        for (uint32_t t = 0; t < n; t++) {
+            const int32_t d = best - score[t];
+            w[t] = d <= d_valid ? table[d] : 0u;
+            wsum += w[t];
+        }
+    } else {
+        for (uint32_t t = 0; t < n; t++) {
+            const int32_t d = best - score[t];
+            w[t] = d <= d_valid ? prob_weight(r, exp_table[d], e) : 0u;
+            wsum += w[t];
+        }
+    }
+    /* out = prob . V */
+    const int32_t v_corr = p->v_zp * wsum;
+    int8_t *o = out + h * hs;
+    uint32_t i = 0;
+    for (; i + 4u <= hs; i += 4u) {
+        int32_t acc[4];
+        weighted_sum4(acc, w, values + kvo + i, n, kv_dim);
+        for (uint32_t j = 0; j < 4u; j++) o[i + j] = esl_clamp8(esl_mbqm(acc[j] - v_corr, av_mult, av_shift) + out_zp);
+    }
+    for (; i < hs; i++) {
+        const int8_t *v = values + kvo + i;
+        int32_t acc = 0;
+        for (uint32_t t = 0; t < n; t++, v += kv_dim) acc += w[t] * *v;
+        o[i] = esl_clamp8(esl_mbqm(acc - v_corr, av_mult, av_shift) + out_zp);
+    }
+}
+
+#if defined(ESL_CLUSTER_CORES)
+#include "esl_cluster.h"
+
+typedef struct {
+    int8_t *out;
+    const int8_t *q;
+    const esl_model_t *m;
+    uint32_t layer, pos;
+    const esl_attention_s8_t *p;
+} attention_job_t;
+
+/* One worker's share: its contiguous range of heads, in its own L1 scratch. */
+static void attention_job(void *arg)
+{
+    const attention_job_t *j = arg;
+    const uint32_t core = esl_cl_core_id();
+    uint32_t begin, end;
+    esl_cl_split(j->m->n_heads, 1u, core, esl_cl_cores(), &begin, &end);
+    void *scratch = esl_cl_l1_scratch(core);
+    for (uint32_t h = begin; h < end; h++) attention_head(j->out, j->q, j->m, j->layer, j->pos, j->p, h, scratch);
+}
+#endif
+
+void esl_attention_s8(int8_t *out, const int8_t *q, const esl_model_t *m, uint32_t layer, uint32_t pos,
+                      const esl_attention_s8_t *p, void *scratch)
+{
+#if defined(ESL_CLUSTER_CORES)
+    (void)scratch;                               /* each worker has its own, in L1 */
+    attention_job_t j = { out, q, m, layer, pos, p };
+    esl_cl_team_fork(attention_job, &j);
+#else
+    for (uint32_t h = 0; h < m->n_heads; h++) attention_head(out, q, m, layer, pos, p, h, scratch);
+#endif
 }
 
 /* Step: arena[out] = attention(q = arena[in]) over the layer's int8 cache, positions 0..pos. */
