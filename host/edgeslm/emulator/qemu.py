@@ -28,7 +28,8 @@ class EmulatorError(EdgeslmError):
     """The emulator is missing, would not start, or died."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on localhost that is free now (the emulator's UART socket)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -53,16 +54,24 @@ def qemu_command(board: Board, elf: Path, port: int) -> list[str]:
             "-icount", f"shift={emu.get('icount_shift', 7)},sleep=off"]
 
 
-class Emulator:
-    """with Emulator(board, elf) as emu: Device(emu.transport) ..."""
+class SocketEmulator:
+    """An emulator process with the board's UART on a local TCP socket: started with its output in a
+    log, connected to, and ended on every exit path. A subclass checks what it needs (`_check`) and
+    starts its command (`_start`, which calls `_launch`); QEMU's is `Emulator`, Renode's
+    `emulator.renode.RenodeEmulator`."""
 
-    def __init__(self, board: Board, elf: Path, log: Path | None = None, start_timeout: float = 20.0):
+    name = "the emulator"                   # in messages
+    error: type[EdgeslmError] = EmulatorError
+    poll_seconds = 0.05                     # between attempts to connect while it starts
+
+    def __init__(self, board: Board, elf: Path, log_path: Path, start_timeout: float):
         self.board, self.elf, self.start_timeout = board, Path(elf), start_timeout
-        self.log_path = log or self.elf.with_suffix(".qemu.log")
+        self.log_path = log_path
         self.proc: subprocess.Popen | None = None
         self.transport: SerialTransport | None = None
+        self._log = None
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self):
         self.start()
         return self
 
@@ -70,47 +79,50 @@ class Emulator:
         self.stop()
 
     def start(self) -> None:
-        binary = self.board.emulator.get("binary", "")
-        if shutil.which(binary) is None:
-            raise EmulatorError(f"{binary or 'the emulator'} is not installed",
-                                f"apt-get install {self.board.emulator.get('apt_package', 'qemu-system-arm')} "
-                                "(Debian/Ubuntu)")
+        self._check()
         if not self.elf.is_file():
-            raise EmulatorError(f"no firmware at {self.elf}", "run `edgeslm build` first")
+            raise self.error(f"no firmware at {self.elf}", "run `edgeslm build` first")
         try:
             self._start()
         except BaseException:
             self.stop()                   # half started (an error, Ctrl-C, a signal): nothing stays
             raise
 
+    def _check(self) -> None:
+        """What must be there before anything starts: raise self.error with the fix."""
+
     def _start(self) -> None:
-        port = _free_port()
-        cmd = qemu_command(self.board, self.elf, port)
+        raise NotImplementedError
+
+    def _launch(self, cmd: list[str], port: int, stall_hint: str) -> None:
+        """Run cmd (its output to the log) and connect to its UART on `port` once it listens."""
         self._log = open(self.log_path, "wb")
         self._log.write((" ".join(cmd) + "\n").encode())
         self._log.flush()
         self.proc = children.spawn(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.start_timeout
-        while self.transport is None:        # QEMU listens once it is up; the guest waits for us
+        while self.transport is None:        # it listens once it is up; the guest waits for us
             if self.proc.poll() is not None:
                 code = self.proc.returncode
                 self.stop()
-                raise EmulatorError(f"QEMU exited at start (code {code}): {self.log_tail()}")
+                raise self.error(f"{self.name} exited at start (code {code}): {self._failure_detail()}")
             try:
                 transport = SerialTransport(f"socket://127.0.0.1:{port}")
             except LinkError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise EmulatorError(f"QEMU did not open its UART socket within "
-                                        f"{self.start_timeout:g} s: {self.log_tail()}") from None
-                time.sleep(0.05)
+                    raise self.error(f"{self.name} did not open its UART socket within "
+                                     f"{self.start_timeout:g} s: {self._failure_detail()}") from None
+                time.sleep(self.poll_seconds)
                 continue
             # what a Device says when this board stops answering, and which firmware it runs
-            transport.stall_hint = (f"the emulated {self.board.id} stopped answering: its firmware is stuck "
-                                    f"(QEMU's log: {self.log_path})")
+            transport.stall_hint = stall_hint
             transport.elf = self.elf
             transport.emulator_log = self.log_path     # what the firmware printed there (bench)
             self.transport = transport
+
+    def _failure_detail(self) -> str:
+        return self.log_tail()
 
     def log_tail(self, n: int = 400) -> str:
         try:
@@ -122,12 +134,34 @@ class Emulator:
         return None if self.proc is None else self.proc.poll()
 
     def stop(self, grace: float = 2.0) -> None:
-        """Close the link, then end QEMU's process group: SIGTERM, SIGKILL if it ignores that."""
+        """Close the link, then end the process group: SIGTERM, SIGKILL if it ignores that."""
         if self.transport is not None:
             self.transport.close()
             self.transport = None
         if self.proc is not None:
             children.stop(self.proc, grace)
-        if getattr(self, "_log", None):
+        if self._log:
             self._log.close()
             self._log = None
+
+
+class Emulator(SocketEmulator):
+    """with Emulator(board, elf) as emu: Device(emu.transport) ..."""
+
+    name = "QEMU"
+
+    def __init__(self, board: Board, elf: Path, log: Path | None = None, start_timeout: float = 20.0):
+        super().__init__(board, elf, log or Path(elf).with_suffix(".qemu.log"), start_timeout)
+
+    def _check(self) -> None:
+        binary = self.board.emulator.get("binary", "")
+        if shutil.which(binary) is None:
+            raise EmulatorError(f"{binary or 'the emulator'} is not installed",
+                                f"apt-get install {self.board.emulator.get('apt_package', 'qemu-system-arm')} "
+                                "(Debian/Ubuntu)")
+
+    def _start(self) -> None:
+        port = free_port()
+        self._launch(qemu_command(self.board, self.elf, port), port,
+                     f"the emulated {self.board.id} stopped answering: its firmware is stuck "
+                     f"(QEMU's log: {self.log_path})")

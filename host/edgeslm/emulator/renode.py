@@ -24,18 +24,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paths
-from .. import __version__, children
-from ..bridge.transport import LinkError, SerialTransport
+from .. import __version__
 from ..errors import EdgeslmError
 from ..lower.boards import Board
+from .qemu import SocketEmulator, free_port
 
 DATA_FILE = Path(__file__).with_name("renode_platforms.json")
 TEMPLATES_DIR = paths.TEMPLATES
@@ -156,12 +153,6 @@ def write_renode_files(board: Board, elf: str | Path, out_dir: str | Path, port:
     return RenodeFiles(repl, resc, robot, port)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def renode_binary() -> str:
     path = shutil.which("renode")
     if path is None:
@@ -169,66 +160,25 @@ def renode_binary() -> str:
     return path
 
 
-class RenodeEmulator:
+class RenodeEmulator(SocketEmulator):
     """with RenodeEmulator(board, elf) as emu: Device(emu.transport) ... (as emulator.Emulator)."""
 
+    name = "Renode"
+    error = RenodeError
+    poll_seconds = 0.1
+
     def __init__(self, board: Board, elf: Path, start_timeout: float = 60.0):
-        self.board, self.elf, self.start_timeout = board, Path(elf), start_timeout
-        self.log_path = self.elf.with_suffix(".renode.log")
-        self.proc: subprocess.Popen | None = None
-        self.transport: SerialTransport | None = None
-        self._log = None
+        super().__init__(board, elf, Path(elf).with_suffix(".renode.log"), start_timeout)
 
-    def __enter__(self) -> "RenodeEmulator":
-        binary = renode_binary()             # before anything else: the clearest error first
+    def _check(self) -> None:
+        self._binary = renode_binary()       # before anything else: the clearest error first
         renode_support(self.board)
-        if not self.elf.is_file():
-            raise RenodeError(f"no firmware at {self.elf}", "run `edgeslm build` first")
-        try:
-            self._start(binary)
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def _start(self, binary: str) -> None:
-        port = _free_port()
+    def _start(self) -> None:
+        port = free_port()
         files = write_renode_files(self.board, self.elf, self.elf.parent / "renode", port)
-        cmd = [binary, "--disable-gui", "--console", "--plain", str(files.resc)]
-        self._log = open(self.log_path, "wb")
-        self._log.write((" ".join(cmd) + "\n").encode())
-        self._log.flush()
-        self.proc = children.spawn(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + self.start_timeout
-        while self.transport is None:
-            if self.proc.poll() is not None:
-                raise RenodeError(f"Renode exited at start (code {self.proc.returncode}); its log: {self.log_path}")
-            try:
-                transport = SerialTransport(f"socket://127.0.0.1:{port}")
-            except LinkError:
-                if time.monotonic() > deadline:
-                    raise RenodeError(f"Renode did not open its UART socket within {self.start_timeout:g} s; "
-                                      f"its log: {self.log_path}") from None
-                time.sleep(0.1)
-                continue
-            transport.stall_hint = (f"the board {self.board.id} in Renode stopped answering (Renode's log: "
-                                    f"{self.log_path})")
-            transport.elf = self.elf
-            self.transport = transport
+        self._launch([self._binary, "--disable-gui", "--console", "--plain", str(files.resc)], port,
+                     f"the board {self.board.id} in Renode stopped answering (Renode's log: {self.log_path})")
 
-    def exit_code(self) -> int | None:
-        return None if self.proc is None else self.proc.poll()
-
-    def stop(self, grace: float = 2.0) -> None:
-        if self.transport is not None:
-            self.transport.close()
-            self.transport = None
-        if self.proc is not None:
-            children.stop(self.proc, grace)
-            self.proc = None
-        if self._log:
-            self._log.close()
-            self._log = None
+    def _failure_detail(self) -> str:
+        return f"its log: {self.log_path}"
