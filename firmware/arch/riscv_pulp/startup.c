@@ -66,32 +66,12 @@ __asm__(
     "    andi sp, sp, -16\n"
     "    j esl_trap_c\n");
 
-/* SYS_EXIT with ADP_Stopped_ApplicationExit (0x20026) or RunTimeErrorUnknown (0x20023): the
- * RISC-V semihosting call is `ebreak` between the two marker shifts, uncompressed and in one
- * page (RISC-V semihosting spec; QEMU 7.2 target/riscv). On RV32 SYS_EXIT takes the reason in a1. */
-static void semihost_exit(uint32_t reason)
+/* One semihosting call, operation in a0 and its argument in a1, returning a0: `ebreak` between the
+ * two marker shifts, uncompressed and in one page (RISC-V semihosting spec; QEMU 7.2 target/riscv). */
+static uint32_t semihost_call(uint32_t op, uint32_t arg)
 {
-    register uint32_t a0 __asm__("a0") = 0x18;
-    register uint32_t a1 __asm__("a1") = reason;
-    __asm__ volatile(
-        ".option push\n\t"
-        ".option norvc\n\t"
-        ".balign 16\n\t"
-        "slli x0, x0, 0x1f\n\t"
-        "ebreak\n\t"
-        "srai x0, x0, 7\n\t"
-        ".option pop"
-        : : "r"(a0), "r"(a1) : "memory");
-    for (;;) {
-        __asm__ volatile("wfi");
-    }
-}
-
-/* SYS_WRITE0: a NUL-terminated line to the emulator's log (QEMU prints it on stderr). */
-void esl_semihost_write0(const char *s)
-{
-    register uint32_t a0 __asm__("a0") = 0x04;
-    register const char *a1 __asm__("a1") = s;
+    register uint32_t a0 __asm__("a0") = op;
+    register uint32_t a1 __asm__("a1") = arg;
     __asm__ volatile(
         ".option push\n\t"
         ".option norvc\n\t"
@@ -101,6 +81,23 @@ void esl_semihost_write0(const char *s)
         "srai x0, x0, 7\n\t"
         ".option pop"
         : "+r"(a0) : "r"(a1) : "memory");
+    return a0;
+}
+
+/* SYS_EXIT with ADP_Stopped_ApplicationExit (0x20026) or RunTimeErrorUnknown (0x20023); on RV32 it
+ * takes the reason in a1. */
+static void semihost_exit(uint32_t reason)
+{
+    (void)semihost_call(0x18u, reason);
+    for (;;) {
+        __asm__ volatile("wfi");
+    }
+}
+
+/* SYS_WRITE0: a NUL-terminated line to the emulator's log (QEMU prints it on stderr). */
+void esl_semihost_write0(const char *s)
+{
+    (void)semihost_call(0x04u, (uint32_t)(uintptr_t)s);
 }
 
 /* Weak: builds without the runtime (kernel checks) only exit. */
