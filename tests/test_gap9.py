@@ -37,7 +37,7 @@ def test_gap9_boards_name_the_cluster_target(stories):
         p = plan(stories[0].config, get_scheme("q8", kv="i8"), b)
         in_l1 = [it for it in p.items if it.region == l1.name]                # L1 is the cluster's own:
         assert p.fits and [it.kind for it in in_l1] == ["l1"]                  # stacks and scratches only
-        assert in_l1[0].nbytes == 8 * (b.cluster.get("worker_stack_bytes", 1024) + p.scratch_bytes)
+        assert in_l1[0].nbytes == 8 * (b.cluster["worker_stack_bytes"] + p.scratch_bytes)
     assert load_board("gap9").kernel_variants == ["portable", "xpulp"]          # Xpulp: silicon only
     assert load_board("gap9_qemu").kernel_variants == ["portable"]
 

@@ -152,6 +152,8 @@ def parse_board(board_id: str, data: dict, path: str = "") -> Board:
         l1 = _require(cluster, "l1_region", str, w)
         if l1 not in {r.name for r in regions}:
             raise BoardError(f"{w}: l1_region '{l1}' is not one of the memory regions")
+        # each worker's stack, in L1 (after it, its scratch: the planner's)
+        cluster = {**cluster, "worker_stack_bytes": _int(cluster.get("worker_stack_bytes", 1024), w)}
     return Board(
         id=board_id, name=data.get("name", board_id), target=target, core=core,
         clock_hz=_int(_require(e, "clock_hz", (int, str), where), where),

@@ -240,7 +240,7 @@ def generate_sources(qm, tok: Tokenizer, plan: Plan, out_dir: Path) -> Generated
         "ram_region": plan.board.regions_for("ram")[0].name,
         "code_region": plan.board.regions_for("code")[0].name,
         "stack_bytes": plan.board.stack_bytes,
-        "cluster": {"cores": plan.board.cores, "worker_stack_bytes": 1024, **plan.board.cluster,
+        "cluster": {"cores": plan.board.cores, **plan.board.cluster,
                     "scratch_bytes": plan.scratch_bytes},
     }
     out_dir.mkdir(parents=True, exist_ok=True)

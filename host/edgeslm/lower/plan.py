@@ -184,8 +184,8 @@ def plan(cfg: ModelConfig, scheme: Scheme, board: Board, max_seq: int | None = N
     # the step table (esl_step_t: a function pointer, five u32, three pointers) and its parameters
     table = STEP_BYTES * len(planned) + sum(p.kernel.param_bytes for p in planned)
     if board.cluster:      # each worker: its stack and a scratch of the largest rule, in L1
-        stack = int(board.cluster.get("worker_stack_bytes", 1024))
-        ram.append(Item("cluster L1 (worker stacks, scratches)", "l1", board.cores * (stack + scratch)))
+        ram.append(Item("cluster L1 (worker stacks, scratches)", "l1",
+                        board.cores * (board.cluster["worker_stack_bytes"] + scratch)))
     items = [Item("code", "code", board.code_budget_bytes), Item("step table", "weights", table)] + \
         _weight_items(cfg, scheme, max_seq, tokenizer_bytes(cfg.vocab_size, vocab_blob_bytes)) + ram
     free = {r.name: r.length_bytes for r in board.memory}
