@@ -221,10 +221,11 @@ def build_cases(seed: int = SEED) -> tuple[list[Case], list[str]]:
                           [("key", kq), ("key_scale", ks), ("value", vq), ("value_scale", vs)],
                           2 * (_round4(n) + 4 * (n // hs)), Step("kvstore", "kv8", n=n)))
 
-    # ---- attention f32 / kv8: MHA and GQA, first, middle and last position, a second layer
-    hs, max_seq = 8, 64
-    for heads, n_kv, layers, layer, positions in ((8, 4, 1, 0, (0, 37)), (4, 4, 1, 0, (63,)),
-                                                  (6, 2, 2, 1, (0, 20, 63))):
+    # ---- attention f32 / kv8: MHA and GQA, first, middle and last position, a second layer; head
+    # size 8 (the register path) and 6 (the general path, with a tail of two outputs)
+    max_seq = 64
+    for hs, heads, n_kv, layers, layer, positions in ((8, 8, 4, 1, 0, (0, 37)), (8, 4, 4, 1, 0, (63,)),
+                                                      (8, 6, 2, 2, 1, (0, 20, 63)), (6, 6, 2, 1, 0, (0, 21))):
         kf = normal(layers, max_seq, n_kv, hs)
         vf = normal(layers, max_seq, n_kv, hs)
         kf[layer, 3, 0] = 0.0            # an all-zero key head (kv8: scale 0)
@@ -249,7 +250,7 @@ def build_cases(seed: int = SEED) -> tuple[list[Case], list[str]]:
             for kv, m, want in (
                     ("f32", m32, attention(q, kf[layer, t], vf[layer, t], None, None, inv)),
                     ("kv8", m8, attention(q, kq[layer, t], vq[layer, t], ks[layer, t], vs[layer, t], inv))):
-                cases.append(Case(f"attention_{kv} heads {heads}/{n_kv} layer {layer} pos {pos}",
+                cases.append(Case(f"attention_{kv} hs {hs} heads {heads}/{n_kv} layer {layer} pos {pos}",
                                   f"attention_{kv}", {"q": qa, "m": f"&{m}", "layer": f"{layer}u",
                                                       "pos": f"{pos}u"},
                                   [("out", want)], 4 * heads * hs, Step("attention", kv, n=heads),

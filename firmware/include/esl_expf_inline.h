@@ -13,11 +13,9 @@
 #define ESL_LN2_HI  0x1.63p-1f           /* few mantissa bits: k * LN2_HI is exact for |k| <= 128 */
 #define ESL_LN2_LO  (-0x1.bd0106p-13f)
 
-static inline float esl_expf_inline(float x)
+/* The polynomial and the scaling, once x is clamped and k chosen. */
+static inline float esl_expf_poly(float x, int32_t k)
 {
-    if (x < -87.0f) x = -87.0f;           /* keeps the result normal: no flush-to-zero differences */
-    if (x > 88.0f) x = 88.0f;
-    const int32_t k = (int32_t)(x * ESL_LOG2E + (x >= 0.0f ? 0.5f : -0.5f));
     const float fk = (float)k;
     const float r = (x - fk * ESL_LN2_HI) - fk * ESL_LN2_LO;
     float p = 0x1.6c16c2p-10f;           /* float32(1/720) */
@@ -31,6 +29,21 @@ static inline float esl_expf_inline(float x)
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
+}
+
+static inline float esl_expf_inline(float x)
+{
+    if (x < -87.0f) x = -87.0f;           /* keeps the result normal: no flush-to-zero differences */
+    if (x > 88.0f) x = 88.0f;
+    return esl_expf_poly(x, (int32_t)(x * ESL_LOG2E + (x >= 0.0f ? 0.5f : -0.5f)));
+}
+
+/* esl_expf_inline for x <= 0 (softmax's score - max): the same result, without the upper clamp
+ * and the sign test (for x = +-0 both roundings give k = 0). */
+static inline float esl_expf_nonpos_inline(float x)
+{
+    if (x < -87.0f) x = -87.0f;
+    return esl_expf_poly(x, (int32_t)(x * ESL_LOG2E + -0.5f));
 }
 
 #endif

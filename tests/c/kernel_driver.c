@@ -97,7 +97,7 @@ int main(int argc, char **argv)
         } else {
             m.kv.key_f32 = rd(4u * kv); m.kv.value_f32 = rd(4u * kv); m.kv.kv_bits = 32;
         }
-        float *att = malloc(4u * m.max_seq), *out = malloc(4u * m.n_heads * m.head_size);
+        float *att = malloc(8u * m.max_seq), *out = malloc(4u * m.n_heads * m.head_size);   /* two heads' scores */
         if (i8) esl_attention_kv8(out, q, &m, 0, pos, att); else esl_attention_f32(out, q, &m, 0, pos, att);
         wr(out, 4u * m.n_heads * m.head_size);
     } else {

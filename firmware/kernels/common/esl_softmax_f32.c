@@ -9,7 +9,7 @@ void esl_softmax_f32(float *x, uint32_t n)
     }
     float sum = 0.0f;
     for (uint32_t t = 0; t < n; t++) {
-        x[t] = esl_expf_inline(x[t] - m);
+        x[t] = esl_expf_nonpos_inline(x[t] - m);   /* x[t] - m <= 0 */
         sum += x[t];
     }
     const float inv = 1.0f / sum;

@@ -57,9 +57,9 @@ def _matmul_w4f_dsp_scratch(step: Step, max_seq: int) -> int:
     return _matmul_q_scratch(step, max_seq) + 4 * -(-step.cols // step.group_size) + 2 * step.cols
 
 
-def _attention_scratch(step: Step, max_seq: int) -> int:
-    """One head's scores, float[max_seq] (heads run one after another)."""
-    return 4 * max_seq
+def _attention_pair_scratch(step: Step, max_seq: int) -> int:
+    """Two heads' scores, float[2 * max_seq] (query heads sharing a kv head go in pairs)."""
+    return 8 * max_seq
 
 
 def _matmul_s8_dsp_scratch(step: Step, max_seq: int) -> int:
@@ -101,8 +101,8 @@ KERNELS = (
     KernelSpec("rope", "f32"),
     KernelSpec("kvstore", "f32"),
     KernelSpec("kvstore", "kv8", about="int8 per (position, kv head)"),
-    KernelSpec("attention", "f32", scratch=_attention_scratch),
-    KernelSpec("attention", "kv8", scratch=_attention_scratch),
+    KernelSpec("attention", "f32", scratch=_attention_pair_scratch, about="query heads in pairs per kv head"),
+    KernelSpec("attention", "kv8", scratch=_attention_pair_scratch, about="query heads in pairs per kv head"),
     KernelSpec("add", "f32"),
     KernelSpec("swiglu", "f32"),
     *S8_KERNELS,

@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import Core, CoreConfig, KernelSpec, Target
-from .cortex_m import S8_KERNELS, _attention_scratch, _matmul_q_scratch
+from .cortex_m import S8_KERNELS, _attention_pair_scratch, _matmul_q_scratch
 
 _GAP9 = ("GreenWaves GAP9 product brief and datasheet (https://greenwaves-technologies.com/gap9_processor/): "
          "9-core compute cluster (8 workers + a cluster controller), RISC-V with Xpulp DSP extensions and FPU")
@@ -49,8 +49,8 @@ KERNELS = (
     KernelSpec("rope", "f32"),
     KernelSpec("kvstore", "f32"),
     KernelSpec("kvstore", "kv8", about="int8 per (position, kv head)"),
-    KernelSpec("attention", "f32", scratch=_attention_scratch),
-    KernelSpec("attention", "kv8", scratch=_attention_scratch),
+    KernelSpec("attention", "f32", scratch=_attention_pair_scratch, about="query heads in pairs per kv head"),
+    KernelSpec("attention", "kv8", scratch=_attention_pair_scratch, about="query heads in pairs per kv head"),
     KernelSpec("add", "f32"),
     KernelSpec("swiglu", "f32"),
     *S8_KERNELS,            # the integer-only scheme, portable C, on the fabric controller

@@ -1,0 +1,189 @@
+/* The body of attention_f32 and attention_kv8 (included by both kernel files, static inline, so
+ * each kernel is still one object with its own copy; kv8 is a constant where it is inlined).
+ * For head h (kv head h / (n_heads / n_kv_heads)), t = 0..pos:
+ *   f32:  score[t] = seqsum_i(q[i] * k[t][i]) * inv_sqrt_hs
+ *   kv8:  score[t] = (seqsum_i(q[i] * (float)kq[t][i]) * ks[t]) * inv_sqrt_hs
+ *   p = esl_softmax_f32(score), that is  mx = max score;  e[t] = esl_expf(score[t] - mx);
+ *       inv = 1.0f / seqsum_t(e[t]);  p[t] = e[t] * inv
+ *   f32:  out[i] = seqsum_t(p[t] * v[t][i])
+ *   kv8:  out[i] = seqsum_t((p[t] * vs[t]) * (float)vq[t][i])
+ * Query heads that read the same kv head go two at a time (grouped-query attention), so each key
+ * and value load (and int8 conversion) feeds both; the max is kept while scoring, the exp is
+ * esl_expf's for x <= 0, and with head size 8 (each head's outputs fit in registers) p[t] is
+ * formed inside the weighted sum. A head's arithmetic is the same in a pair or alone. */
+#ifndef ESL_ATTENTION_HEADS_H
+#define ESL_ATTENTION_HEADS_H
+
+#include <float.h>
+
+#include "esl_expf_inline.h"
+#include "esl_kernels.h"
+
+/* Element i of cached row r (kv_dim elements apart from the previous row) as float. */
+#define ESL_KV_AT(kv8, base, r, i) ((kv8) ? (float)((const int8_t *)(base))[(r) + (i)] \
+                                          : ((const float *)(base))[(r) + (i)])
+
+/* nh (1 or 2) query heads from q (hs apart) over the n cached positions of one kv head: keys k,
+ * values v (rows kv_dim apart) and, for kv8, their scales ks, vs (n_kv apart); outputs to o (hs
+ * apart); att: float[2 * n]. hs, nh and kv8 are constants where this is inlined. */
+__attribute__((always_inline)) static inline void esl_attend(
+    float *restrict o, const float *restrict q, const void *k, const void *v, const float *ks, const float *vs,
+    uint32_t kv_dim, uint32_t n_kv, uint32_t n, float inv_sqrt_hs, const uint32_t hs, const uint32_t nh,
+    const int kv8, float *restrict att)
+{
+    float *const ea = att, *const eb = att + n;
+    float ma = -FLT_MAX, mb = -FLT_MAX;
+    for (uint32_t t = 0, r = 0; t < n; t++, r += kv_dim) {
+        const float k0 = ESL_KV_AT(kv8, k, r, 0u);
+        float da = q[0] * k0, db = 0.0f;
+        if (nh == 2u) db = q[hs] * k0;
+#pragma GCC unroll 16
+        for (uint32_t i = 1; i < hs; i++) {
+            const float ki = ESL_KV_AT(kv8, k, r, i);
+            da = da + q[i] * ki;
+            if (nh == 2u) db = db + q[hs + i] * ki;
+        }
+        if (kv8) {
+            da = da * ks[t * n_kv];
+            if (nh == 2u) db = db * ks[t * n_kv];
+        }
+        da = da * inv_sqrt_hs;
+        ea[t] = da;
+        if (da > ma) ma = da;
+        if (nh == 2u) {
+            db = db * inv_sqrt_hs;
+            eb[t] = db;
+            if (db > mb) mb = db;
+        }
+    }
+    float sa = 0.0f, sb = 0.0f;
+    for (uint32_t t = 0; t < n; t++) {
+        const float a = esl_expf_nonpos_inline(ea[t] - ma);
+        ea[t] = a;
+        sa = sa + a;
+        if (nh == 2u) {
+            const float b = esl_expf_nonpos_inline(eb[t] - mb);
+            eb[t] = b;
+            sb = sb + b;
+        }
+    }
+    const float inva = 1.0f / sa, invb = (nh == 2u) ? 1.0f / sb : 0.0f;
+    if (hs == 8u) {              /* every output of both heads in a register, one pass over t */
+        float oa[8] = { 0.0f }, ob[8] = { 0.0f };
+        for (uint32_t t = 0, r = 0; t < n; t++, r += kv_dim) {
+            float pa = ea[t] * inva, pb = 0.0f;
+            if (nh == 2u) pb = eb[t] * invb;
+            if (kv8) {
+                pa = pa * vs[t * n_kv];
+                if (nh == 2u) pb = pb * vs[t * n_kv];
+            }
+#pragma GCC unroll 8
+            for (uint32_t i = 0; i < 8u; i++) {
+                const float vi = ESL_KV_AT(kv8, v, r, i);
+                oa[i] = oa[i] + pa * vi;
+                if (nh == 2u) ob[i] = ob[i] + pb * vi;
+            }
+        }
+#pragma GCC unroll 8
+        for (uint32_t i = 0; i < 8u; i++) {
+            o[i] = oa[i];
+            if (nh == 2u) o[hs + i] = ob[i];
+        }
+        return;
+    }
+    for (uint32_t t = 0; t < n; t++) {     /* p in place, then four outputs a pass per head */
+        ea[t] = ea[t] * inva;
+        if (kv8) ea[t] = ea[t] * vs[t * n_kv];
+        if (nh == 2u) {
+            eb[t] = eb[t] * invb;
+            if (kv8) eb[t] = eb[t] * vs[t * n_kv];
+        }
+    }
+    for (uint32_t h = 0; h < nh; h++) {
+        const float *p = att + h * n;
+        float *oh = o + h * hs;
+        uint32_t i = 0;
+        for (; i + 4u <= hs; i += 4u) {
+            float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+            for (uint32_t t = 0, r = 0; t < n; t++, r += kv_dim) {
+                const float pt = p[t];
+                a0 = a0 + pt * ESL_KV_AT(kv8, v, r, i);
+                a1 = a1 + pt * ESL_KV_AT(kv8, v, r, i + 1u);
+                a2 = a2 + pt * ESL_KV_AT(kv8, v, r, i + 2u);
+                a3 = a3 + pt * ESL_KV_AT(kv8, v, r, i + 3u);
+            }
+            oh[i] = a0;
+            oh[i + 1u] = a1;
+            oh[i + 2u] = a2;
+            oh[i + 3u] = a3;
+        }
+        for (; i < hs; i++) {
+            float acc = 0.0f;
+            for (uint32_t t = 0, r = 0; t < n; t++, r += kv_dim) acc = acc + p[t] * ESL_KV_AT(kv8, v, r, i);
+            oh[i] = acc;
+        }
+    }
+}
+
+/* Heads [begin, end) of layer `layer` at pos: two at a time while consecutive heads share a kv head. */
+__attribute__((always_inline)) static inline void esl_attend_heads(float *out, const float *q, const esl_model_t *m,
+                                                                   uint32_t layer, uint32_t pos, uint32_t begin,
+                                                                   uint32_t end, const int kv8, float *att)
+{
+    const uint32_t hs = m->head_size, kv_dim = m->kv_dim, n_kv = m->n_kv_heads, kv_mul = m->n_heads / n_kv;
+    const uint32_t n = pos + 1u, row0 = layer * m->max_seq * kv_dim;
+    const float scale = m->inv_sqrt_head_size;
+    for (uint32_t h = begin; h < end;) {
+        const uint32_t kvh = h / kv_mul;
+        const uint32_t nh = (h + 1u < end && (h + 1u) / kv_mul == kvh) ? 2u : 1u;
+        const void *k, *v;
+        const float *ks = NULL, *vs = NULL;
+        if (kv8) {
+            k = m->kv.key_i8 + row0 + kvh * hs;
+            v = m->kv.value_i8 + row0 + kvh * hs;
+            ks = m->kv.key_scale + layer * m->max_seq * n_kv + kvh;
+            vs = m->kv.value_scale + layer * m->max_seq * n_kv + kvh;
+        } else {
+            k = m->kv.key_f32 + row0 + kvh * hs;
+            v = m->kv.value_f32 + row0 + kvh * hs;
+        }
+        float *o = out + h * hs;
+        const float *qh = q + h * hs;
+        if (hs == 8u && nh == 2u)
+            esl_attend(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, 8u, 2u, kv8, att);
+        else if (hs == 8u)
+            esl_attend(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, 8u, 1u, kv8, att);
+        else if (nh == 2u)
+            esl_attend(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, hs, 2u, kv8, att);
+        else
+            esl_attend(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, hs, 1u, kv8, att);
+        h += nh;
+    }
+}
+
+#if defined(ESL_CLUSTER_CORES)
+#include "esl_cluster.h"
+
+typedef struct {
+    float *out;
+    const float *q;
+    const esl_model_t *m;
+    uint32_t layer, pos;
+} esl_attention_job_t;
+
+/* One worker's share: its contiguous range of heads, its scores in its own L1 scratch
+ * (esl_cl_l1_scratch, sized by the planner). A head's arithmetic is the same on any core, so the
+ * result is the single-core one bit for bit. */
+#define ESL_ATTENTION_JOB(name, kv8)                                                                  \
+    static void name(void *arg)                                                                       \
+    {                                                                                                 \
+        const esl_attention_job_t *j = arg;                                                           \
+        const uint32_t core = esl_cl_core_id();                                                       \
+        uint32_t begin, end;                                                                          \
+        esl_cl_split(j->m->n_heads, 1u, core, esl_cl_cores(), &begin, &end);                          \
+        esl_attend_heads(j->out, j->q, j->m, j->layer, j->pos, begin, end, (kv8),                     \
+                         (float *)esl_cl_l1_scratch(core));                                           \
+    }
+#endif
+
+#endif
