@@ -135,6 +135,16 @@ class TestMps2An386(_EveryScheme):
         for p in range(40):                       # the steps of a token add up to less than the token
             assert sum(v[p] for v in prof.values()) < b["instructions_by_position"][str(p)]
         assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        # fitting from the counts by position separates attention's per-call and per-score costs:
+        # the fit then predicts every position (the per-step means alone cannot tell them apart)
+        from edgeslm.bench import fit_costs
+        key = next(s["cost_key"] for s in b["steps"] if s["op"] == "attention")
+        cost = fit_costs([b])["kernels"][key]
+        assert set(cost) == {"call", "score"} and fit_costs([a])["kernels"][key].keys() == {"score"}
+        units = b["profile"]["units_by_position"]["attention"]
+        for p in (0, 20, 39):
+            pred = sum(cost[u] * units[u][p] for u in cost)
+            assert pred == pytest.approx(prof["attention"][p], rel=0.02)
 
     def test_bench_against_another_scheme(self, tmp_path):
         out = tmp_path / "f32.json"

@@ -197,16 +197,29 @@ def step_profile(runs: list[PromptRun], plan: Plan, factor: float) -> list[dict]
 
 def kind_profile(runs: list[PromptRun], plan: Plan, factor: float) -> dict:
     """Instructions per token by step kind (the op) and position, averaged over the runs that
-    reached each position: {"kinds": [...], "by_position": {kind: [per position]}, "macs": n}."""
+    reached each position: {"kinds": [...], "by_position": {kind: [per position]}, "weight_macs": n,
+    "units_by_position": {kind: {unit: [per position]}}} (the last for kinds whose work grows with
+    the position, attention: what lets fit_costs separate its per-call and per-score costs)."""
     kinds = list(dict.fromkeys(ps.step.op for ps in plan.steps))
     depth = max((len(r.token_profiles) for r in runs), default=0)
     by_pos = {k: [] for k in kinds}
+    units_by_pos: dict[str, dict[str, list[float]]] = {}
     for pos in range(depth):
         rows = [r.token_profiles[pos] for r in runs if len(r.token_profiles) > pos]
         for k in kinds:
             idx = [i for i, ps in enumerate(plan.steps) if ps.step.op == k]
             by_pos[k].append(sum(row[i] for row in rows for i in idx) * factor / len(rows))
-    return {"kinds": kinds, "by_position": by_pos, "weight_macs": plan.weight_macs}
+    for k in kinds:
+        steps = [ps.step for ps in plan.steps if ps.step.op == k]
+        if depth > 1 and work_units(steps[0], plan.config, 0) != work_units(steps[0], plan.config, 1):
+            series: dict[str, list[float]] = {}
+            for pos in range(depth):
+                for st in steps:
+                    for u, v in work_units(st, plan.config, pos).items():
+                        series.setdefault(u, [0.0] * depth)[pos] += v
+            units_by_pos[k] = series
+    return {"kinds": kinds, "by_position": by_pos, "weight_macs": plan.weight_macs,
+            "units_by_position": units_by_pos}
 
 
 def plot_profile(profile: dict, title: str, out: Path) -> Path:
@@ -312,12 +325,24 @@ def _fit(points: list[tuple[dict[str, float], float]]) -> dict[str, float]:
 
 def fit_costs(reports: list[dict]) -> dict:
     """The cost table (per kernel variant: instructions per work unit) that bench reports imply,
-    plus the per-token work outside the steps. Reports of different kernel variants merge."""
+    plus the per-token work outside the steps. Reports of different kernel variants merge. A kind
+    whose work grows with the position (attention) and runs one kernel is fitted from its count at
+    every position (with --profile), so its per-call and per-score costs separate."""
     points: dict[str, list] = {}
     outside = []
     for r in reports:
+        per_pos = (r.get("profile") or {}).get("units_by_position", {})
+        by_kind = {}
         for s in r["steps"]:
-            points.setdefault(s["cost_key"], []).append((s["units"], s["measured"]))
+            by_kind.setdefault(s["op"], set()).add(s["cost_key"])
+        for s in r["steps"]:
+            if s["op"] not in per_pos or len(by_kind[s["op"]]) != 1:
+                points.setdefault(s["cost_key"], []).append((s["units"], s["measured"]))
+        for kind, series in per_pos.items():
+            if len(by_kind.get(kind, ())) == 1:
+                key = next(iter(by_kind[kind]))
+                for pos, measured in enumerate(r["profile"]["by_position"][kind]):
+                    points.setdefault(key, []).append(({u: v[pos] for u, v in series.items()}, measured))
         if r.get("outside_steps_per_token") is not None:
             outside.append(r["outside_steps_per_token"])
     return {"kernels": {k: _fit(v) for k, v in sorted(points.items())},
