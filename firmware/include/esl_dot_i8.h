@@ -83,11 +83,10 @@ static const xv_t *prepare_x(const int8_t *xq, int16_t *x16, uint32_t cols, uint
         const int8_t *x = xq + start;
         int16_t *o = x16 + start;
         uint32_t j = 0;
-        for (; j + 4u <= n; j += 4u) {
-            o[j] = x[j];
-            o[j + 1] = x[j + 2];
-            o[j + 2] = x[j + 1];
-            o[j + 3] = x[j + 3];
+        for (; j + 4u <= n; j += 4u) {                  /* SXTB16 writes exactly that order */
+            const uint32_t v = esl_ld32(x + j), even = __sxtb16(v), odd = esl_sxtb16_ror8(v);
+            memcpy(o + j, &even, 4);                    /* x0, x2 */
+            memcpy(o + j + 2, &odd, 4);                 /* x1, x3 */
         }
         for (; j < n; j++) o[j] = x[j];
     }
