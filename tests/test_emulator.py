@@ -378,7 +378,8 @@ class TestNiclaVoice:                            # its nRF52832 (M4F, 64 KB RAM,
     board = "nicla_voice"
 
     def test_stories260k_i8_at_the_longest_context_that_fits_equals_golden(self):
-        """i8 needs no per-position KV scales and int8 activations: context 173 fits (q8: 107)."""
+        """i8 needs no per-position KV scales and int8 activations: context 173 fits (q8: 106, its
+        attention keeping two heads' float scores)."""
         r = edgeslm("compile", "--board", self.board, "--quant", "i8")
         assert r.returncode != 0 and b"--max-seq 173 fits" in r.stderr
         r = edgeslm("run", "--emulate", "--board", self.board, "--quant", "i8", "--max-seq", "173",
@@ -391,7 +392,7 @@ class TestNiclaVoice:                            # its nRF52832 (M4F, 64 KB RAM,
         assert r.returncode != 0 and b"--max-seq" in r.stderr
 
     def test_stories260k_q8_equals_golden(self):
-        r = edgeslm("run", "--emulate", "--board", self.board, "--quant", "q8", "--kv", "i8", "--max-seq", "107",
+        r = edgeslm("run", "--emulate", "--board", self.board, "--quant", "q8", "--kv", "i8", "--max-seq", "106",
                     "--prompt", "Tom and Lily", "--steps", "48")
         assert r.returncode == 0, r.stderr.decode()
         assert r.stdout.startswith(b"Tom and Lily were playing in the park.")

@@ -19,6 +19,16 @@
 #include "esl_expf_inline.h"
 #include "esl_kernels.h"
 
+/* With hardware float the hot cases (head size 8; a pair) get their own unrolled copies; with soft
+ * float every float operation is a library call, so one compact copy serves (the M0's flash). */
+#if defined(__ARM_FP) || defined(__riscv_flen) || !defined(__arm__)
+#define ESL_ATT_SPECIALIZE 1
+#define ESL_ATT_UNROLL(n) _Pragma(#n)
+#else
+#define ESL_ATT_SPECIALIZE 0
+#define ESL_ATT_UNROLL(n)
+#endif
+
 /* Element i of cached row r (kv_dim elements apart from the previous row) as float. */
 #define ESL_KV_AT(kv8, base, r, i) ((kv8) ? (float)((const int8_t *)(base))[(r) + (i)] \
                                           : ((const float *)(base))[(r) + (i)])
@@ -37,7 +47,7 @@ __attribute__((always_inline)) static inline void esl_attend(
         const float k0 = ESL_KV_AT(kv8, k, r, 0u);
         float da = q[0] * k0, db = 0.0f;
         if (nh == 2u) db = q[hs] * k0;
-#pragma GCC unroll 16
+        ESL_ATT_UNROLL(GCC unroll 16)
         for (uint32_t i = 1; i < hs; i++) {
             const float ki = ESL_KV_AT(kv8, k, r, i);
             da = da + q[i] * ki;
@@ -68,7 +78,7 @@ __attribute__((always_inline)) static inline void esl_attend(
         }
     }
     const float inva = 1.0f / sa, invb = (nh == 2u) ? 1.0f / sb : 0.0f;
-    if (hs == 8u) {              /* every output of both heads in a register, one pass over t */
+    if (ESL_ATT_SPECIALIZE && hs == 8u) {   /* every output of both heads in a register, one pass over t */
         float oa[8] = { 0.0f }, ob[8] = { 0.0f };
         for (uint32_t t = 0, r = 0; t < n; t++, r += kv_dim) {
             float pa = ea[t] * inva, pb = 0.0f;
@@ -77,14 +87,14 @@ __attribute__((always_inline)) static inline void esl_attend(
                 pa = pa * vs[t * n_kv];
                 if (nh == 2u) pb = pb * vs[t * n_kv];
             }
-#pragma GCC unroll 8
+            ESL_ATT_UNROLL(GCC unroll 8)
             for (uint32_t i = 0; i < 8u; i++) {
                 const float vi = ESL_KV_AT(kv8, v, r, i);
                 oa[i] = oa[i] + pa * vi;
                 if (nh == 2u) ob[i] = ob[i] + pb * vi;
             }
         }
-#pragma GCC unroll 8
+        ESL_ATT_UNROLL(GCC unroll 8)
         for (uint32_t i = 0; i < 8u; i++) {
             o[i] = oa[i];
             if (nh == 2u) o[hs + i] = ob[i];
@@ -149,7 +159,9 @@ __attribute__((always_inline)) static inline void esl_attend_heads(float *out, c
         }
         float *o = out + h * hs;
         const float *qh = q + h * hs;
-        if (hs == 8u && nh == 2u)
+        if (!ESL_ATT_SPECIALIZE)
+            esl_attend(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, hs, nh, kv8, att);
+        else if (hs == 8u && nh == 2u)
             esl_attend(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, 8u, 2u, kv8, att);
         else if (hs == 8u)
             esl_attend(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, 8u, 1u, kv8, att);
