@@ -43,8 +43,8 @@ class PromptRun:
     done: P.Done | None = None
     profile: P.ProfileData | None = None                # per-step ticks of this generation
     token_profiles: list[list[int]] = field(default_factory=list)   # per token (bench --profile)
-    core_ticks: list[int] | None = None                  # per cluster worker, this generation (emulated cluster)
-    forks: int = 0                                       # cluster forks this generation
+    cluster: dict | None = None                          # an emulated cluster's counts this generation
+                                                         # (cluster_report: forks, ticks, waits, DMA)
 
     @property
     def ok(self) -> bool:
@@ -117,22 +117,23 @@ def run_prompt(dev: Device, golden: GoldenEngine, tok: Tokenizer, prompt: str, s
             run.done.cycles = sum(run.counts)
     else:
         run.profile = dev.profile()
-    cluster = cluster_report(getattr(dev.t, "emulator_log", None))
-    if cluster:
-        run.forks, run.core_ticks = cluster
+    run.cluster = cluster_report(getattr(dev.t, "emulator_log", None))
     if run.profile.n_steps != len(golden.steps):
         raise EdgeslmError(f"the device's step table has {run.profile.n_steps} steps, the plan has "
                            f"{len(golden.steps)}", "rebuild and flash the firmware for this plan")
     return run
 
 
-_CLUSTER_LINE = re.compile(rb"esl-cluster: cores (\d+) forks (\d+) ticks ([\d,]+)")
+_CLUSTER_LINE = re.compile(rb"esl-cluster: cores (\d+) forks (\d+) ticks ([\d,]+) waits ([\d,]+) "
+                           rb"dma (\d+) cmds (\d+) wait (\d+)")
 
 
-def cluster_report(log: Path | None) -> tuple[int, list[int]] | None:
-    """The last generation's per-worker ticks from the emulator's log: a cluster target's firmware
-    prints `esl-cluster: cores N forks F ticks T1,...,TN` there as each generation ends
-    (firmware/arch/riscv_pulp/cluster_qemu.c). (forks, ticks per worker), or None."""
+def cluster_report(log: Path | None) -> dict | None:
+    """The last generation's cluster counts from the emulator's log: a cluster target's firmware
+    prints `esl-cluster: cores N forks F ticks T1,...,TN waits W1,...,WN dma B cmds C wait D`
+    there as each generation ends (firmware/arch/riscv_pulp/cluster_qemu.c): forks, each worker's
+    instructions and modelled DMA waits (ticks), DMA bytes and commands, and the modelled DMA wait
+    on the forks' busiest paths (ticks). None if there is none."""
     if log is None:
         return None
     try:
@@ -141,24 +142,51 @@ def cluster_report(log: Path | None) -> tuple[int, list[int]] | None:
         return None
     if not found:
         return None
-    _, forks, ticks = found[-1]
-    return int(forks), [int(t) for t in ticks.split(b",")]
+    _, forks, ticks, waits, dma, cmds, wait = found[-1]
+    return {"forks": int(forks), "ticks": [int(t) for t in ticks.split(b",")],
+            "waits": [int(t) for t in waits.split(b",")], "dma_bytes": int(dma), "dma_commands": int(cmds),
+            "dma_wait": int(wait)}
 
 
-def cluster_summary(runs: list[PromptRun], factor: float, forwards: int) -> dict | None:
+def cluster_summary(runs: list[PromptRun], plan: Plan, factor: float, forwards: int,
+                    instructions_per_token: float) -> dict | None:
     """Per cluster worker: instructions per token (means over every forward pass), the busiest
-    one's, and the balance (mean over max: 1.0 when every core does the same work)."""
-    with_counts = [r for r in runs if r.core_ticks]
-    if not with_counts or not forwards:
+    one's, and the balance (mean over max: 1.0 when every core does the same work); the DMA
+    traffic per token (measured) against the plan's; and the time model: the busiest core's
+    instructions (instructions_per_token) plus, per fork, the board's dispatch and barrier cycles
+    and the DMA waits the double buffering could not hide (modelled by the firmware from the
+    board's DMA figures), at one instruction per cycle."""
+    counted = [r.cluster for r in runs if r.cluster]
+    if not counted or not forwards or plan.cluster is None:
         return None
-    n = max(len(r.core_ticks) for r in with_counts)
-    per_core = [sum(r.core_ticks[k] for r in with_counts if k < len(r.core_ticks)) * factor / forwards
-                for k in range(n)]
+    n = max(len(c["ticks"]) for c in counted)
+    per_core = [sum(c["ticks"][k] for c in counted if k < len(c["ticks"])) * factor / forwards for k in range(n)]
+    waits = [sum(c["waits"][k] for c in counted if k < len(c["waits"])) * factor / forwards for k in range(n)]
     busiest = max(per_core)
-    return {"cores": n, "forks_per_token": sum(r.forks for r in with_counts) / forwards,
+    t = plan.cluster.timing
+    forks = sum(c["forks"] for c in counted) / forwards
+    fork_cycles = forks * (t.fork_cycles + t.barrier_cycles)
+    dma_wait = sum(c["dma_wait"] for c in counted) * factor / forwards
+    cycles = instructions_per_token + fork_cycles + dma_wait
+    return {"cores": n, "forks_per_token": forks, "forks_per_token_planned": plan.cluster.forks_per_token,
             "instructions_per_token_per_core": per_core, "busiest_core": per_core.index(busiest),
             "busiest_core_instructions_per_token": busiest,
-            "balance": (sum(per_core) / n / busiest) if busiest else None}
+            "balance": (sum(per_core) / n / busiest) if busiest else None,
+            "dma_bytes_per_token": sum(c["dma_bytes"] for c in counted) / forwards,
+            "dma_bytes_per_token_planned": plan.cluster.dma_bytes_per_token,
+            "dma_commands_per_token": sum(c["dma_commands"] for c in counted) / forwards,
+            "dma_wait_cycles_per_token_per_core": waits,
+            "time_model": {
+                "busiest_core_instructions": instructions_per_token,
+                "fork_barrier_cycles": fork_cycles, "dma_wait_cycles": dma_wait,
+                "dma_wait_cycles_planned": sum(c.overhead_cycles for c in plan.cluster.per_step)
+                - plan.cluster.fork_cycles_per_token,
+                "cycles_per_token": cycles,
+                "tokens_per_s_at_cluster_clock": plan.board.clock_hz / cycles if cycles else None,
+                "figures": {"fork_cycles": t.fork_cycles, "barrier_cycles": t.barrier_cycles,
+                            "dma_bytes_per_cycle": t.dma_bytes_per_cycle,
+                            "dma_setup_cycles": t.dma_setup_cycles,
+                            "source": plan.board.path or plan.board.id}}}
 
 
 def count_to_instructions(board: Board, unit: str) -> tuple[float, str]:
@@ -192,6 +220,11 @@ def step_profile(runs: list[PromptRun], plan: Plan, factor: float) -> list[dict]
                     "operand": ps.step.weight or ps.step.norm or "",
                     "measured": ticks * factor / forwards,
                     "predicted": None if pred[0] is None else sum(pred) / len(pred), "units": units})
+        if plan.cluster:        # the step's time: its busiest core's count plus the planner's overheads
+            c = plan.cluster.per_step[i]
+            out[-1]["cluster"] = {"forks": ps.forks, "tile_rows": ps.tile_rows, "dma_bytes": c.dma_bytes,
+                                  "overhead_cycles": c.overhead_cycles,
+                                  "time_cycles": out[-1]["measured"] + c.overhead_cycles}
     return out
 
 
@@ -278,6 +311,7 @@ def summarize(runs: list[PromptRun], plan: Plan, board: Board, elf: Path | None,
     steps = step_profile(runs, plan, factor)
     forwards = sum(r.profile.forwards for r in runs if r.profile)
     total = sum(r.done.cycles for r in runs if r.done) * factor
+    cluster = cluster_summary(runs, plan, factor, forwards, mean)
     return {
         "board": board.id, "core": board.core.id, "scheme": plan.scheme.name, "kv": plan.scheme.kv,
         "kernels": plan.kernel_variant,
@@ -296,9 +330,11 @@ def summarize(runs: list[PromptRun], plan: Plan, board: Board, elf: Path | None,
         "outside_steps_per_token": (total - sum(s["measured"] for s in steps) * forwards) / forwards
         if forwards else None,
         "tokens_per_s_at_nominal_clock": board.clock_hz / mean if mean else None,
-        # a cluster: instructions_per_token is the busiest core's time (the FC's serial part plus,
-        # per fork, the worker that took longest); these are each worker's own counts
-        "cluster": cluster_summary(runs, factor, forwards),
+        # a cluster: instructions_per_token is the busiest core's (the FC's serial part plus, per
+        # fork, the worker with the most); "cluster" has each worker's, the DMA traffic and the
+        # time model (those instructions plus modelled fork, barrier and DMA-wait cycles)
+        "cluster": cluster,
+        "dma_bytes_per_token": cluster["dma_bytes_per_token"] if cluster else None,
         "clock_hz": board.clock_hz,
         "flash_bytes": flash, "ram_bytes": ram,
         "regions": usage,

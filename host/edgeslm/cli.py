@@ -456,7 +456,26 @@ def cmd_compile(args) -> int:
                                               f"({p.scheme.describe()}, context {p.max_seq})"))
     err.print(f"activation arena {p.arena_bytes:,} bytes (buffers reused by liveness; "
               f"{sum(p.values.values()) * 4:,} without reuse)")
+    if p.cluster:
+        _print_cluster_plan(p)
+    err.print(f"fits {p.board.id}: yes (every region within its length)")
     return 0
+
+
+def _print_cluster_plan(p) -> None:
+    """A cluster's part of the plan: each worker's L1, the matmuls' DMA tiles, the traffic."""
+    c, stack = p.cluster, p.board.cluster["worker_stack_bytes"]
+    tiled = [ps for ps in p.steps if ps.tile_rows]
+    rows = sorted({ps.tile_rows for ps in tiled})
+    err.print(f"cluster: {c.cores} workers; L1 per worker {stack + c.scratch_bytes:,} of {c.l1_budget_bytes + stack:,} "
+              f"bytes: stack {stack:,}, the steps' scratch {c.tiles_at:,}, DMA tiles {c.scratch_bytes - c.tiles_at:,} "
+              f"(of which the two first-tile slots {c.slot_bytes[0]:,} + {c.slot_bytes[1]:,})")
+    if tiled:
+        err.print(f"cluster: {len(tiled)} matmuls streamed through L1 in tiles of {rows[0]}-{rows[-1]} rows "
+                  f"(double-buffered, first tile prefetched by the matmul before; "
+                  f"{sum(ps.x_ready for ps in tiled)} reuse the input the one before quantized); "
+                  f"DMA {c.dma_bytes_per_token:,} bytes per token in {c.dma_commands_per_token:,} commands; "
+                  f"{c.forks_per_token} forks per token")
 
 
 def _print_region_usage(elf: Path, board) -> None:
@@ -658,6 +677,17 @@ def _bench_rows(r: dict) -> list[tuple[str, str]]:
     if r["tokens_per_s_at_nominal_clock"] and r["unit"] != "host ns":
         rows.append((f"tokens/s at {r['clock_hz'] / 1e6:g} MHz (1 instr/cycle)",
                      f"{r['tokens_per_s_at_nominal_clock']:.2f}"))
+    c = r.get("cluster")
+    if c:                    # a cluster: its workers, its DMA and the time model (bench.cluster_summary)
+        tm = c["time_model"]
+        rows += [(f"cluster: busiest of {c['cores']} workers, balance",
+                  f"{c['busiest_core_instructions_per_token']:,.0f}, {c['balance']:.3f}"),
+                 ("cluster: DMA bytes per token (planned)",
+                  f"{c['dma_bytes_per_token']:,.0f} ({c['dma_bytes_per_token_planned']:,})"),
+                 ("cluster: + fork/barrier + DMA wait cycles (modelled)",
+                  f"{tm['fork_barrier_cycles']:,.0f} + {tm['dma_wait_cycles']:,.0f}"),
+                 (f"cluster: cycles per token, tokens/s at {r['clock_hz'] / 1e6:g} MHz (modelled)",
+                  f"{tm['cycles_per_token']:,.0f}, {tm['tokens_per_s_at_cluster_clock']:.2f}")]
     rows += [("flash (image) bytes", f"{r['flash_bytes']:,}"), ("RAM (reserved) bytes", f"{r['ram_bytes']:,}")]
     return rows
 
@@ -672,8 +702,9 @@ def _print_bench(r: dict, baseline: dict | None = None) -> None:
     if baseline:
         t.add_column(f"baseline {baseline['scheme']} (KV {baseline['kv']}, {baseline['kernels']})",
                      justify="right")
-    for i, (name, value) in enumerate(rows):
-        t.add_row(name, value, *([base_rows[i][1]] if base_rows else []))
+    base = dict(base_rows or [])
+    for name, value in rows:
+        t.add_row(name, value, *([base.get(name, "-")] if base_rows else []))
     con.print(t)
     _print_kernel_profile(r, con)
     if baseline:

@@ -8,12 +8,27 @@
  * then wakes k + 1): under -icount QEMU runs all harts on one host thread anyway, and only then
  * does the shared virtual clock (mcycle) read around a worker's work count that worker's
  * instructions alone. The results are those of a parallel run: workers write disjoint outputs
- * and read only what the FC prepared before the fork. */
+ * and read only what the FC prepared before the fork.
+ *
+ * The FC's clock over a fork counts the busiest worker's instructions only: the other workers'
+ * (they run beside it on a real cluster), the FC's waking of each worker and each worker's
+ * wake-up code (a real cluster dispatches in one go: the host models that cost) and the DMA copies
+ * (the cluster DMA's work, not a core's) are subtracted (esl_cluster_overlap). A DMA command's
+ * completion is modelled in the cluster's time (ESL_CL_DMA_SETUP_CYCLES, then
+ * ESL_CL_DMA_BYTES_PER_CYCLE shared by the fork's workers, after the worker's previous command);
+ * a wait before that time adds the difference to the worker's modelled wait, reported beside the
+ * counts. The cluster's time runs on from fork to fork, so a prefetch issued in one fork and
+ * waited for in a later one is modelled too.
+ * The board's figures reach the build as defines (edgeslm.lower.codegen.build_settings). */
 #include <stddef.h>
+#include <string.h>
 #include "esl_cluster.h"
 
 #ifndef ESL_CLUSTER_CORES
 #error "cluster_qemu.c needs ESL_CLUSTER_CORES (the board's cluster.cores)"
+#endif
+#if !defined(ESL_CL_DMA_SETUP_CYCLES) || !defined(ESL_CL_DMA_BYTES_PER_CYCLE) || !defined(ESL_CL_TICKS_PER_CYCLE)
+#error "cluster_qemu.c needs the DMA model: ESL_CL_DMA_SETUP_CYCLES, ESL_CL_DMA_BYTES_PER_CYCLE, ESL_CL_TICKS_PER_CYCLE"
 #endif
 #ifndef ESL_CLINT_BASE
 #define ESL_CLINT_BASE 0x02000000u
@@ -22,21 +37,46 @@
 #define MIP_MSIP (1u << 3)
 
 extern uint8_t _esl_l1_start[], _esl_l1_end[];
-extern uint8_t _esl_worker_stack_bytes[], _esl_l1_scratch_bytes[];   /* absolute symbols: the address is the value */
+/* absolute symbols (the address is the value): the linker script's, from the planner */
+extern uint8_t _esl_worker_stack_bytes[], _esl_l1_scratch_bytes[], _esl_l1_tiles_at[], _esl_l1_slot0_bytes[];
 uint64_t esl_mcycle(void);
 
 static struct {
     esl_cl_fn_t fn;
     void *arg;
+    uint64_t start;                                 /* the cluster time the fork starts at */
     volatile uint32_t done[ESL_CLUSTER_CORES + 1];  /* by hart; set by the worker */
-    uint64_t ticks[ESL_CLUSTER_CORES + 1];          /* by hart: its last fork's ticks */
 } team;
+
+/* One worker's run of the team's function (by hart): written by that worker only, read by the FC
+ * once the worker is done. The worker's time in its run = clock - t0 - excluded + wait, and the
+ * cluster time = team.start + that. */
+typedef struct {
+    uint64_t t0;               /* the clock as the run started */
+    uint64_t excluded;         /* ticks of DMA copies and of the DMA model's bookkeeping */
+    uint64_t wait;             /* modelled ticks spent waiting for DMA */
+    uint64_t free_at;          /* cluster time its DMA queue is free (kept from fork to fork) */
+    uint64_t ticks;            /* at the end: its instructions (clock - t0 - excluded) */
+    uint32_t dma_bytes, dma_cmds;
+} run_t;
+static run_t runs[ESL_CLUSTER_CORES + 1];
+
+/* The cluster's own time in ticks (never reset): the FC's clock less every tick the forks left out
+ * (esl_cluster_overlap) plus the DMA waits on the forks' busiest paths. A prefetch issued in one
+ * fork completes at a cluster time a later fork's wait compares with. */
+static uint64_t left_out, waited;
+
+/* What the forks did: since esl_cluster_counts_start (`now`), and the generation's earlier
+ * forward passes (`gen`). Ticks in esl_port_cycles' unit. */
+typedef struct {
+    uint64_t ticks[ESL_CLUSTER_CORES];   /* per worker: its instructions */
+    uint64_t wait[ESL_CLUSTER_CORES];    /* per worker: its modelled DMA waits */
+    uint64_t dma_bytes, dma_wait;        /* bytes copied; per fork the wait on its busiest path */
+    uint32_t forks, dma_cmds;
+} counts_t;
+static counts_t now, gen;
 static uint32_t cores = ESL_CLUSTER_CORES;
-static uint64_t core_ticks[ESL_CLUSTER_CORES];      /* per worker, since counts_start */
-static uint64_t gen_ticks[ESL_CLUSTER_CORES];       /* per worker, this generation's earlier tokens */
-static uint32_t gen_forks;
-static uint64_t overlap;
-static uint32_t forks;
+static uint64_t overlap;                             /* since counts_start: see esl_cluster_overlap */
 
 static inline void fence(void) { __asm__ volatile("fence rw, rw" ::: "memory"); }
 static inline uint32_t hart_id(void)
@@ -59,17 +99,19 @@ static void wait_ipi(void)
 }
 
 /* The workers' loop (from _start, on their L1 stacks): wait to be woken, run the team's function,
- * report the ticks it took, wake the FC. The FC wakes a worker only after .bss is zeroed. */
+ * report its instructions, wake the FC. The FC wakes a worker only after .bss is zeroed. */
 __attribute__((noreturn)) void esl_cluster_worker(uint32_t hart)
 {
     __asm__ volatile("csrc mstatus, %0" : : "r"(1u << 3));    /* MIE off: wake, no handler */
     __asm__ volatile("csrs mie, %0" : : "r"(MIP_MSIP));
+    run_t *r = &runs[hart];
     for (;;) {
         wait_ipi();
-        const uint64_t t0 = esl_mcycle();
+        r->excluded = r->wait = 0;
+        r->dma_bytes = r->dma_cmds = 0;
+        r->t0 = esl_mcycle();
         team.fn(team.arg);
-        const uint64_t t1 = esl_mcycle();
-        team.ticks[hart] = t1 - t0;
+        r->ticks = esl_mcycle() - r->t0 - r->excluded;
         fence();
         team.done[hart] = 1u;
         fence();
@@ -88,6 +130,7 @@ uint32_t esl_cl_core_id(void) { return hart_id() - 1u; }
 
 void esl_cl_team_fork(esl_cl_fn_t fn, void *arg)
 {
+    const uint64_t begin = esl_mcycle();
     static uint8_t fc_ready;
     if (!fc_ready) {                                           /* the FC's side of waking */
         __asm__ volatile("csrc mstatus, %0" : : "r"(1u << 3));
@@ -96,20 +139,28 @@ void esl_cl_team_fork(esl_cl_fn_t fn, void *arg)
     }
     team.fn = fn;
     team.arg = arg;
-    uint64_t sum = 0, max = 0;
+    team.start = begin - left_out + waited;
+    uint64_t busiest = 0, longest = 0;      /* the most instructions; the most instructions + wait */
     for (uint32_t h = 1; h <= cores; h++) {
         team.done[h] = 0;
         fence();
         MSIP(h) = 1u;
         while (!team.done[h]) wait_ipi();
         fence();
-        const uint64_t t = team.ticks[h];
-        core_ticks[h - 1u] += t;
-        sum += t;
-        if (t > max) max = t;
+        const run_t *r = &runs[h];
+        now.ticks[h - 1u] += r->ticks;
+        now.wait[h - 1u] += r->wait;
+        now.dma_bytes += r->dma_bytes;
+        now.dma_cmds += r->dma_cmds;
+        if (r->ticks > busiest) busiest = r->ticks;
+        if (r->ticks + r->wait > longest) longest = r->ticks + r->wait;
     }
-    overlap += sum - max;
-    forks++;
+    now.dma_wait += longest - busiest;
+    now.forks++;
+    const uint64_t out = esl_mcycle() - begin - busiest;      /* the fork counts its busiest worker only */
+    overlap += out;
+    left_out += out;
+    waited += longest - busiest;
 }
 
 void esl_cl_split(uint32_t n, uint32_t align, uint32_t core, uint32_t n_cores, uint32_t *begin, uint32_t *end)
@@ -124,13 +175,60 @@ void esl_cl_split(uint32_t n, uint32_t align, uint32_t core, uint32_t n_cores, u
     *end = e < n ? e : n;
 }
 
-void esl_cl_dma_memcpy(void *dst, const void *src, uint32_t bytes, esl_cl_dma_t *cmd)
+/* A command's modelled duration in ticks: setup, then the bytes at the DMA's bandwidth shared by
+ * the fork's workers (all of them may stream at once: the conservative case). */
+static uint64_t dma_ticks(uint32_t bytes)
 {
-    uint8_t *d = dst;
-    const uint8_t *s = src;
-    for (uint32_t i = 0; i < bytes; i++) d[i] = s[i];
+    const uint64_t per_cycle = ESL_CL_DMA_BYTES_PER_CYCLE;
+    const uint64_t cycles = ESL_CL_DMA_SETUP_CYCLES + ((uint64_t)bytes * cores + per_cycle - 1u) / per_cycle;
+    return cycles * ESL_CL_TICKS_PER_CYCLE;
+}
+
+/* The low word of the clock, in one instruction: the DMA calls below leave their own bookkeeping
+ * out of the worker's count (a PMSIS pi_cl_dma_cmd is a few register writes, not this model), so
+ * they read the clock first thing and last thing; a difference of low words is exact while the
+ * window is under 2^32 ticks. */
+static inline uint32_t clock_lo(void)
+{
+    uint32_t v;
+    __asm__ volatile("csrr %0, mcycle" : "=r"(v));
+    return v;
+}
+
+/* The cluster time at clock low word c on this worker: the fork's start plus the worker's own
+ * time in it (instructions plus modelled waits), in ticks. */
+static uint64_t worker_time(const run_t *r, uint32_t c)
+{
+    const uint64_t clock = r->t0 + (uint32_t)(c - (uint32_t)r->t0);
+    return team.start + (clock - r->t0 - r->excluded + r->wait);
+}
+
+__attribute__((noinline)) static void dma_start(void *dst, const void *src, uint32_t bytes, esl_cl_dma_t *cmd,
+                                                uint32_t c0)
+{
+    run_t *r = &runs[hart_id()];
+    const uint64_t issued = worker_time(r, c0);
+    memcpy(dst, src, bytes);
     fence();
     cmd->done = 1u;
+    cmd->done_at = (issued > r->free_at ? issued : r->free_at) + dma_ticks(bytes);
+    r->free_at = cmd->done_at;
+    r->dma_bytes += bytes;
+    r->dma_cmds++;
+    r->excluded += (uint32_t)(clock_lo() - c0);
+}
+
+void esl_cl_dma_memcpy(void *dst, const void *src, uint32_t bytes, esl_cl_dma_t *cmd)
+{
+    dma_start(dst, src, bytes, cmd, clock_lo());
+}
+
+__attribute__((noinline)) static void dma_wait(const esl_cl_dma_t *cmd, uint32_t c0)
+{
+    run_t *r = &runs[hart_id()];
+    const uint64_t t = worker_time(r, c0);
+    if (cmd->done_at > t) r->wait += cmd->done_at - t;
+    r->excluded += (uint32_t)(clock_lo() - c0);
 }
 
 void esl_cl_dma_wait(esl_cl_dma_t *cmd)
@@ -138,6 +236,7 @@ void esl_cl_dma_wait(esl_cl_dma_t *cmd)
     while (!cmd->done) {
     }
     fence();
+    dma_wait(cmd, clock_lo());
 }
 
 void *esl_cl_l1_scratch(uint32_t core)
@@ -146,32 +245,61 @@ void *esl_cl_l1_scratch(uint32_t core)
     return _esl_l1_start + stacks + core * (uint32_t)(uintptr_t)_esl_l1_scratch_bytes;
 }
 
-void esl_cluster_counts_start(void)
+void *esl_cl_l1_tiles(uint32_t core)
+{
+    return (uint8_t *)esl_cl_l1_scratch(core) + (uint32_t)(uintptr_t)_esl_l1_tiles_at;
+}
+
+/* Slot 0 is the last _esl_l1_slot0_bytes of the worker's scratch, slot 1 the bytes before it; a
+ * first tile sits at the end of its slot. */
+void *esl_cl_l1_first_tile(uint32_t core, uint32_t slot, uint32_t bytes)
+{
+    const uint32_t end = (uint32_t)(uintptr_t)_esl_l1_scratch_bytes - slot * (uint32_t)(uintptr_t)_esl_l1_slot0_bytes;
+    return (uint8_t *)esl_cl_l1_scratch(core) + end - bytes;
+}
+
+static void add_counts(counts_t *to, const counts_t *from)
 {
     for (uint32_t k = 0; k < ESL_CLUSTER_CORES; k++) {
-        gen_ticks[k] += core_ticks[k];
-        core_ticks[k] = 0;
+        to->ticks[k] += from->ticks[k];
+        to->wait[k] += from->wait[k];
     }
-    gen_forks += forks;
+    to->dma_bytes += from->dma_bytes;
+    to->dma_wait += from->dma_wait;
+    to->forks += from->forks;
+    to->dma_cmds += from->dma_cmds;
+}
+
+void esl_cluster_counts_start(void)
+{
+    add_counts(&gen, &now);
+    memset(&now, 0, sizeof now);
     overlap = 0;
-    forks = 0;
 }
 
 uint64_t esl_cluster_overlap(void) { return overlap; }
 
-uint64_t esl_cluster_core_ticks(uint32_t core) { return core < ESL_CLUSTER_CORES ? core_ticks[core] : 0; }
+uint64_t esl_cluster_core_ticks(uint32_t core) { return core < ESL_CLUSTER_CORES ? now.ticks[core] : 0; }
 
-uint32_t esl_cluster_forks(void) { return forks; }
+uint32_t esl_cluster_forks(void) { return now.forks; }
 
 /* ---- per-core counts of a generation, to the emulator's log --------------------------------
  * The serial protocol has no field for them, so the FC writes one line per generation through
  * semihosting (SYS_WRITE0, which QEMU prints on its stderr: the emulator's log, which the host's
  * bench reads after DONE):
- *     esl-cluster: cores N forks F ticks T1,T2,...,TN
- * F forks and each worker's ticks, summed over the generation's forward passes (ticks in the
- * unit of esl_port_cycles). The arch's generation hooks frame it: esl_stack_paint runs as a
- * generation starts (serve.c) and zeroes the sums, esl_stack_peak_bytes as it ends and prints. */
+ *     esl-cluster: cores N forks F ticks T1,...,TN waits W1,...,WN dma B cmds C wait D
+ * summed over the generation's forward passes: F forks; each worker's instructions (T, ticks in
+ * the unit of esl_port_cycles) and modelled DMA waits (W, ticks); B bytes in C DMA commands; D the
+ * modelled DMA wait on each fork's busiest path (ticks: what the DMA adds to the step times).
+ * The arch's generation hooks frame it: esl_stack_paint runs as a generation starts (serve.c) and
+ * zeroes the sums, esl_stack_peak_bytes as it ends and prints. */
 void esl_semihost_write0(const char *s);
+
+static char *put_str(char *p, const char *s)
+{
+    while (*s) *p++ = *s++;
+    return p;
+}
 
 static char *put_dec(char *p, uint64_t v)
 {
@@ -185,27 +313,40 @@ static char *put_dec(char *p, uint64_t v)
     return p;
 }
 
+static char *put_list(char *p, const uint64_t *v, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k++) {
+        if (k) *p++ = ',';
+        p = put_dec(p, v[k]);
+    }
+    return p;
+}
+
 void esl_cluster_generation_start(void)
 {
     esl_cluster_counts_start();
-    for (uint32_t k = 0; k < ESL_CLUSTER_CORES; k++) gen_ticks[k] = 0;
-    gen_forks = 0;
+    memset(&gen, 0, sizeof gen);
 }
 
 void esl_cluster_generation_report(void)
 {
-    static char line[32 + 22 * (ESL_CLUSTER_CORES + 2)];
-    static const char head[] = "esl-cluster: cores ";
-    char *p = line;
-    for (const char *h = head; *h; h++) *p++ = *h;
+    static char line[96 + 42 * ESL_CLUSTER_CORES + 3 * 21];
+    counts_t c = gen;
+    add_counts(&c, &now);
+    char *p = put_str(line, "esl-cluster: cores ");
     p = put_dec(p, cores);
-    for (const char *h = " forks "; *h; h++) *p++ = *h;
-    p = put_dec(p, gen_forks + forks);
-    for (const char *h = " ticks "; *h; h++) *p++ = *h;
-    for (uint32_t k = 0; k < cores; k++) {
-        if (k) *p++ = ',';
-        p = put_dec(p, gen_ticks[k] + core_ticks[k]);
-    }
+    p = put_str(p, " forks ");
+    p = put_dec(p, c.forks);
+    p = put_str(p, " ticks ");
+    p = put_list(p, c.ticks, cores);
+    p = put_str(p, " waits ");
+    p = put_list(p, c.wait, cores);
+    p = put_str(p, " dma ");
+    p = put_dec(p, c.dma_bytes);
+    p = put_str(p, " cmds ");
+    p = put_dec(p, c.dma_cmds);
+    p = put_str(p, " wait ");
+    p = put_dec(p, c.dma_wait);
     *p++ = '\n';
     *p = 0;
     esl_semihost_write0(line);

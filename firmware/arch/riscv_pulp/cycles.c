@@ -3,7 +3,8 @@
  * virtual time in ns, which advances 2^shift per instruction: the host converts with the board's
  * emulator.systick_hz (1e9) and icount_shift, so counts repeat run to run (unit 1). That clock is
  * shared by every hart: the cluster layer (cluster_qemu.c) turns it into the busiest core's count
- * (esl_port_cycles subtracts what the other workers ran while the busiest one ran). */
+ * (esl_port_cycles subtracts, per fork, every tick that was not the busiest worker's own
+ * instructions: the other workers, the emulation's one-by-one waking, the DMA copies). */
 #include "esl_port.h"
 #include "esl_cluster.h"
 

@@ -1,11 +1,16 @@
 /* matmul_w8f: int8 weights, float activations. x is quantized by esl_quantize_i8 with W's group
  * size; per row i and group g: isum = sum((int32_t)Wq * (int32_t)xq) (exact),
  * y[i] = y[i] + (float)isum * (ws[i][g] * xs[g]), groups in order, y[i] starting at 0.0f.
- * scratch: xq int8[round_up(cols, 4)], xs float[n_groups], then (DSP only) x16 int16[cols].
- * On a cluster (ESL_CLUSTER_CORES, esl_cluster.h) the fabric controller quantizes x once, then the
- * workers take contiguous ranges of rows (boundaries at multiples of 4): every row's arithmetic is
- * the same whichever core runs it, so the result is bit for bit the single-core one. An ISA branch
- * for the cluster's own cores (Xpulp, ESL_KERNELS_XPULP: pv.sdotsp.b, 4 int8 MACs per instruction)
+ * scratch: xq int8[round_up(cols, 4)], xs float[n_groups], then (DSP only) x16 int16[cols]; the
+ * Cortex-M fast path for groups of 32 (below) lays xs and x16 out again as one stream of groups.
+ * On a cluster (ESL_CLUSTER_CORES, esl_cluster.h) two forks: the workers quantize x by ranges of
+ * whole groups (each group's max and scale are its own; skipped when the step before left this x
+ * quantized in the scratch), then take contiguous ranges of rows (shares differing by one row at
+ * most: a share's last rows % 4 go one at a time, cheaper than a busiest worker with 3 rows more),
+ * each streaming its rows through its L1 by DMA in tiles (double-buffered; the first tile
+ * prefetched by the matmul before): the planner's tiling is in the step's n. Every group's and
+ * every row's arithmetic is the same whichever core runs it, so the result is bit for bit the
+ * single-core one. An ISA branch for the cluster's own cores (Xpulp, ESL_KERNELS_XPULP: pv.sdotsp.b, 4 int8 MACs per instruction)
  * would go in esl_dot_i8.h beside the DSP and Helium ones; QEMU cannot run it. */
 #include "esl_kernels.h"
 
@@ -52,44 +57,491 @@ static void matmul_rows(float *y, const esl_weight_t *w, const xv_t *xv, const f
     }
 }
 
+#if ESL_KERNELS_DSP && !ESL_KERNELS_MVE && ESL_DSP_VFP && !defined(ESL_CLUSTER_CORES)
+/* Cortex-M DSP fast path for groups of 32 (the default) with W word-aligned (data and cols): the
+ * rows go through assembly routines that also do each group's float work, so per group a row
+ * costs its integer MACs plus VCVT, a share of VMOV and of the scale loads, VMUL (ws * xs) and
+ * VMLA. VMLA.F32 on FPv4/FPv5 is the chained (not fused) multiply-add: the product is rounded,
+ * then the sum, as y + (float)isum * (ws * xs) is written in C (VFMA, the fused one, is not used).
+ *
+ * x is laid out once per call as a stream of groups: xs[g], then the group's int16 in the order of
+ * esl_dot_i8.h (each 4-chunk as x0, x2, x1, x3); 68 bytes a full group. It takes the place of xs
+ * and x16 in the scratch (4 * n_groups + 2 * cols bytes, the same total).
+ *   g32x4    rows of 64 (two groups), four rows a pass: one pointer reaches the four rows by
+ *            immediate offsets, which leaves registers for four sums. Per 8 elements one LDM of
+ *            4 activation words, then per row one LDRD of 8 weights, 4 SXTB16 and 4 SMLAD (37
+ *            instructions per 32 MACs); per 4 rows 296 of those and 40 for the float work and
+ *            the loop: 336 instructions for 256 MACs.
+ *   g32_rows any width, two rows a pass (19 instructions per 16 MACs; per group and pair 13 more:
+ *            89 for 64 MACs), then the short last group by 4-chunks; also the rows g32x4 leaves,
+ *            and an odd last row as a pair with itself. */
+#define G32_BYTES 68u                  /* a full group in the stream: float xs[g], int16[32] */
+
+/* The stream from xq and xs (xs lies at the stream's start): built from the last group back to
+ * the first, each group's scale read before the group is written over it. cols % 4 == 0, xq
+ * word-aligned. Per 8 elements: LDRD, 4 SXTB16, 2 STRD. */
+static void prepare_g32(uint8_t *stream, const int8_t *xq, uint32_t cols, uint32_t ng)
+{
+    for (uint32_t g = ng; g-- > 0u;) {
+        const uint32_t start = 32u * g, n = (cols - start < 32u) ? cols - start : 32u;
+        uint32_t *o = (uint32_t *)(void *)(stream + G32_BYTES * g);
+        const uint32_t xsg = ((const uint32_t *)(const void *)stream)[g];
+        const uint32_t *q = (const uint32_t *)(const void *)(xq + start), *const q8 = q + (n / 8u) * 2u;
+        uint32_t *p = o + 1;
+        if (q != q8) {
+            uint32_t a, b, c, d;
+            __asm__ volatile(
+                "1:\n\t"
+                "ldrd    %[a], %[b], [%[q]], #8\n\t"
+                "sxtb16  %[c], %[a]\n\t"                    /* x0, x2 */
+                "sxtb16  %[a], %[a], ror #8\n\t"            /* x1, x3 */
+                "sxtb16  %[d], %[b]\n\t"
+                "sxtb16  %[b], %[b], ror #8\n\t"
+                "strd    %[c], %[a], [%[p]], #8\n\t"
+                "strd    %[d], %[b], [%[p]], #8\n\t"
+                "cmp     %[q], %[q8]\n\t"
+                "bne     1b\n\t"
+                : [q] "+r"(q), [p] "+r"(p), [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [d] "=&r"(d)
+                : [q8] "r"(q8)
+                : "cc", "memory");
+        }
+        if (n & 4u) {                                   /* a last 4-chunk */
+            const uint32_t v = *q;
+            p[0] = __sxtb16(v);
+            p[1] = esl_sxtb16_ror8(v);
+        }
+        o[0] = xsg;
+    }
+}
+
+/* What g32_rows reads; the first seven words are copied to its stack (it advances y there). */
+typedef struct {
+    float *y;                 /* the first pair's outputs */
+    float *y_end;             /* y + 2 * pairs */
+    uint32_t ws_skip;         /* bytes from a row's scales after its groups to those 2 rows below */
+    uint32_t w_skip;          /* the same for the weights */
+    const uint8_t *x;         /* the stream */
+    const uint8_t *x_full;    /* x + 68 * (full groups) */
+    const uint8_t *x_end;     /* the end of the stream (x_full if there is no short group) */
+    const int8_t *w0, *w1;    /* the first pair's rows */
+    const float *ws0, *ws1;   /* and their scales */
+} g32_rows_t;
+
+/* y[i] = seqsum over the groups of (float)isum * (ws[i][g] * xs[g]) for pairs of rows, at least
+ * one full group. Registers: r0 x, r1 r2 the two rows' weights, r3 r4 their int sums, r5-r8
+ * activation words, r9 r10 weights, r11 a temporary, r12 lr the two rows' scales; s4 xs[g], s8 s9
+ * the float sums. Per 8 elements one LDM, then per row LDRD, 4 SXTB16, 4 SMLAD. */
+__attribute__((naked, noinline)) static void g32_rows(__attribute__((unused)) const g32_rows_t *a)
+{
+    __asm__ volatile(
+        ".macro G32_ROW acc, first\n\t"            /* 8 weights (r9, r10) x r5-r8 into \acc */
+        "sxtb16  r11, r9\n\t"                      /* w0, w2 */
+        ".if \\first\n\t"
+        "smuad   \\acc, r11, r5\n\t"
+        ".else\n\t"
+        "smlad   \\acc, r11, r5, \\acc\n\t"
+        ".endif\n\t"
+        "sxtb16  r9, r9, ror #8\n\t"               /* w1, w3 */
+        "smlad   \\acc, r9, r6, \\acc\n\t"
+        "sxtb16  r9, r10\n\t"                      /* w4, w6 */
+        "smlad   \\acc, r9, r7, \\acc\n\t"
+        "sxtb16  r10, r10, ror #8\n\t"             /* w5, w7 */
+        "smlad   \\acc, r10, r8, \\acc\n\t"
+        ".endm\n\t"
+        ".macro G32_STEP first\n\t"                /* 8 elements of both rows */
+        "ldmia   r0!, {r5, r6, r7, r8}\n\t"
+        "ldrd    r9, r10, [r1], #8\n\t"
+        "G32_ROW r3, \\first\n\t"
+        "ldrd    r9, r10, [r2], #8\n\t"
+        "G32_ROW r4, \\first\n\t"
+        ".endm\n\t"
+        ".macro G32_FLOAT\n\t"                     /* s8, s9 += (float)(r3, r4) * (ws * s4) */
+        "vmov    s0, s1, r3, r4\n\t"
+        "vcvt.f32.s32 s0, s0\n\t"
+        "vcvt.f32.s32 s1, s1\n\t"
+        "vldmia  r12!, {s2}\n\t"                   /* ws[i][g] */
+        "vldmia  lr!, {s3}\n\t"                    /* ws[i + 1][g] */
+        "vmul.f32 s2, s2, s4\n\t"
+        "vmul.f32 s3, s3, s4\n\t"
+        "vmla.f32 s8, s0, s2\n\t"
+        "vmla.f32 s9, s1, s3\n\t"
+        ".endm\n\t"
+        "push    {r4-r11, lr}\n\t"
+        "sub     sp, sp, #28\n\t"
+        "ldmia   r0, {r1-r11}\n\t"
+        "stmia   sp, {r1-r7}\n\t"                  /* y, y_end, ws_skip, w_skip, x, x_full, x_end */
+        "mov     r0, r5\n\t"
+        "mov     r1, r8\n\t"
+        "mov     r2, r9\n\t"
+        "mov     r12, r10\n\t"
+        "mov     lr, r11\n\t"
+        "1:\n\t"                                   /* a pair of rows */
+        "movs    r11, #0\n\t"
+        "vmov    s8, s9, r11, r11\n\t"             /* the float sums start at 0.0f */
+        "2:\n\t"                                   /* a full group */
+        "vldmia  r0!, {s4}\n\t"                    /* xs[g] */
+        "G32_STEP 1\n\t"
+        "G32_STEP 0\n\t"
+        "G32_STEP 0\n\t"
+        "G32_STEP 0\n\t"
+        "G32_FLOAT\n\t"
+        "ldr     r11, [sp, #20]\n\t"
+        "cmp     r0, r11\n\t"
+        "bne     2b\n\t"
+        "ldr     r10, [sp, #24]\n\t"
+        "cmp     r0, r10\n\t"
+        "beq     4f\n\t"
+        "vldmia  r0!, {s4}\n\t"                    /* the short group, 4 elements at a time */
+        "movs    r3, #0\n\t"
+        "movs    r4, #0\n\t"
+        "3:\n\t"
+        "ldrd    r5, r6, [r0], #8\n\t"
+        "ldr     r9, [r1], #4\n\t"
+        "sxtb16  r11, r9\n\t"
+        "smlad   r3, r11, r5, r3\n\t"
+        "sxtb16  r9, r9, ror #8\n\t"
+        "smlad   r3, r9, r6, r3\n\t"
+        "ldr     r9, [r2], #4\n\t"
+        "sxtb16  r11, r9\n\t"
+        "smlad   r4, r11, r5, r4\n\t"
+        "sxtb16  r9, r9, ror #8\n\t"
+        "smlad   r4, r9, r6, r4\n\t"
+        "cmp     r0, r10\n\t"
+        "bne     3b\n\t"
+        "G32_FLOAT\n\t"
+        "4:\n\t"
+        "ldmia   sp, {r5-r9}\n\t"                  /* y, y_end, ws_skip, w_skip, x */
+        "vstmia  r5!, {s8, s9}\n\t"
+        "str     r5, [sp]\n\t"
+        "add     r12, r12, r7\n\t"
+        "add     lr, lr, r7\n\t"
+        "add     r1, r1, r8\n\t"
+        "add     r2, r2, r8\n\t"
+        "mov     r0, r9\n\t"
+        "cmp     r5, r6\n\t"
+        "bne     1b\n\t"
+        "add     sp, sp, #28\n\t"
+        "pop     {r4-r11, pc}\n\t"
+        ".purgem G32_FLOAT\n\t"
+        ".purgem G32_STEP\n\t"
+        ".purgem G32_ROW\n\t");
+}
+
+/* What g32x4 reads. */
+typedef struct {
+    float *y;
+    float *y_end;             /* y + 4 * quads */
+    const int8_t *w;          /* row 0 (64 weights a row) */
+    const float *ws;          /* row 0's two scales */
+    const uint8_t *x;         /* the stream (two full groups) */
+} g32x4_t;
+
+/* Rows of 64 (two groups), four at a time. Registers: r0 x, r1 row 0 (rows 1-3 at +64, +128,
+ * +192), r2-r5 the int sums, r6-r9 activation words, r10 r11 weights, r12 a temporary, lr the
+ * scales; s0-s7 ws * xs, s8-s11 the float sums, s12 s13 xs[0] xs[1], s14 s15 temporaries. */
+__attribute__((naked, noinline)) static void g32x4(__attribute__((unused)) const g32x4_t *a)
+{
+    __asm__ volatile(
+        ".macro G32X4_ROW acc, first\n\t"          /* 8 weights (r10, r11) x r6-r9 into \acc */
+        "sxtb16  r12, r10\n\t"                     /* w0, w2 */
+        ".if \\first\n\t"
+        "smuad   \\acc, r12, r6\n\t"
+        ".else\n\t"
+        "smlad   \\acc, r12, r6, \\acc\n\t"
+        ".endif\n\t"
+        "sxtb16  r10, r10, ror #8\n\t"             /* w1, w3 */
+        "smlad   \\acc, r10, r7, \\acc\n\t"
+        "sxtb16  r10, r11\n\t"                     /* w4, w6 */
+        "smlad   \\acc, r10, r8, \\acc\n\t"
+        "sxtb16  r11, r11, ror #8\n\t"             /* w5, w7 */
+        "smlad   \\acc, r11, r9, \\acc\n\t"
+        ".endm\n\t"
+        ".macro G32X4_GROUP\n\t"                   /* 32 elements of the four rows into r2-r5 */
+        ".irp first, 1, 0, 0, 0\n\t"
+        "ldmia   r0!, {r6, r7, r8, r9}\n\t"
+        "ldrd    r10, r11, [r1, #64]\n\t"
+        "G32X4_ROW r3, \\first\n\t"
+        "ldrd    r10, r11, [r1, #128]\n\t"
+        "G32X4_ROW r4, \\first\n\t"
+        "ldrd    r10, r11, [r1, #192]\n\t"
+        "G32X4_ROW r5, \\first\n\t"
+        "ldrd    r10, r11, [r1], #8\n\t"           /* row 0 last: it moves the pointer */
+        "G32X4_ROW r2, \\first\n\t"
+        ".endr\n\t"
+        ".endm\n\t"
+        ".macro G32X4_FLOAT s0, s1, s2, s3\n\t"    /* s8-s11 += (float)r2-r5 * \s0-\s3 */
+        "vmov    s14, s15, r2, r3\n\t"
+        "vcvt.f32.s32 s14, s14\n\t"
+        "vcvt.f32.s32 s15, s15\n\t"
+        "vmla.f32 s8, s14, \\s0\n\t"
+        "vmla.f32 s9, s15, \\s1\n\t"
+        "vmov    s14, s15, r4, r5\n\t"
+        "vcvt.f32.s32 s14, s14\n\t"
+        "vcvt.f32.s32 s15, s15\n\t"
+        "vmla.f32 s10, s14, \\s2\n\t"
+        "vmla.f32 s11, s15, \\s3\n\t"
+        ".endm\n\t"
+        "push    {r4-r11, lr}\n\t"
+        "sub     sp, sp, #12\n\t"
+        "ldmia   r0, {r1-r5}\n\t"                  /* y, y_end, w, ws, x */
+        "stmia   sp, {r1, r2}\n\t"                 /* [sp]: y, y_end */
+        "vldr    s12, [r5]\n\t"                    /* xs[0] */
+        "vldr    s13, [r5, #68]\n\t"               /* xs[1] */
+        "mov     lr, r4\n\t"
+        "add     r0, r5, #4\n\t"
+        "mov     r1, r3\n\t"
+        "1:\n\t"                                   /* four rows */
+        "movs    r10, #0\n\t"
+        "vmov    s8, s9, r10, r10\n\t"             /* the float sums start at 0.0f */
+        "vmov    s10, s11, r10, r10\n\t"
+        "vldmia  lr!, {s0-s7}\n\t"                 /* ws[i][0], ws[i][1], ws[i+1][0], ... ws[i+3][1] */
+        "vmul.f32 s0, s0, s12\n\t"                 /* ws * xs */
+        "vmul.f32 s1, s1, s13\n\t"
+        "vmul.f32 s2, s2, s12\n\t"
+        "vmul.f32 s3, s3, s13\n\t"
+        "vmul.f32 s4, s4, s12\n\t"
+        "vmul.f32 s5, s5, s13\n\t"
+        "vmul.f32 s6, s6, s12\n\t"
+        "vmul.f32 s7, s7, s13\n\t"
+        "G32X4_GROUP\n\t"
+        "G32X4_FLOAT s0, s2, s4, s6\n\t"
+        "add     r0, r0, #4\n\t"                   /* over xs[1] */
+        "G32X4_GROUP\n\t"
+        "G32X4_FLOAT s1, s3, s5, s7\n\t"
+        "ldmia   sp, {r10, r11}\n\t"               /* y, y_end */
+        "vstmia  r10!, {s8-s11}\n\t"
+        "str     r10, [sp]\n\t"
+        "sub     r0, r0, #132\n\t"                 /* x again */
+        "add     r1, r1, #192\n\t"                 /* row 0 + 64 -> row 4 */
+        "cmp     r10, r11\n\t"
+        "bne     1b\n\t"
+        "add     sp, sp, #12\n\t"
+        "pop     {r4-r11, pc}\n\t"
+        ".purgem G32X4_FLOAT\n\t"
+        ".purgem G32X4_GROUP\n\t"
+        ".purgem G32X4_ROW\n\t");
+}
+
+/* Whether W and the scratch suit the fast path: groups of 32, rows and scratch word-aligned. */
+static int g32_fits(const esl_weight_t *w, const void *scratch)
+{
+    return w->group_size == 32u && w->cols >= 32u &&
+           (((uintptr_t)w->data | (uintptr_t)scratch | w->cols) & 3u) == 0u;
+}
+
+/* y = W @ x for g32_fits. */
+static void matmul_g32(float *y, const esl_weight_t *w, const int8_t *xq, uint8_t *stream)
+{
+    const uint32_t rows = w->rows, cols = w->cols, ng = w->n_groups;
+    const int8_t *data = (const int8_t *)w->data;
+    const float *ws = w->scales;
+    prepare_g32(stream, xq, cols, ng);
+    uint32_t i = 0;
+    if (cols == 64u && rows >= 4u) {
+        i = rows & ~3u;
+        const g32x4_t a = { y, y + i, data, ws, stream };
+        g32x4(&a);
+    }
+    const uint8_t *x_full = stream + G32_BYTES * (cols / 32u), *x_end = stream + 4u * ng + 2u * cols;
+    if (i + 2u <= rows) {
+        const uint32_t n = (rows - i) & ~1u;
+        const g32_rows_t a = { y + i, y + i + n, 4u * ng, cols, stream, x_full, x_end,
+                               data + i * cols, data + (i + 1u) * cols, ws + i * ng, ws + (i + 1u) * ng };
+        g32_rows(&a);
+        i += n;
+    }
+    if (i < rows) {                                   /* an odd last row: a pair with itself */
+        float y2[2];
+        const g32_rows_t a = { y2, y2 + 2, 0u, 0u, stream, x_full, x_end,
+                               data + i * cols, data + i * cols, ws + i * ng, ws + i * ng };
+        g32_rows(&a);
+        y[i] = y2[0];
+    }
+}
+#endif
+
 #if defined(ESL_CLUSTER_CORES)
+#include <stddef.h>
 #include "esl_cluster.h"
 
-/* What the fabric controller hands the workers: the output, W and the prepared x. */
+
+/* The quantization of x, by groups: worker k quantizes its contiguous range of whole groups. */
+typedef struct {
+    int8_t *xq;
+    float *xs;
+    const float *x;
+    uint32_t cols, gs, n_groups;
+} quantize_job_t;
+
+static void quantize_job(void *arg)
+{
+    const quantize_job_t *j = arg;
+    uint32_t g0, g1;
+    esl_cl_split(j->n_groups, 1u, esl_cl_core_id(), esl_cl_cores(), &g0, &g1);
+    if (g0 < g1) {
+        const uint32_t start = g0 * j->gs, end = (g1 * j->gs < j->cols) ? g1 * j->gs : j->cols;
+        esl_quantize_i8(j->xq + start, j->xs + g0, j->x + start, end - start, j->gs);
+    }
+}
+
+/* A worker's L1 tiles (esl_cl_l1_tiles, sized by the planner: edgeslm.lower.plan.matmul_l1_bytes):
+ *     x as prepared  xv_t[cols], padded to 4 bytes, then x's scales float[n_groups]
+ *     tiles A, B     from there, tiles 1, 3, 5, ... in A and 2, 4, ... in B
+ *     tile 0         in its slot at the end (esl_cl_l1_first_tile), where the matmul before prefetched it
+ * a tile: int8[tile_rows * cols] padded to 4 bytes, then float[tile_rows * n_groups]. */
+static uint32_t tile_bytes(const esl_weight_t *w, uint32_t tile_rows)
+{
+    return ((tile_rows * w->cols + 3u) & ~3u) + tile_rows * w->n_groups * 4u;
+}
+
+/* Rows [t, t + n) of W and their scales, L2 -> an L1 tile of tile_rows rows: two DMA commands. */
+static void fetch_tile(uint8_t *tile, const esl_weight_t *w, uint32_t tile_rows, uint32_t t, uint32_t n,
+                       esl_cl_dma_t cmd[2])
+{
+    esl_cl_dma_memcpy(tile, (const int8_t *)w->data + t * w->cols, n * w->cols, &cmd[0]);
+    esl_cl_dma_memcpy(tile + ((tile_rows * w->cols + 3u) & ~3u), w->scales + t * w->n_groups,
+                      n * w->n_groups * 4u, &cmd[1]);
+}
+
+/* Each worker's first tile of the next matmul, fetched while this one finishes (by core). */
+typedef struct {
+    const esl_weight_t *w;     /* NULL: nothing in flight */
+    uint32_t row, rows;
+    esl_cl_dma_t cmd[2];
+} prefetch_t;
+static prefetch_t prefetched[ESL_CLUSTER_CORES];
+
+/* Start worker `core`'s first tile of the matmul step s (the planner's next one) into the end of
+ * its L1 tiles, where that matmul will look for it. */
+static void prefetch(const esl_step_t *s, uint32_t core)
+{
+    const esl_weight_t *w = s->w;
+    const uint32_t tile_rows = ESL_CL_TILE_ROWS(s->n);
+    uint32_t begin, end;
+    esl_cl_split(w->rows, 1u, core, esl_cl_cores(), &begin, &end);
+    if (begin == end || tile_rows == 0u) return;
+    prefetch_t *p = &prefetched[core];
+    p->w = w;
+    p->row = begin;
+    p->rows = end - begin < tile_rows ? end - begin : tile_rows;
+    uint8_t *first = esl_cl_l1_first_tile(core, ESL_CL_SLOT(s->n), tile_bytes(w, tile_rows));
+    fetch_tile(first, w, tile_rows, begin, p->rows, p->cmd);
+}
+
+/* What the fabric controller hands the workers: the output, W, the prepared x and the tiling. */
 typedef struct {
     float *y;
     const esl_weight_t *w;
     const xv_t *xv;
     const float *xs;
+    uint32_t tile_rows;        /* rows per DMA tile (the planner's, a multiple of 4); 0: W read in L2 */
+    uint32_t slot;             /* the L1 slot of its first tiles */
+    const esl_step_t *next;    /* the matmul step whose first tiles this one prefetches, or NULL */
 } matmul_job_t;
 
-/* One worker's share: its contiguous range of rows. */
+/* One worker's share: its contiguous range of rows, tile by tile through its L1 tiles, the DMA
+ * fetching tile k + 1 while the core computes tile k, and, while it computes the last, the next
+ * matmul's first tile into the other slot (tile 0 of this one is that prefetch, if it was made). */
 static void matmul_job(void *arg)
 {
     const matmul_job_t *j = arg;
+    const esl_weight_t *w = j->w;
+    const uint32_t core = esl_cl_core_id();
     uint32_t begin, end;
-    esl_cl_split(j->w->rows, 4u, esl_cl_core_id(), esl_cl_cores(), &begin, &end);
-    matmul_rows(j->y, j->w, j->xv, j->xs, begin, end);
+    esl_cl_split(w->rows, 1u, core, esl_cl_cores(), &begin, &end);
+    if (j->tile_rows == 0u) {
+        matmul_rows(j->y, w, j->xv, j->xs, begin, end);
+        return;
+    }
+    if (begin == end) {
+        if (j->next) prefetch(j->next, core);
+        return;
+    }
+    const uint32_t cols = w->cols, ng = w->n_groups, rows = j->tile_rows, tb = tile_bytes(w, rows);
+    const uint32_t x_bytes = (cols * (uint32_t)sizeof(xv_t) + 3u) & ~3u;
+    uint8_t *area = esl_cl_l1_tiles(core);
+    xv_t *xv = (xv_t *)(void *)area;
+    float *xs = (float *)(void *)(area + x_bytes);
+    uint8_t *const buf[2] = { area + x_bytes + 4u * ng, area + x_bytes + 4u * ng + tb };
+    const uint8_t *tile = esl_cl_l1_first_tile(core, j->slot, tb);
+    esl_cl_dma_t in[2], own[2], cmd[2][2];
+    esl_cl_dma_memcpy(xv, j->xv, cols * (uint32_t)sizeof(xv_t), &in[0]);
+    esl_cl_dma_memcpy(xs, j->xs, ng * 4u, &in[1]);
+    prefetch_t *p = &prefetched[core];
+    const uint32_t n0 = end - begin < rows ? end - begin : rows;
+    esl_cl_dma_t *first = own;
+    if (p->w == w && p->row == begin && p->rows == n0)
+        first = p->cmd;
+    else
+        fetch_tile((uint8_t *)tile, w, rows, begin, n0, own);
+    p->w = NULL;
+    esl_cl_dma_wait(&in[0]);
+    esl_cl_dma_wait(&in[1]);
+    esl_cl_dma_wait(&first[0]);
+    esl_cl_dma_wait(&first[1]);
+    for (uint32_t t = begin, k = 0;; k++) {
+        const uint32_t n = end - t < rows ? end - t : rows, next_t = t + n;
+        if (next_t < end)
+            fetch_tile(buf[k & 1u], w, rows, next_t, end - next_t < rows ? end - next_t : rows, cmd[k & 1u]);
+        else if (j->next)
+            prefetch(j->next, core);            /* the last tile: the next matmul's first, other slot */
+        const esl_weight_t view = { tile, (const float *)(const void *)(tile + ((rows * cols + 3u) & ~3u)), n,
+                                    cols, w->group_size, w->n_groups, w->bits };
+        matmul_rows(j->y + t, &view, xv, xs, 0u, n);
+        if (next_t >= end) return;
+        esl_cl_dma_wait(&cmd[k & 1u][0]);
+        esl_cl_dma_wait(&cmd[k & 1u][1]);
+        tile = buf[k & 1u];
+        t = next_t;
+    }
+}
+
+/* y = W @ x on the cluster: the workers quantize x by groups (unless the planner's n says the
+ * step before left this x quantized in the scratch), then compute their rows (n: esl_cluster.h). */
+static void matmul_cluster(float *y, const esl_weight_t *w, const float *x, void *scratch, uint32_t n,
+                           const esl_step_t *next)
+{
+    int8_t *xq = (int8_t *)scratch;
+    float *xs = (float *)(void *)(xq + ((w->cols + 3u) & ~3u));
+    int16_t *x16 = (int16_t *)(void *)(xs + w->n_groups);
+    if (!(n & ESL_CL_X_READY)) {
+        quantize_job_t q = { xq, xs, x, w->cols, w->group_size, w->n_groups };
+        esl_cl_team_fork(quantize_job, &q);
+    }
+    matmul_job_t j = { y, w, prepare_x(xq, x16, w->cols, w->group_size), xs, ESL_CL_TILE_ROWS(n), ESL_CL_SLOT(n),
+                       next };
+    esl_cl_team_fork(matmul_job, &j);
 }
 #endif
 
 void esl_matmul_w8f(float *y, const esl_weight_t *w, const float *x, void *scratch)
 {
+#if defined(ESL_CLUSTER_CORES)
+    matmul_cluster(y, w, x, scratch, 0u, NULL);  /* no tiling, x to quantize: W read in L2 */
+#else
     int8_t *xq = (int8_t *)scratch;
     float *xs = (float *)(void *)(xq + ((w->cols + 3u) & ~3u));
     int16_t *x16 = (int16_t *)(void *)(xs + w->n_groups);
     esl_quantize_i8(xq, xs, x, w->cols, w->group_size);
+#if ESL_KERNELS_DSP && !ESL_KERNELS_MVE && ESL_DSP_VFP
+    if (g32_fits(w, scratch)) {
+        matmul_g32(y, w, xq, (uint8_t *)xs);
+        return;
+    }
+#endif
     const xv_t *xv = prepare_x(xq, x16, w->cols, w->group_size);
-#if defined(ESL_CLUSTER_CORES)
-    matmul_job_t j = { y, w, xv, xs };
-    esl_cl_team_fork(matmul_job, &j);
-#else
     matmul_rows(y, w, xv, xs, 0u, w->rows);
 #endif
 }
 
-/* Step: arena[out] = s->w @ arena[in]. */
+/* Step: arena[out] = s->w @ arena[in]; on a cluster s->n is the planner's tiling (esl_cluster.h). */
 void esl_step_matmul_w8f(const esl_step_t *s, const esl_ctx_t *c)
 {
+#if defined(ESL_CLUSTER_CORES)
+    const uint32_t next = ESL_CL_NEXT_STEP(s->n);
+    matmul_cluster(c->arena + s->out, s->w, c->arena + s->in, c->scratch, s->n,
+                   next ? &c->m->steps[next - 1u] : NULL);
+#else
     esl_matmul_w8f(c->arena + s->out, s->w, c->arena + s->in, c->scratch);
+#endif
 }

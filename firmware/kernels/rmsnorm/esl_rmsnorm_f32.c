@@ -1,5 +1,8 @@
 /* rmsnorm_f32: o[j] = w[j] * (r * x[j]),  r = 1.0f / sqrtf(seqsum(x[j]*x[j]) / (float)n + eps).
- * sqrtf is IEEE-exact everywhere (hardware VSQRT, or newlib's bitwise soft-float sqrtf). */
+ * sqrtf is IEEE-exact everywhere (hardware VSQRT, or newlib's bitwise soft-float sqrtf).
+ * On a cluster (ESL_CLUSTER_CORES, esl_cluster.h) the fabric controller forms r (the sum is a
+ * reduction: never split), then the workers scale contiguous ranges of j: each o[j] is the same
+ * product whichever core forms it, so the result is the single-core one bit for bit. */
 #include <math.h>
 #include "esl_kernels.h"
 
@@ -17,8 +20,48 @@ void esl_rmsnorm_f32(float *o, const float *x, const float *w, uint32_t n, float
     }
 }
 
+#if defined(ESL_CLUSTER_CORES)
+#include "esl_cluster.h"
+
+/* The statements of esl_rmsnorm_f32, split at r: r on the fabric controller, then o by ranges. */
+static float rms_factor(const float *x, uint32_t n, float eps)
+{
+    float ss = 0.0f;
+    for (uint32_t j = 0; j < n; j++) {
+        ss += x[j] * x[j];
+    }
+    ss = ss / (float)n;
+    ss = ss + eps;
+    return 1.0f / sqrtf(ss);
+}
+
+typedef struct {
+    float *o;
+    const float *x, *w;
+    float r;
+    uint32_t n;
+} rmsnorm_job_t;
+
+/* One worker's share: its contiguous range of j. */
+static void rmsnorm_job(void *arg)
+{
+    const rmsnorm_job_t *j = arg;
+    uint32_t begin, end;
+    esl_cl_split(j->n, 1u, esl_cl_core_id(), esl_cl_cores(), &begin, &end);
+    for (uint32_t i = begin; i < end; i++) {
+        j->o[i] = j->w[i] * (j->r * j->x[i]);
+    }
+}
+#endif
+
 /* Step: arena[out] = rmsnorm(arena[in], s->norm) over n. */
 void esl_step_rmsnorm_f32(const esl_step_t *s, const esl_ctx_t *c)
 {
+#if defined(ESL_CLUSTER_CORES)
+    const float *x = c->arena + s->in;
+    rmsnorm_job_t j = { c->arena + s->out, x, s->norm, rms_factor(x, s->n, c->m->norm_eps), s->n };
+    esl_cl_team_fork(rmsnorm_job, &j);
+#else
     esl_rmsnorm_f32(c->arena + s->out, c->arena + s->in, s->norm, s->n, c->m->norm_eps);
+#endif
 }

@@ -53,9 +53,56 @@ void esl_rmsnorm_s8(int8_t *o, const int8_t *x, uint32_t n, const esl_rmsnorm_s8
     }
 }
 
+#if defined(ESL_CLUSTER_CORES)
+/* On a cluster (esl_cluster.h): the statements of esl_rmsnorm_s8, split after inv: the fabric
+ * controller sums (a reduction: never split) and forms a and inv, then the workers scale
+ * contiguous ranges of j, each o[j] the same integers whichever core forms it. */
+#include "esl_cluster.h"
+
+typedef struct {
+    int8_t *o;
+    const int8_t *x;
+    uint32_t n;
+    const esl_rmsnorm_s8_t *p;
+    int32_t a, inv;
+} rmsnorm_job_t;
+
+static void rmsnorm_job(void *arg)
+{
+    const rmsnorm_job_t *j = arg;
+    const esl_rmsnorm_s8_t *p = j->p;
+    uint32_t begin, end;
+    esl_cl_split(j->n, 1u, esl_cl_core_id(), esl_cl_cores(), &begin, &end);
+    for (uint32_t i = begin; i < end; i++) {
+        const int64_t scaled = (int64_t)(j->x[i] - p->in_zp) * esl_srdhm(j->inv, p->mult[i]);
+        int32_t e = 60 - j->a - p->shift[i];
+        if (e > 40) e = 40;
+        j->o[i] = esl_clamp8((int32_t)esl_rdbp64(scaled, e) + p->out_zp);
+    }
+}
+
+static void rmsnorm_cluster(int8_t *o, const int8_t *x, uint32_t n, const esl_rmsnorm_s8_t *p)
+{
+    int64_t t = p->n_eps;
+    for (uint32_t j = 0; j < n; j++) {
+        const int32_t xc = x[j] - p->in_zp;
+        t += xc * xc;
+    }
+    if (t < 1) t = 1;
+    const int32_t a = (62 - (int32_t)bit_length64((uint64_t)t)) / 2;
+    const uint32_t sq = isqrt64((uint64_t)t << (2 * a));
+    rmsnorm_job_t job = { o, x, n, p, a, (int32_t)(((uint64_t)1 << 60) / sq) };
+    esl_cl_team_fork(rmsnorm_job, &job);
+}
+#endif
+
 /* Step: arena[out] = rmsnorm(arena[in]) over n (the norm weights are in the multipliers). */
 void esl_step_rmsnorm_s8(const esl_step_t *s, const esl_ctx_t *c)
 {
     int8_t *a = (int8_t *)c->arena;
+#if defined(ESL_CLUSTER_CORES)
+    rmsnorm_cluster(a + s->out, a + s->in, s->n, (const esl_rmsnorm_s8_t *)s->p);
+#else
     esl_rmsnorm_s8(a + s->out, a + s->in, s->n, (const esl_rmsnorm_s8_t *)s->p);
+#endif
 }

@@ -110,9 +110,26 @@ def build_settings(plan: Plan) -> dict:
                        if "base" in board.console else {}),
                     **({"ESL_CLUSTER_CORES": board.cores} if board.cluster else {}),
                     **({"ESL_CLINT_BASE": f"{int(str(board.cluster['clint_base']), 0):#010x}u"}
-                       if "clint_base" in board.cluster else {})},
+                       if "clint_base" in board.cluster else {}),
+                    **(_cluster_defines(plan) if plan.cluster else {})},
         "sources": ["runtime", "kernels", f"arch/{target.arch_dir}", f"ports/{board.port}"],
     }
+
+
+def _cluster_defines(plan: Plan) -> dict[str, int]:
+    """The cluster's DMA model for the QEMU back end (firmware/arch/riscv_pulp/cluster_qemu.c):
+    the board's DMA figures in cycles, and clock ticks per cycle (one instruction per cycle; under
+    -icount the clock advances 2^icount_shift ns per instruction, read at emulator.systick_hz)."""
+    t, emu = plan.cluster.timing, plan.board.emulator
+    ticks = 1
+    if emu.get("icount_shift") is not None:
+        per_instruction = (1 << int(emu["icount_shift"])) * int(emu.get("systick_hz", 10**9))
+        if per_instruction % 10**9:
+            raise EdgeslmError(f"board {plan.board.id}: 2^icount_shift ns at systick_hz is not a whole "
+                               "number of clock ticks per instruction")
+        ticks = per_instruction // 10**9
+    return {"ESL_CL_DMA_SETUP_CYCLES": t.dma_setup_cycles, "ESL_CL_DMA_BYTES_PER_CYCLE": t.dma_bytes_per_cycle,
+            "ESL_CL_TICKS_PER_CYCLE": ticks}
 
 
 def _float_tensors(qm: QuantModel, plan: Plan, ro) -> tuple[list[_Array], list[dict], dict[str, str]]:
@@ -209,8 +226,21 @@ def generate_sources(qm, tok: Tokenizer, plan: Plan, out_dir: Path) -> Generated
         if not (FIRMWARE_DIR / k.c_file).is_file():
             raise EdgeslmError(f"kernel {k.name} has no C file firmware/{k.c_file}")
         off = lambda v: plan.offsets[v] if v else 0    # noqa: E731
+        # a cluster's matmul carries its tiling in n (esl_cluster.h): rows per DMA tile, bit 16
+        # (ESL_CL_X_READY) when the step before left its input quantized in the scratch, bit 17 its
+        # first tile's L1 slot, bits 18-31 1 + the step whose first tile it prefetches
+        n, tiling = s.n, ""
+        if ps.tile_rows:
+            nxt = plan.cluster.next_matmul.get(i)
+            if not 0 < ps.tile_rows < 1 << 16 or len(plan.steps) >= (1 << 14) - 1:
+                raise EdgeslmError(f"step {i}: {ps.tile_rows} rows per DMA tile or {len(plan.steps)} steps "
+                                   "do not fit the step's n (16 and 14 bits)")
+            n = ps.tile_rows | (ps.x_ready << 16) | (ps.slot << 17) | ((nxt + 1 if nxt is not None else 0) << 18)
+            tiling = (f" (DMA tiles of {ps.tile_rows} rows{', x quantized before' if ps.x_ready else ''}"
+                      f"{f', prefetches step {nxt}' if nxt is not None else ''})")
         steps.append({"run": k.step_symbol, "layer": s.layer, "out": off(s.out), "in": off(s.inp),
-                      "in2": off(s.in2), "n": s.n, "index": f"{i}: {k.name} {s.weight or s.norm or ''}".strip(),
+                      "in2": off(s.in2), "n": n,
+                      "index": f"{i}: {k.name} {s.weight or s.norm or ''}".strip() + tiling,
                       "w": f"&w_{cdata.ident(s.weight)}" if s.weight else "NULL",
                       "norm": norms[s.norm] if s.norm in norms else "NULL",
                       "p": f"&{params[i]['name']}" if params[i] else "NULL"})
@@ -241,7 +271,9 @@ def generate_sources(qm, tok: Tokenizer, plan: Plan, out_dir: Path) -> Generated
         "code_region": plan.board.regions_for("code")[0].name,
         "stack_bytes": plan.board.stack_bytes,
         "cluster": {"cores": plan.board.cores, **plan.board.cluster,
-                    "scratch_bytes": plan.scratch_bytes},
+                    "scratch_bytes": plan.l1_scratch_bytes,
+                    "tiles_at": plan.cluster.tiles_at if plan.cluster else 0,
+                    "slot0_bytes": plan.cluster.slot_bytes[0] if plan.cluster else 0},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     env = _env()

@@ -15,8 +15,11 @@ ISA levels (RISC-V unprivileged spec; GreenWaves' and pulp-platform's public mat
 ISA variants of the kernels, worst first: portable (plain C, the reference), xpulp (needs Xpulp).
 A kernel without an xpulp branch runs its portable one (resolve picks it).
 
-The cluster: arch/riscv_pulp/ (esl_cluster.h) forks a step's rows over the board's
-`cluster.cores` workers; the step table is the same as every target's.
+The cluster: arch/riscv_pulp/ (esl_cluster.h) forks a step's rows, heads or elements over the
+board's `cluster.cores` workers, and the matmuls stream their weights through L1 by DMA in the
+planner's tiles (edgeslm.lower.plan, plan_cluster); the step table is the same as every target's,
+a matmul's n carrying its tiling. The board's `cluster.timing` gives what a fork and a DMA command
+cost. What the kernels' cluster branches do is below, as data for the planner.
 """
 
 from __future__ import annotations
@@ -82,3 +85,22 @@ TARGET = Target(
     libs=("m", "c", "gcc"),
     defines=_defines,
 )
+
+
+# Forks per call of each kernel's cluster branch (the kernels that do not fork run on the fabric
+# controller); a w8f matmul whose input the step before left quantized forks once, not twice.
+# tests/test_gap9.py checks the plan's forks per token against the firmware's count.
+CLUSTER_FORKS = {"matmul_w8f": 2, "matmul_s8": 1, "rmsnorm_f32": 1, "rope_f32": 1,
+                 "kvstore_f32": 1, "kvstore_kv8": 1, "attention_f32": 1, "attention_kv8": 1,
+                 "attention_s8": 1, "add_f32": 1, "swiglu_f32": 1,
+                 "rmsnorm_s8": 1, "rope_s8": 1, "add_s8": 1, "swiglu_s8": 1}
+TILED_KERNELS = ("matmul_w8f", "matmul_s8")     # matmuls streamed through L1 in tiles
+
+# Instructions a worker spends per tile besides the rows themselves (the DMA commands and their
+# waits, the tile's view of W, the call of the row loop with its set-up): measured on gap9_qemu
+# (stories260K q8, 1 core: tiles of 4 rows against one tile per matmul, 176,856 more instructions
+# per token for 842 more tiles). With ROW_INSTRUCTIONS_PER_MAC (the portable row loop's: the
+# matmul steps measure 5.5 per MAC on one core, quantizing their input included) it serves only to
+# choose the tile sizes.
+TILE_LOOP_INSTRUCTIONS = 210
+ROW_INSTRUCTIONS_PER_MAC = 5.2
