@@ -9,6 +9,7 @@ branch ran. The same firmware is also built natively (the portable branch on the
 Each case also runs with exactly the scratch its KernelSpec rule grants, with guard bytes after it
 and after its outputs: a kernel writing outside them fails here."""
 
+import re
 import shutil
 import subprocess
 import time
@@ -81,12 +82,17 @@ def compare(stream: bytes, cases, where: str) -> None:
     assert at == len(stream), f"{where}: {len(stream) - at} bytes after the last case"
 
 
-def function_disassembly(dis: str, name: str) -> str:
-    """One function's lines from `objdump -d` output."""
+def function_disassembly(dis: str, name: str, depth: int = 0) -> str:
+    """One function's lines from `objdump -d` output, and (depth > 0) those of the functions it
+    calls with BL, that deep (a kernel's static helpers the compiler kept out of line)."""
     start = dis.find(f"<{name}>:\n")
     assert start >= 0, f"no function {name} in the ELF"
     end = dis.find("\n\n", start)
-    return dis[start:end if end >= 0 else len(dis)]
+    text = dis[start:end if end >= 0 else len(dis)]
+    if depth:
+        for callee in sorted(set(re.findall(r"\bbl\s+[0-9a-f]+ <([\w.]+)>", text)) - {name}):
+            text += "\n" + function_disassembly(dis, callee, depth - 1)
+    return text
 
 
 def run_qemu(board, elf, out, where: str) -> float:
@@ -132,7 +138,7 @@ def test_every_kernel_on_the_emulated_board_equals_golden(board_id, vectors, too
     # Which branch the build holds: the DSP one on the DSP cores, the FPU where the board has one.
     dis = subprocess.run([target.toolchain_prefix + "objdump", "-d", "--no-show-raw-insn", str(elf)],
                          capture_output=True, text=True, check=True).stdout
-    int8_matmuls = {name: function_disassembly(dis, name) for name in ("esl_matmul_w8f", "esl_matmul_s8")}
+    int8_matmuls = {name: function_disassembly(dis, name, depth=2) for name in ("esl_matmul_w8f", "esl_matmul_s8")}
     if variant == "dsp":
         for name, fn in int8_matmuls.items():
             assert "smlad" in fn and "sxtb16" in fn, f"{where}: {name} has no SMLAD/SXTB16"

@@ -61,13 +61,12 @@ void *esl_cl_l1_scratch(uint32_t core);
 void *esl_cl_l1_tiles(uint32_t core);
 void *esl_cl_l1_first_tile(uint32_t core, uint32_t slot, uint32_t bytes);
 
-/* A cluster matmul step's n, as the planner writes it (edgeslm.lower.plan): bits 0-15 the weight
- * rows per DMA tile (0: no tiling, the workers read W in L2); ESL_CL_X_READY: the step's input is
- * already quantized in the shared scratch (the step before is a matmul of the same input, w8f);
- * ESL_CL_SLOT: the L1 slot of its first tile; bits 18-31: 1 + the index in the step table of the
+/* A cluster matmul step's n, as the planner writes it (edgeslm.lower.plan_cluster): bits 0-15 the
+ * weight rows per DMA tile (0: no tiling, the workers read W in L2); bit 16 ESL_MATMUL_X_READY
+ * (esl_types.h: the input is already prepared in the shared scratch); ESL_CL_SLOT: the L1 slot of
+ * its first tile; bits 18-31: 1 + the index in the step table of the
  * matmul whose first tile this one prefetches, into the other slot (0: none). */
 #define ESL_CL_TILE_ROWS(n) ((n) & 0xFFFFu)
-#define ESL_CL_X_READY (1u << 16)
 #define ESL_CL_SLOT(n) (((n) >> 17) & 1u)
 #define ESL_CL_NEXT_STEP(n) ((n) >> 18)
 

@@ -3,7 +3,8 @@
  *
  * Rows go four at a time so each prepared activation load feeds four rows (CMSIS-NN style); the
  * last rows % 4 go one at a time. Each variant supplies the prepared input type (xv_t),
- * prepare_x() (x laid out for the variant, once per matmul, per group of gs), dot_group() (one row)
+ * prepare_x() (x laid out for the variant, once per matmul, per group of gs; with `ready` it is
+ * already, from the matmul before, and only its address is returned), dot_group() (one row)
  * and dot_group4() (four rows, `stride` bytes apart). Every variant gives the same exact int32 sums. */
 #ifndef ESL_DOT_I8_H
 #define ESL_DOT_I8_H
@@ -14,8 +15,9 @@
 /* Helium and portable C take x as int8, as quantized (the DSP branch widens it below). */
 typedef int8_t xv_t;
 
-static const xv_t *prepare_x(const int8_t *xq, int16_t *x16, uint32_t cols, uint32_t gs)
+static const xv_t *prepare_x(const int8_t *xq, int16_t *x16, uint32_t cols, uint32_t gs, int ready)
 {
+    (void)ready;
     (void)x16;
     (void)cols;
     (void)gs;
@@ -76,9 +78,9 @@ static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x, u
 
 typedef int16_t xv_t;
 
-static const xv_t *prepare_x(const int8_t *xq, int16_t *x16, uint32_t cols, uint32_t gs)
+static const xv_t *prepare_x(const int8_t *xq, int16_t *x16, uint32_t cols, uint32_t gs, int ready)
 {
-    for (uint32_t start = 0; start < cols; start += gs) {
+    for (uint32_t start = 0; start < cols && !ready; start += gs) {
         const uint32_t n = (start + gs < cols) ? gs : cols - start;
         const int8_t *x = xq + start;
         int16_t *o = x16 + start;

@@ -39,13 +39,18 @@ typedef void (*esl_step_fn_t)(const esl_step_t *s, const esl_ctx_t *c);
 struct esl_step {
     esl_step_fn_t run;
     uint32_t out, in, in2;     /* arena offsets (elements) of the step's output and inputs */
-    uint32_t n;                /* vector length (heads for rope) */
+    uint32_t n;                /* vector length (heads for rope); matmul: flags, below */
     uint32_t layer;
     const esl_weight_t *w;     /* matmul, embed */
     const float *norm;         /* rmsnorm (float schemes) */
     const void *p;             /* the kernel's own parameters, prepared on the host (s8 kernels:
                                   esl_<op>_s8_t in esl_kernels.h); NULL for the others */
 };
+
+/* A matmul step's n: ESL_MATMUL_X_READY when its input is the previous step's, which left it
+ * quantized and laid out in the scratch (q, k, v; w1, w3; the planner's Step.input_prepared), so
+ * the kernel skips that; on a cluster the other bits carry its DMA tiling (esl_cluster.h). */
+#define ESL_MATMUL_X_READY (1u << 16)
 
 /* What a step sees besides its own operands. */
 struct esl_ctx {

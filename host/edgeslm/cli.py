@@ -473,7 +473,7 @@ def _print_cluster_plan(p) -> None:
     if tiled:
         err.print(f"cluster: {len(tiled)} matmuls streamed through L1 in tiles of {rows[0]}-{rows[-1]} rows "
                   f"(double-buffered, first tile prefetched by the matmul before; "
-                  f"{sum(ps.x_ready for ps in tiled)} reuse the input the one before quantized); "
+                  f"{sum(ps.step.input_prepared for ps in tiled)} reuse the input the one before quantized); "
                   f"DMA {c.dma_bytes_per_token:,} bytes per token in {c.dma_commands_per_token:,} commands; "
                   f"{c.forks_per_token} forks per token")
 

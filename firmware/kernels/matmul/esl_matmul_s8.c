@@ -34,7 +34,7 @@ static void matmul_rows(int8_t *y, const esl_weight_t *w, const xv_t *xv, const 
 #include <stddef.h>
 #include "esl_cluster.h"
 
-/* A worker's L1 tiles (esl_cl_l1_tiles, sized by the planner: edgeslm.lower.plan.matmul_l1_bytes):
+/* A worker's L1 tiles (esl_cl_l1_tiles, sized by the planner: edgeslm.lower.plan_cluster.matmul_l1_bytes):
  *     x as prepared  xv_t[cols], padded to 4 bytes
  *     tiles A, B     from there, tiles 1, 3, 5, ... in A and 2, 4, ... in B
  *     tile 0         in its slot at the end (esl_cl_l1_first_tile), where the matmul before prefetched it
@@ -143,9 +143,19 @@ static void matmul_job(void *arg)
 static void matmul_cluster(int8_t *y, const esl_weight_t *w, const int8_t *x, const esl_matmul_s8_t *p,
                            void *scratch, uint32_t n, const esl_step_t *next)
 {
-    matmul_job_t j = { y, w, prepare_x(x, (int16_t *)scratch, w->cols, w->cols), p, ESL_CL_TILE_ROWS(n),
+    matmul_job_t j = { y, w, prepare_x(x, (int16_t *)scratch, w->cols, w->cols, 0), p, ESL_CL_TILE_ROWS(n),
                        ESL_CL_SLOT(n), next };
     esl_cl_team_fork(matmul_job, &j);
+}
+#endif
+
+#if !defined(ESL_CLUSTER_CORES)
+/* y = W @ x on one core; ready: x is already laid out in the scratch (by the matmul before). */
+__attribute__((always_inline)) static inline void matmul_one_core(int8_t *y, const esl_weight_t *w, const int8_t *x,
+                                                                const esl_matmul_s8_t *p, void *scratch, int ready)
+{
+    const xv_t *xv = prepare_x(x, (int16_t *)scratch, w->cols, w->cols, ready);
+    matmul_rows(y, w, xv, p, 0u, w->rows);
 }
 #endif
 
@@ -154,8 +164,7 @@ void esl_matmul_s8(int8_t *y, const esl_weight_t *w, const int8_t *x, const esl_
 #if defined(ESL_CLUSTER_CORES)
     matmul_cluster(y, w, x, p, scratch, 0u, NULL);   /* no tiling asked: the workers read W in L2 */
 #else
-    const xv_t *xv = prepare_x(x, (int16_t *)scratch, w->cols, w->cols);
-    matmul_rows(y, w, xv, p, 0u, w->rows);
+    matmul_one_core(y, w, x, p, scratch, 0);
 #endif
 }
 
@@ -168,6 +177,7 @@ void esl_step_matmul_s8(const esl_step_t *s, const esl_ctx_t *c)
     matmul_cluster(a + s->out, s->w, a + s->in, (const esl_matmul_s8_t *)s->p, c->scratch, s->n,
                    next ? &c->m->steps[next - 1u] : NULL);
 #else
-    esl_matmul_s8(a + s->out, s->w, a + s->in, (const esl_matmul_s8_t *)s->p, c->scratch);
+    matmul_one_core(a + s->out, s->w, a + s->in, (const esl_matmul_s8_t *)s->p, c->scratch,
+                    (s->n & ESL_MATMUL_X_READY) != 0u);
 #endif
 }

@@ -359,13 +359,14 @@ static int w4_fits(const esl_weight_t *w, const void *scratch)
            (((uintptr_t)w->data | (uintptr_t)scratch | w->cols) & 3u) == 0u;
 }
 
-/* y = W @ x for w4_fits. */
-static void matmul_w4(float *y, const esl_weight_t *w, const int8_t *xq, uint8_t *stream)
+/* y = W @ x for w4_fits; with ready, the stream is already laid out (by the matmul before, which
+ * took this path too: the same cols and group size, and the generated weights are 8-byte aligned). */
+static void matmul_w4(float *y, const esl_weight_t *w, const int8_t *xq, uint8_t *stream, int ready)
 {
     const uint32_t rows = w->rows, cols = w->cols, ng = w->n_groups, rb = cols / 2u;
     const uint8_t *data = (const uint8_t *)w->data;
     const float *ws = w->scales;
-    prepare_w4(stream, xq, cols, ng);
+    if (!ready) prepare_w4(stream, xq, cols, ng);
     uint32_t i = 0;
     if (cols == 64u && rows >= 4u) {
         i = rows & ~3u;
@@ -393,20 +394,20 @@ static void matmul_w4(float *y, const esl_weight_t *w, const int8_t *xq, uint8_t
 }
 #endif
 
-void esl_matmul_w4f(float *y, const esl_weight_t *w, const float *x, void *scratch)
+static void matmul_one_core(float *y, const esl_weight_t *w, const float *x, void *scratch, int ready)
 {
     int8_t *xq = (int8_t *)scratch;
     float *xs = (float *)(void *)(xq + ((w->cols + 3u) & ~3u));
     int32_t *xsum = (int32_t *)(void *)(xs + w->n_groups);
     int16_t *x16 = (int16_t *)(void *)(xsum + w->n_groups);
-    esl_quantize_i8(xq, xs, x, w->cols, w->group_size);
+    if (!ready) esl_quantize_i8(xq, xs, x, w->cols, w->group_size);
 #if ESL_DSP_VFP
     if (w4_fits(w, scratch)) {
-        matmul_w4(y, w, xq, (uint8_t *)xs);
+        matmul_w4(y, w, xq, (uint8_t *)xs, ready);
         return;
     }
 #endif
-    prepare_x(xq, x16, xsum, w->cols, w->group_size);
+    if (!ready) prepare_x(xq, x16, xsum, w->cols, w->group_size);
     const uint32_t row_bytes = (w->cols + 1u) / 2u;
     const uint8_t *row = (const uint8_t *)w->data;
     const float *ws = w->scales;
@@ -444,11 +445,11 @@ static int32_t dot_i4(const uint8_t *row, const int8_t *x, uint32_t start, uint3
     return acc;
 }
 
-void esl_matmul_w4f(float *y, const esl_weight_t *w, const float *x, void *scratch)
+static void matmul_one_core(float *y, const esl_weight_t *w, const float *x, void *scratch, int ready)
 {
     int8_t *xq = (int8_t *)scratch;
     float *xs = (float *)(void *)(xq + ((w->cols + 3u) & ~3u));
-    esl_quantize_i8(xq, xs, x, w->cols, w->group_size);
+    if (!ready) esl_quantize_i8(xq, xs, x, w->cols, w->group_size);
     const uint32_t row_bytes = (w->cols + 1u) / 2u;
     const uint8_t *row = (const uint8_t *)w->data;
     const float *ws = w->scales;
@@ -463,8 +464,14 @@ void esl_matmul_w4f(float *y, const esl_weight_t *w, const float *x, void *scrat
 }
 #endif
 
-/* Step: arena[out] = s->w @ arena[in]. */
+void esl_matmul_w4f(float *y, const esl_weight_t *w, const float *x, void *scratch)
+{
+    matmul_one_core(y, w, x, scratch, 0);
+}
+
+/* Step: arena[out] = s->w @ arena[in]; ready (ESL_MATMUL_X_READY in s->n): the matmul before left
+ * x quantized and laid out in the scratch. */
 void esl_step_matmul_w4f(const esl_step_t *s, const esl_ctx_t *c)
 {
-    esl_matmul_w4f(c->arena + s->out, s->w, c->arena + s->in, c->scratch);
+    matmul_one_core(c->arena + s->out, s->w, c->arena + s->in, c->scratch, (s->n & ESL_MATMUL_X_READY) != 0u);
 }

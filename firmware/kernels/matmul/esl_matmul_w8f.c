@@ -329,13 +329,14 @@ static int g32_fits(const esl_weight_t *w, const void *scratch)
            (((uintptr_t)w->data | (uintptr_t)scratch | w->cols) & 3u) == 0u;
 }
 
-/* y = W @ x for g32_fits. */
-static void matmul_g32(float *y, const esl_weight_t *w, const int8_t *xq, uint8_t *stream)
+/* y = W @ x for g32_fits; with ready, the stream is already laid out (by the matmul before, which
+ * took this path too: the same cols and group size, and the generated weights are 8-byte aligned). */
+static void matmul_g32(float *y, const esl_weight_t *w, const int8_t *xq, uint8_t *stream, int ready)
 {
     const uint32_t rows = w->rows, cols = w->cols, ng = w->n_groups;
     const int8_t *data = (const int8_t *)w->data;
     const float *ws = w->scales;
-    prepare_g32(stream, xq, cols, ng);
+    if (!ready) prepare_g32(stream, xq, cols, ng);
     uint32_t i = 0;
     if (cols == 64u && rows >= 4u) {
         i = rows & ~3u;
@@ -384,7 +385,7 @@ static void quantize_job(void *arg)
     }
 }
 
-/* A worker's L1 tiles (esl_cl_l1_tiles, sized by the planner: edgeslm.lower.plan.matmul_l1_bytes):
+/* A worker's L1 tiles (esl_cl_l1_tiles, sized by the planner: edgeslm.lower.plan_cluster.matmul_l1_bytes):
  *     x as prepared  xv_t[cols], padded to 4 bytes, then x's scales float[n_groups]
  *     tiles A, B     from there, tiles 1, 3, 5, ... in A and 2, 4, ... in B
  *     tile 0         in its slot at the end (esl_cl_l1_first_tile), where the matmul before prefetched it
@@ -504,13 +505,33 @@ static void matmul_cluster(float *y, const esl_weight_t *w, const float *x, void
     int8_t *xq = (int8_t *)scratch;
     float *xs = (float *)(void *)(xq + ((w->cols + 3u) & ~3u));
     int16_t *x16 = (int16_t *)(void *)(xs + w->n_groups);
-    if (!(n & ESL_CL_X_READY)) {
+    if (!(n & ESL_MATMUL_X_READY)) {
         quantize_job_t q = { xq, xs, x, w->cols, w->group_size, w->n_groups };
         esl_cl_team_fork(quantize_job, &q);
     }
-    matmul_job_t j = { y, w, prepare_x(xq, x16, w->cols, w->group_size), xs, ESL_CL_TILE_ROWS(n), ESL_CL_SLOT(n),
+    matmul_job_t j = { y, w, prepare_x(xq, x16, w->cols, w->group_size, 0), xs, ESL_CL_TILE_ROWS(n), ESL_CL_SLOT(n),
                        next };
     esl_cl_team_fork(matmul_job, &j);
+}
+#endif
+
+#if !defined(ESL_CLUSTER_CORES)
+/* y = W @ x on one core; ready: x is already quantized and laid out in the scratch. */
+__attribute__((always_inline)) static inline void matmul_one_core(float *y, const esl_weight_t *w, const float *x,
+                                                                void *scratch, int ready)
+{
+    int8_t *xq = (int8_t *)scratch;
+    float *xs = (float *)(void *)(xq + ((w->cols + 3u) & ~3u));
+    int16_t *x16 = (int16_t *)(void *)(xs + w->n_groups);
+    if (!ready) esl_quantize_i8(xq, xs, x, w->cols, w->group_size);
+#if ESL_KERNELS_DSP && !ESL_KERNELS_MVE && ESL_DSP_VFP
+    if (g32_fits(w, scratch)) {
+        matmul_g32(y, w, xq, (uint8_t *)xs, ready);
+        return;
+    }
+#endif
+    const xv_t *xv = prepare_x(xq, x16, w->cols, w->group_size, ready);
+    matmul_rows(y, w, xv, xs, 0u, w->rows);
 }
 #endif
 
@@ -519,22 +540,12 @@ void esl_matmul_w8f(float *y, const esl_weight_t *w, const float *x, void *scrat
 #if defined(ESL_CLUSTER_CORES)
     matmul_cluster(y, w, x, scratch, 0u, NULL);  /* no tiling, x to quantize: W read in L2 */
 #else
-    int8_t *xq = (int8_t *)scratch;
-    float *xs = (float *)(void *)(xq + ((w->cols + 3u) & ~3u));
-    int16_t *x16 = (int16_t *)(void *)(xs + w->n_groups);
-    esl_quantize_i8(xq, xs, x, w->cols, w->group_size);
-#if ESL_KERNELS_DSP && !ESL_KERNELS_MVE && ESL_DSP_VFP
-    if (g32_fits(w, scratch)) {
-        matmul_g32(y, w, xq, (uint8_t *)xs);
-        return;
-    }
-#endif
-    const xv_t *xv = prepare_x(xq, x16, w->cols, w->group_size);
-    matmul_rows(y, w, xv, xs, 0u, w->rows);
+    matmul_one_core(y, w, x, scratch, 0);
 #endif
 }
 
-/* Step: arena[out] = s->w @ arena[in]; on a cluster s->n is the planner's tiling (esl_cluster.h). */
+/* Step: arena[out] = s->w @ arena[in]; s->n: ESL_MATMUL_X_READY (esl_types.h), on a cluster also
+ * the planner's tiling (esl_cluster.h). */
 void esl_step_matmul_w8f(const esl_step_t *s, const esl_ctx_t *c)
 {
 #if defined(ESL_CLUSTER_CORES)
@@ -542,6 +553,6 @@ void esl_step_matmul_w8f(const esl_step_t *s, const esl_ctx_t *c)
     matmul_cluster(c->arena + s->out, s->w, c->arena + s->in, c->scratch, s->n,
                    next ? &c->m->steps[next - 1u] : NULL);
 #else
-    esl_matmul_w8f(c->arena + s->out, s->w, c->arena + s->in, c->scratch);
+    matmul_one_core(c->arena + s->out, s->w, c->arena + s->in, c->scratch, (s->n & ESL_MATMUL_X_READY) != 0u);
 #endif
 }

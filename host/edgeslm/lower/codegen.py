@@ -226,17 +226,20 @@ def generate_sources(qm, tok: Tokenizer, plan: Plan, out_dir: Path) -> Generated
         if not (FIRMWARE_DIR / k.c_file).is_file():
             raise EdgeslmError(f"kernel {k.name} has no C file firmware/{k.c_file}")
         off = lambda v: plan.offsets[v] if v else 0    # noqa: E731
-        # a cluster's matmul carries its tiling in n (esl_cluster.h): rows per DMA tile, bit 16
-        # (ESL_CL_X_READY) when the step before left its input quantized in the scratch, bit 17 its
-        # first tile's L1 slot, bits 18-31 1 + the step whose first tile it prefetches
+        # a matmul's n: bit 16 (ESL_MATMUL_X_READY, esl_types.h) when the step before left its input
+        # prepared in the scratch; on a cluster (esl_cluster.h) also its tiling: rows per DMA tile,
+        # bit 17 its first tile's L1 slot, bits 18-31 1 + the step whose first tile it prefetches
         n, tiling = s.n, ""
+        if s.op == "matmul":
+            n = int(s.input_prepared) << 16
+            tiling = " (input prepared by the step before)" if s.input_prepared else ""
         if ps.tile_rows:
             nxt = plan.cluster.next_matmul.get(i)
             if not 0 < ps.tile_rows < 1 << 16 or len(plan.steps) >= (1 << 14) - 1:
                 raise EdgeslmError(f"step {i}: {ps.tile_rows} rows per DMA tile or {len(plan.steps)} steps "
                                    "do not fit the step's n (16 and 14 bits)")
-            n = ps.tile_rows | (ps.x_ready << 16) | (ps.slot << 17) | ((nxt + 1 if nxt is not None else 0) << 18)
-            tiling = (f" (DMA tiles of {ps.tile_rows} rows{', x quantized before' if ps.x_ready else ''}"
+            n |= ps.tile_rows | (ps.slot << 17) | ((nxt + 1 if nxt is not None else 0) << 18)
+            tiling = (f" (DMA tiles of {ps.tile_rows} rows{', x quantized before' if s.input_prepared else ''}"
                       f"{f', prefetches step {nxt}' if nxt is not None else ''})")
         steps.append({"run": k.step_symbol, "layer": s.layer, "out": off(s.out), "in": off(s.inp),
                       "in2": off(s.in2), "n": n,

@@ -11,7 +11,7 @@ its golden function. Which ISA variant of the kernel runs is the board's busines
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..model.ir import ModelConfig, tensor_shapes
 from ..quant.schemes import Scheme
@@ -33,6 +33,8 @@ class Step:
     rows: int = 0                # weight shape (matmul, embed)
     cols: int = 0                # (attention: the head size)
     group_size: int = 0          # quantization group along cols (w8f, w4f)
+    input_prepared: bool = False  # matmul: its input is the previous step's, already quantized and
+                                  # laid out in scratch by that step (q/k/v, w1/w3): not again
 
     @property
     def kernel(self) -> str:
@@ -105,4 +107,15 @@ def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step]
     steps += [op("rmsnorm", out=val("xf", cfg.dim), inp="x", n=cfg.dim, norm="norm"),
               matmul(0, val("logits", cfg.vocab_size), "xf",
                      "tok_embeddings" if cfg.shared_classifier else "output")]
-    return steps, sizes
+    return _share_prepared_inputs(steps), sizes
+
+
+def _share_prepared_inputs(steps: list[Step]) -> list[Step]:
+    """Mark each matmul that reads the same input, with the same contract and group size, as the
+    matmul just before it: that one left the input quantized and laid out in scratch."""
+    out = steps[:1]
+    for prev, s in zip(steps, steps[1:]):
+        same = (s.op == prev.op == "matmul" and s.inp == prev.inp and s.contract == prev.contract
+                and s.cols == prev.cols and s.group_size == prev.group_size)
+        out.append(replace(s, input_prepared=True) if same else s)
+    return out

@@ -17,7 +17,7 @@ A kernel without an xpulp branch runs its portable one (resolve picks it).
 
 The cluster: arch/riscv_pulp/ (esl_cluster.h) forks a step's rows, heads or elements over the
 board's `cluster.cores` workers, and the matmuls stream their weights through L1 by DMA in the
-planner's tiles (edgeslm.lower.plan, plan_cluster); the step table is the same as every target's,
+planner's tiles (edgeslm.lower.plan_cluster); the step table is the same as every target's,
 a matmul's n carrying its tiling. The board's `cluster.timing` gives what a fork and a DMA command
 cost. What the kernels' cluster branches do is below, as data for the planner.
 """
