@@ -72,7 +72,7 @@ class _Decls:
         self.n += 1
         return f"{prefix}{self.n}"
 
-    def array(self, a: np.ndarray, const: bool = True) -> str:
+    def array(self, a: np.ndarray, const: bool = True, align: int = 0) -> str:
         a = np.ascontiguousarray(a).reshape(-1)
         ctype = {np.dtype(F): "float", np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t",
                  np.dtype(np.int32): "int32_t"}[a.dtype]
@@ -82,7 +82,8 @@ class _Decls:
             body = ",\n".join("    " + ", ".join(items[i:i + 6]) for i in range(0, len(items), 6))
         else:
             body = cdata.int_body(a)
-        self.lines.append(f"static {'const ' if const else ''}{ctype} {name}[{a.size}] = {{\n{body}\n}};")
+        attr = f" __attribute__((aligned({align})))" if align else ""
+        self.lines.append(f"static {'const ' if const else ''}{ctype} {name}[{a.size}]{attr} = {{\n{body}\n}};")
         return name
 
     def weight(self, qt: QTensor) -> str:
@@ -109,7 +110,9 @@ class _Decls:
     def weight_s8(self, w: np.ndarray) -> str:
         name = self._name("w")
         rows, cols = w.shape
-        self.lines.append(f"static const esl_weight_t {name} = {{ {self.array(w)}, NULL, {rows}u, {cols}u, 0u, 0u, 8u }};")
+        # 8-byte aligned as the generated weights are (the DSP matmul's word-aligned fast path)
+        self.lines.append(f"static const esl_weight_t {name} = {{ {self.array(w, align=8)}, NULL, {rows}u, {cols}u, "
+                          "0u, 0u, 8u };")
         return name
 
     def model(self, n_heads: int, n_kv: int, hs: int, max_seq: int, n_layers: int, kv: str) -> str:
@@ -288,11 +291,17 @@ def _s8_cases(rng, d: "_Decls", cases: list) -> None:
     i8 = lambda *shape: rng.integers(-128, 128, size=shape).astype(np.int8)     # noqa: E731
     zp = lambda: int(rng.integers(-128, 128))                                     # noqa: E731
     # matmul: rows not a multiple of 4, odd and tiny widths, an all-zero row, saturating outputs
+    # (the DSP fast path: widths 64 and 172, rows % 4 = 1..3 after whole blocks of 16, widths whose
+    # 16-element loop leaves 8 and/or 4, and extreme weights and activations)
     for rows, cols, real in ((64, 64, 1e-3), (17, 33, 2e-3), (5, 7, 1e-2), (64, 172, 5e-4), (3, 1, 0.1),
-                             (6, 20, 3e-2)):
+                             (6, 20, 3e-2), (23, 64, 1e-3), (18, 172, 5e-4), (13, 24, 3e-2), (7, 12, 3e-2),
+                             (3, 4, 0.1), (2, 8, 0.1), (9, 44, 1e-2), (21, 64, 1e-1)):
         w = rng.integers(-127, 128, size=(rows, cols)).astype(np.int8)
         w[0] = 0
         x = i8(cols)
+        if real == 1e-1:                              # saturating: extreme weights and activations
+            w[1:] = np.where(rng.random((rows - 1, cols)) < 0.5, -128, 127).astype(np.int8)
+            x = np.where(rng.random(cols) < 0.5, -128, 127).astype(np.int8)
         mult, shift = _multipliers(rng, rows, real)
         in_zp, out_zp = zp(), zp()
         p = {"mult": mult, "shift": shift, "in_zp": in_zp, "out_zp": out_zp,

@@ -32,14 +32,33 @@
 #include <limits.h>
 #include <stdint.h>
 
+/* ESL_FX_ARM: the Cortex-M DSP builds (ESL_KERNELS_DSP on a core with the DSP extension) take the
+ * ARM branches below: the same results as the portable C (the reference), fewer instructions. */
+#if ESL_KERNELS_DSP && defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+#define ESL_FX_ARM 1
+#else
+#define ESL_FX_ARM 0
+#endif
+
 static inline int32_t esl_srdhm(int32_t a, int32_t b)
 {
+#if ESL_FX_ARM
+    /* hi:lo = a*b + 2^30 (SMLAL), the result (hi:lo) >> 31 = 2 * hi + bit 31 of lo. hi < 2^30
+     * except for a = b = INT32_MIN (hi = 2^30, lo = 2^30), where QADD's doubling saturates to
+     * INT32_MAX and lo adds no bit: no branch. */
+    uint32_t lo = UINT32_C(1) << 30;
+    int32_t hi = 0;
+    __asm__("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(a), "r"(b));
+    return (int32_t)((uint32_t)__qadd(hi, hi) | (lo >> 31));
+#else
     if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
     const int64_t ab = (int64_t)a * (int64_t)b;                 /* |ab| < 2^62 */
     /* gemmlowp's (ab + nudge) / 2^31 toward zero, nudge = ab >= 0 ? 2^30 : 1 - 2^30, is exactly
      * floor((ab + 2^30) / 2^31): for ab < 0, trunc((ab + 1 - 2^30) / 2^31) = floor((ab + 1 - 2^30
      * + 2^31 - 1) / 2^31). One add and an arithmetic shift (gcc: >> of a negative is arithmetic). */
     return (int32_t)((ab + (INT64_C(1) << 30)) >> 31);
+#endif
 }
 
 static inline int32_t esl_rdbp(int32_t x, int exponent)
@@ -47,7 +66,13 @@ static inline int32_t esl_rdbp(int32_t x, int exponent)
     const int32_t mask = (int32_t)((UINT32_C(1) << exponent) - 1u);   /* <= INT32_MAX: exact */
     const int32_t remainder = x & mask;                 /* int32_t is two's complement (C99 7.18.1.1) */
     const int32_t threshold = (mask >> 1) + (x < 0);
+#if ESL_FX_ARM
+    /* remainder > threshold as the sign bit of threshold - remainder (both in [0, 2^exponent - 1]
+     * + 1: no overflow): no compare and conditional add */
+    return (x >> exponent) + (int32_t)((uint32_t)(threshold - remainder) >> 31);
+#else
     return (x >> exponent) + (remainder > threshold);   /* + 1 only when x >> exponent < INT32_MAX */
+#endif
 }
 
 static inline int64_t esl_rdbp64(int64_t x, int exponent)
@@ -70,6 +95,22 @@ static inline int32_t esl_fx_mul_pot_in_range(int32_t x, int exponent)
  * int64 and clips to int32, so here an overflowing x saturates to INT32_MIN / INT32_MAX. */
 static inline int32_t esl_mbqm(int32_t x, int32_t q, int shift)
 {
+#if ESL_FX_ARM
+    if (shift < 0) {
+        /* rdbp(srdhm(x, q), e), e = -shift >= 1, as one 64-bit sum: with P = x*q + 2^30 (srdhm's
+         * numerator) and s = (P < 0) (the sign of srdhm's result), rdbp(v, e) = floor((v + 2^(e-1)
+         * - s) / 2^e) and v = floor(P / 2^31) give floor((P + (2^(e-1) - s) * 2^31) / 2^(31+e)):
+         * the high word of that sum >> (e - 1). Also where srdhm saturates (x = q = INT32_MIN: both
+         * are 2^(31-e)). SMLAL, then ADDS/ADC of c = 2^(e-1) - s shifted by 31, then ASR. */
+        const int em1 = -shift - 1;
+        uint32_t lo = UINT32_C(1) << 30;
+        int32_t hi = 0;
+        __asm__("smlal %0, %1, %2, %3" : "+r"(lo), "+r"(hi) : "r"(x), "r"(q));
+        const int32_t c = (INT32_C(1) << em1) + (hi >> 31);
+        __asm__("adds %0, %0, %2, lsl #31\n\tadc %1, %1, %2, lsr #1" : "+r"(lo), "+r"(hi) : "r"(c) : "cc");
+        return hi >> em1;
+    }
+#endif
     if (shift > 0) {
         const int32_t hi = INT32_MAX >> shift;          /* 2^(31-shift) - 1 */
         if (x > hi) x = INT32_MAX;

@@ -18,6 +18,9 @@
 
 #include <stdint.h>
 #include "esl_types.h"
+#if ESL_KERNELS_DSP && defined(__ARM_FEATURE_SAT)
+#include <arm_acle.h>
+#endif
 
 /* ---- helpers shared by kernels (firmware/kernels/common) -------------------------------- */
 
@@ -85,7 +88,11 @@ void esl_add_f32(float *x, const float *y, uint32_t n);
 
 static inline int8_t esl_clamp8(int32_t v)
 {
+#if ESL_KERNELS_DSP && defined(__ARM_FEATURE_SAT)
+    return (int8_t)__ssat(v, 8);                        /* SSAT #8: the same clamp */
+#else
     return (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
+#endif
 }
 
 /* embed_s8: o[j] = clamp(mbqm(E[token][j], mult[token], shift[token]) + out_zp). */

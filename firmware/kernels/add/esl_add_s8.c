@@ -5,11 +5,14 @@
 
 void esl_add_s8(int8_t *x, const int8_t *y, uint32_t n, const esl_add_s8_t *p)
 {
+    /* the parameters in locals: the int8 stores to x may alias *p, so the loop would reload them */
+    const int32_t a_zp = p->a_zp, b_zp = p->b_zp, out_zp = p->out_zp, m1 = p->m1, m2 = p->m2, my = p->my;
+    const int left_shift = p->left_shift, sh1 = p->sh1, sh2 = p->sh2, shy = p->shy;
     for (uint32_t i = 0; i < n; i++) {
-        const int32_t a = (int32_t)((uint32_t)(x[i] - p->a_zp) << p->left_shift);
-        const int32_t b = (int32_t)((uint32_t)(y[i] - p->b_zp) << p->left_shift);
-        const int32_t sum = esl_mbqm(a, p->m1, p->sh1) + esl_mbqm(b, p->m2, p->sh2);
-        x[i] = esl_clamp8(esl_mbqm(sum, p->my, p->shy) + p->out_zp);
+        const int32_t a = (int32_t)((uint32_t)(x[i] - a_zp) << left_shift);
+        const int32_t b = (int32_t)((uint32_t)(y[i] - b_zp) << left_shift);
+        const int32_t sum = esl_mbqm(a, m1, sh1) + esl_mbqm(b, m2, sh2);
+        x[i] = esl_clamp8(esl_mbqm(sum, my, shy) + out_zp);
     }
 }
 

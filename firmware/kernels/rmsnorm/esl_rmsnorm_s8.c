@@ -34,6 +34,25 @@ static uint32_t bit_length64(uint64_t v)
     return n;
 }
 
+/* (int32_t)rdbp64(v, e) for |v| < 2^39 (v = xc * srdhm(...): |xc| <= 255) and e in [0, 40]. The
+ * DSP builds use rdbp64's rule as one sum: for e >= 1, rdbp64(v, e) = floor((v + 2^(e-1) - (v < 0))
+ * / 2^e) (the sum cannot overflow int64 here); only its low 32 bits are kept, as the cast keeps.
+ * For e >= 10 (the usual case) that is floor((floor((v - (v < 0)) / 2^9) + 2^(e-10)) / 2^(e-9)),
+ * all in int32 after one 64-bit shift by a constant (|v| < 2^39: the quotient is below 2^30). */
+static inline int32_t scale_round(int64_t v, int32_t e)
+{
+#if ESL_FX_ARM
+    if (e >= 10) {
+        const int32_t t = (int32_t)((v - (v < 0)) >> 9) + (INT32_C(1) << (e - 10));
+        return t >> (e - 9);
+    }
+    if (e == 0) return (int32_t)v;
+    return (int32_t)((v + ((INT64_C(1) << (e - 1)) - (v < 0))) >> e);
+#else
+    return (int32_t)esl_rdbp64(v, e);
+#endif
+}
+
 void esl_rmsnorm_s8(int8_t *o, const int8_t *x, uint32_t n, const esl_rmsnorm_s8_t *p)
 {
     int64_t t = p->n_eps;
@@ -45,11 +64,14 @@ void esl_rmsnorm_s8(int8_t *o, const int8_t *x, uint32_t n, const esl_rmsnorm_s8
     const int32_t a = (62 - (int32_t)bit_length64((uint64_t)t)) / 2;
     const uint32_t sq = isqrt64((uint64_t)t << (2 * a));
     const int32_t inv = (int32_t)(((uint64_t)1 << 60) / sq);
+    /* the parameters in locals: the int8 stores to o may alias *p, so the loop would reload them */
+    const int32_t in_zp = p->in_zp, out_zp = p->out_zp, *const mult = p->mult;
+    const int8_t *const shift = p->shift;
     for (uint32_t j = 0; j < n; j++) {
-        const int64_t scaled = (int64_t)(x[j] - p->in_zp) * esl_srdhm(inv, p->mult[j]);
-        int32_t e = 60 - a - p->shift[j];
+        const int64_t scaled = (int64_t)(x[j] - in_zp) * esl_srdhm(inv, mult[j]);
+        int32_t e = 60 - a - shift[j];
         if (e > 40) e = 40;
-        o[j] = esl_clamp8((int32_t)esl_rdbp64(scaled, e) + p->out_zp);
+        o[j] = esl_clamp8(scale_round(scaled, e) + out_zp);
     }
 }
 
