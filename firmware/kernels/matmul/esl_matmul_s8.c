@@ -59,22 +59,13 @@ typedef struct {
 __attribute__((naked, noinline)) static void s8_pairs(__attribute__((unused)) const s8_pairs_t *a)
 {
     __asm__ volatile(
-        ".macro S8P_ROW acc\n\t"                  /* 8 weights (r9, r10) x r5-r8 into \acc */
-        "sxtb16  r11, r9\n\t"                     /* w0, w2 */
-        "smlad   \\acc, r11, r5, \\acc\n\t"
-        "sxtb16  r9, r9, ror #8\n\t"              /* w1, w3 */
-        "smlad   \\acc, r9, r6, \\acc\n\t"
-        "sxtb16  r9, r10\n\t"                     /* w4, w6 */
-        "smlad   \\acc, r9, r7, \\acc\n\t"
-        "sxtb16  r10, r10, ror #8\n\t"            /* w5, w7 */
-        "smlad   \\acc, r10, r8, \\acc\n\t"
-        ".endm\n\t"
+        ESL_ASM_ROW8                              /* 8 weights (r9, r10) x r5-r8 */
         ".macro S8P_STEP\n\t"                     /* 8 elements of both rows */
         "ldmia   r0!, {r5, r6, r7, r8}\n\t"
         "ldrd    r9, r10, [r1], #8\n\t"
-        "S8P_ROW r3\n\t"
+        "ESL_ROW8 r3, r9, r10, r11, r5, r6, r7, r8, 0\n\t"
         "ldrd    r9, r10, [r2], #8\n\t"
-        "S8P_ROW r4\n\t"
+        "ESL_ROW8 r4, r9, r10, r11, r5, r6, r7, r8, 0\n\t"
         ".endm\n\t"
         "push    {r4-r11, lr}\n\t"
         "sub     sp, sp, #16\n\t"
@@ -126,7 +117,7 @@ __attribute__((naked, noinline)) static void s8_pairs(__attribute__((unused)) co
         "add     sp, sp, #16\n\t"
         "pop     {r4-r11, pc}\n\t"
         ".purgem S8P_STEP\n\t"
-        ".purgem S8P_ROW\n\t");
+        ESL_ASM_ROW8_END);
 }
 
 /* What s8x4_64 reads. */
@@ -142,20 +133,7 @@ typedef struct {
 __attribute__((naked, noinline)) static void s8x4_64(__attribute__((unused)) const s8x4_64_t *a)
 {
     __asm__ volatile(
-        ".macro S8X4_ROW acc, first\n\t"          /* 8 weights (r10, r11) x r6-r9 into \acc */
-        "sxtb16  r12, r10\n\t"                    /* w0, w2 */
-        ".if \\first\n\t"
-        "smuad   \\acc, r12, r6\n\t"
-        ".else\n\t"
-        "smlad   \\acc, r12, r6, \\acc\n\t"
-        ".endif\n\t"
-        "sxtb16  r10, r10, ror #8\n\t"            /* w1, w3 */
-        "smlad   \\acc, r10, r7, \\acc\n\t"
-        "sxtb16  r10, r11\n\t"                    /* w4, w6 */
-        "smlad   \\acc, r10, r8, \\acc\n\t"
-        "sxtb16  r11, r11, ror #8\n\t"            /* w5, w7 */
-        "smlad   \\acc, r11, r9, \\acc\n\t"
-        ".endm\n\t"
+        ESL_ASM_ROW8                              /* 8 weights (r10, r11) x r6-r9 */
         "push    {r4-r11, lr}\n\t"
         "sub     sp, sp, #4\n\t"
         "ldmia   r0, {r1, r2, r3, r4}\n\t"        /* s, s_end, w, x */
@@ -167,13 +145,13 @@ __attribute__((naked, noinline)) static void s8x4_64(__attribute__((unused)) con
         ".irp first, 1, 0, 0, 0, 0, 0, 0, 0\n\t"
         "ldmia   r0!, {r6, r7, r8, r9}\n\t"
         "ldrd    r10, r11, [r1, #64]\n\t"
-        "S8X4_ROW r3, \\first\n\t"
+        "ESL_ROW8 r3, r10, r11, r12, r6, r7, r8, r9, \\first\n\t"
         "ldrd    r10, r11, [r1, #128]\n\t"
-        "S8X4_ROW r4, \\first\n\t"
+        "ESL_ROW8 r4, r10, r11, r12, r6, r7, r8, r9, \\first\n\t"
         "ldrd    r10, r11, [r1, #192]\n\t"
-        "S8X4_ROW r5, \\first\n\t"
+        "ESL_ROW8 r5, r10, r11, r12, r6, r7, r8, r9, \\first\n\t"
         "ldrd    r10, r11, [r1], #8\n\t"          /* row 0 last: it moves the pointer */
-        "S8X4_ROW r2, \\first\n\t"
+        "ESL_ROW8 r2, r10, r11, r12, r6, r7, r8, r9, \\first\n\t"
         ".endr\n\t"
         "stmia   lr!, {r2, r3, r4, r5}\n\t"
         "sub     r0, r0, #128\n\t"                /* x again */
@@ -183,7 +161,7 @@ __attribute__((naked, noinline)) static void s8x4_64(__attribute__((unused)) con
         "bne     1b\n\t"
         "add     sp, sp, #4\n\t"
         "pop     {r4-r11, pc}\n\t"
-        ".purgem S8X4_ROW\n\t");
+        ESL_ASM_ROW8_END);
 }
 
 /* Whether W and the scratch suit the fast path: rows and the prepared x word-aligned. */

@@ -134,26 +134,13 @@ typedef struct {
 __attribute__((naked, noinline)) static void g32_rows(__attribute__((unused)) const g32_rows_t *a)
 {
     __asm__ volatile(
-        ".macro G32_ROW acc, first\n\t"            /* 8 weights (r9, r10) x r5-r8 into \acc */
-        "sxtb16  r11, r9\n\t"                      /* w0, w2 */
-        ".if \\first\n\t"
-        "smuad   \\acc, r11, r5\n\t"
-        ".else\n\t"
-        "smlad   \\acc, r11, r5, \\acc\n\t"
-        ".endif\n\t"
-        "sxtb16  r9, r9, ror #8\n\t"               /* w1, w3 */
-        "smlad   \\acc, r9, r6, \\acc\n\t"
-        "sxtb16  r9, r10\n\t"                      /* w4, w6 */
-        "smlad   \\acc, r9, r7, \\acc\n\t"
-        "sxtb16  r10, r10, ror #8\n\t"             /* w5, w7 */
-        "smlad   \\acc, r10, r8, \\acc\n\t"
-        ".endm\n\t"
+        ESL_ASM_ROW8                               /* 8 weights (r9, r10) x r5-r8 */
         ".macro G32_STEP first\n\t"                /* 8 elements of both rows */
         "ldmia   r0!, {r5, r6, r7, r8}\n\t"
         "ldrd    r9, r10, [r1], #8\n\t"
-        "G32_ROW r3, \\first\n\t"
+        "ESL_ROW8 r3, r9, r10, r11, r5, r6, r7, r8, \\first\n\t"
         "ldrd    r9, r10, [r2], #8\n\t"
-        "G32_ROW r4, \\first\n\t"
+        "ESL_ROW8 r4, r9, r10, r11, r5, r6, r7, r8, \\first\n\t"
         ".endm\n\t"
         ".macro G32_FLOAT\n\t"                     /* s8, s9 += (float)(r3, r4) * (ws * s4) */
         "vmov    s0, s1, r3, r4\n\t"
@@ -224,7 +211,7 @@ __attribute__((naked, noinline)) static void g32_rows(__attribute__((unused)) co
         "pop     {r4-r11, pc}\n\t"
         ".purgem G32_FLOAT\n\t"
         ".purgem G32_STEP\n\t"
-        ".purgem G32_ROW\n\t");
+        ESL_ASM_ROW8_END);
 }
 
 /* What g32x4 reads. */
@@ -242,31 +229,18 @@ typedef struct {
 __attribute__((naked, noinline)) static void g32x4(__attribute__((unused)) const g32x4_t *a)
 {
     __asm__ volatile(
-        ".macro G32X4_ROW acc, first\n\t"          /* 8 weights (r10, r11) x r6-r9 into \acc */
-        "sxtb16  r12, r10\n\t"                     /* w0, w2 */
-        ".if \\first\n\t"
-        "smuad   \\acc, r12, r6\n\t"
-        ".else\n\t"
-        "smlad   \\acc, r12, r6, \\acc\n\t"
-        ".endif\n\t"
-        "sxtb16  r10, r10, ror #8\n\t"             /* w1, w3 */
-        "smlad   \\acc, r10, r7, \\acc\n\t"
-        "sxtb16  r10, r11\n\t"                     /* w4, w6 */
-        "smlad   \\acc, r10, r8, \\acc\n\t"
-        "sxtb16  r11, r11, ror #8\n\t"             /* w5, w7 */
-        "smlad   \\acc, r11, r9, \\acc\n\t"
-        ".endm\n\t"
+        ESL_ASM_ROW8                               /* 8 weights (r10, r11) x r6-r9 */
         ".macro G32X4_GROUP\n\t"                   /* 32 elements of the four rows into r2-r5 */
         ".irp first, 1, 0, 0, 0\n\t"
         "ldmia   r0!, {r6, r7, r8, r9}\n\t"
         "ldrd    r10, r11, [r1, #64]\n\t"
-        "G32X4_ROW r3, \\first\n\t"
+        "ESL_ROW8 r3, r10, r11, r12, r6, r7, r8, r9, \\first\n\t"
         "ldrd    r10, r11, [r1, #128]\n\t"
-        "G32X4_ROW r4, \\first\n\t"
+        "ESL_ROW8 r4, r10, r11, r12, r6, r7, r8, r9, \\first\n\t"
         "ldrd    r10, r11, [r1, #192]\n\t"
-        "G32X4_ROW r5, \\first\n\t"
+        "ESL_ROW8 r5, r10, r11, r12, r6, r7, r8, r9, \\first\n\t"
         "ldrd    r10, r11, [r1], #8\n\t"           /* row 0 last: it moves the pointer */
-        "G32X4_ROW r2, \\first\n\t"
+        "ESL_ROW8 r2, r10, r11, r12, r6, r7, r8, r9, \\first\n\t"
         ".endr\n\t"
         ".endm\n\t"
         ".macro G32X4_FLOAT s0, s1, s2, s3\n\t"    /* s8-s11 += (float)r2-r5 * \s0-\s3 */
@@ -319,7 +293,7 @@ __attribute__((naked, noinline)) static void g32x4(__attribute__((unused)) const
         "pop     {r4-r11, pc}\n\t"
         ".purgem G32X4_FLOAT\n\t"
         ".purgem G32X4_GROUP\n\t"
-        ".purgem G32X4_ROW\n\t");
+        ESL_ASM_ROW8_END);
 }
 
 /* Whether W and the scratch suit the fast path: groups of 32, rows and scratch word-aligned. */
