@@ -6,24 +6,7 @@
 #include <math.h>
 #include "esl_kernels.h"
 
-void esl_rmsnorm_f32(float *o, const float *x, const float *w, uint32_t n, float eps)
-{
-    float ss = 0.0f;
-    for (uint32_t j = 0; j < n; j++) {
-        ss += x[j] * x[j];
-    }
-    ss = ss / (float)n;
-    ss = ss + eps;
-    const float r = 1.0f / sqrtf(ss);
-    for (uint32_t j = 0; j < n; j++) {
-        o[j] = w[j] * (r * x[j]);
-    }
-}
-
-#if defined(ESL_CLUSTER_CORES)
-#include "esl_cluster.h"
-
-/* The statements of esl_rmsnorm_f32, split at r: r on the fabric controller, then o by ranges. */
+/* r = 1.0f / sqrtf(seqsum(x[j]*x[j]) / (float)n + eps): the reduction (never split). */
 static float rms_factor(const float *x, uint32_t n, float eps)
 {
     float ss = 0.0f;
@@ -34,6 +17,22 @@ static float rms_factor(const float *x, uint32_t n, float eps)
     ss = ss + eps;
     return 1.0f / sqrtf(ss);
 }
+
+/* o[j] = w[j] * (r * x[j]) for j in [begin, end). */
+static void rms_scale(float *o, const float *x, const float *w, float r, uint32_t begin, uint32_t end)
+{
+    for (uint32_t j = begin; j < end; j++) {
+        o[j] = w[j] * (r * x[j]);
+    }
+}
+
+void esl_rmsnorm_f32(float *o, const float *x, const float *w, uint32_t n, float eps)
+{
+    rms_scale(o, x, w, rms_factor(x, n, eps), 0u, n);
+}
+
+#if defined(ESL_CLUSTER_CORES)
+#include "esl_cluster.h"
 
 typedef struct {
     float *o;
@@ -48,9 +47,7 @@ static void rmsnorm_job(void *arg)
     const rmsnorm_job_t *j = arg;
     uint32_t begin, end;
     esl_cl_split(j->n, 1u, esl_cl_core_id(), esl_cl_cores(), &begin, &end);
-    for (uint32_t i = begin; i < end; i++) {
-        j->o[i] = j->w[i] * (j->r * j->x[i]);
-    }
+    rms_scale(j->o, j->x, j->w, j->r, begin, end);
 }
 #endif
 

@@ -53,7 +53,8 @@ static inline int32_t scale_round(int64_t v, int32_t e)
 #endif
 }
 
-void esl_rmsnorm_s8(int8_t *o, const int8_t *x, uint32_t n, const esl_rmsnorm_s8_t *p)
+/* a and inv of x: the sum of squares is a reduction (never split). */
+static void rms_factor(const int8_t *x, uint32_t n, const esl_rmsnorm_s8_t *p, int32_t *a, int32_t *inv)
 {
     int64_t t = p->n_eps;
     for (uint32_t j = 0; j < n; j++) {
@@ -61,13 +62,19 @@ void esl_rmsnorm_s8(int8_t *o, const int8_t *x, uint32_t n, const esl_rmsnorm_s8
         t += xc * xc;
     }
     if (t < 1) t = 1;
-    const int32_t a = (62 - (int32_t)bit_length64((uint64_t)t)) / 2;
-    const uint32_t sq = isqrt64((uint64_t)t << (2 * a));
-    const int32_t inv = (int32_t)(((uint64_t)1 << 60) / sq);
+    *a = (62 - (int32_t)bit_length64((uint64_t)t)) / 2;
+    const uint32_t sq = isqrt64((uint64_t)t << (2 * *a));
+    *inv = (int32_t)(((uint64_t)1 << 60) / sq);
+}
+
+/* o[j] for j in [begin, end), given a and inv. */
+static void rms_scale(int8_t *o, const int8_t *x, const esl_rmsnorm_s8_t *p, int32_t a, int32_t inv,
+                      uint32_t begin, uint32_t end)
+{
     /* the parameters in locals: the int8 stores to o may alias *p, so the loop would reload them */
     const int32_t in_zp = p->in_zp, out_zp = p->out_zp, *const mult = p->mult;
     const int8_t *const shift = p->shift;
-    for (uint32_t j = 0; j < n; j++) {
+    for (uint32_t j = begin; j < end; j++) {
         const int64_t scaled = (int64_t)(x[j] - in_zp) * esl_srdhm(inv, mult[j]);
         int32_t e = 60 - a - shift[j];
         if (e > 40) e = 40;
@@ -75,9 +82,15 @@ void esl_rmsnorm_s8(int8_t *o, const int8_t *x, uint32_t n, const esl_rmsnorm_s8
     }
 }
 
+void esl_rmsnorm_s8(int8_t *o, const int8_t *x, uint32_t n, const esl_rmsnorm_s8_t *p)
+{
+    int32_t a, inv;
+    rms_factor(x, n, p, &a, &inv);
+    rms_scale(o, x, p, a, inv, 0u, n);
+}
+
 #if defined(ESL_CLUSTER_CORES)
-/* On a cluster (esl_cluster.h): the statements of esl_rmsnorm_s8, split after inv: the fabric
- * controller sums (a reduction: never split) and forms a and inv, then the workers scale
+/* On a cluster (esl_cluster.h): the fabric controller forms a and inv, then the workers scale
  * contiguous ranges of j, each o[j] the same integers whichever core forms it. */
 #include "esl_cluster.h"
 
@@ -92,28 +105,15 @@ typedef struct {
 static void rmsnorm_job(void *arg)
 {
     const rmsnorm_job_t *j = arg;
-    const esl_rmsnorm_s8_t *p = j->p;
     uint32_t begin, end;
     esl_cl_split(j->n, 1u, esl_cl_core_id(), esl_cl_cores(), &begin, &end);
-    for (uint32_t i = begin; i < end; i++) {
-        const int64_t scaled = (int64_t)(j->x[i] - p->in_zp) * esl_srdhm(j->inv, p->mult[i]);
-        int32_t e = 60 - j->a - p->shift[i];
-        if (e > 40) e = 40;
-        j->o[i] = esl_clamp8((int32_t)esl_rdbp64(scaled, e) + p->out_zp);
-    }
+    rms_scale(j->o, j->x, j->p, j->a, j->inv, begin, end);
 }
 
 static void rmsnorm_cluster(int8_t *o, const int8_t *x, uint32_t n, const esl_rmsnorm_s8_t *p)
 {
-    int64_t t = p->n_eps;
-    for (uint32_t j = 0; j < n; j++) {
-        const int32_t xc = x[j] - p->in_zp;
-        t += xc * xc;
-    }
-    if (t < 1) t = 1;
-    const int32_t a = (62 - (int32_t)bit_length64((uint64_t)t)) / 2;
-    const uint32_t sq = isqrt64((uint64_t)t << (2 * a));
-    rmsnorm_job_t job = { o, x, n, p, a, (int32_t)(((uint64_t)1 << 60) / sq) };
+    rmsnorm_job_t job = { o, x, n, p, 0, 0 };
+    rms_factor(x, n, p, &job.a, &job.inv);
     esl_cl_team_fork(rmsnorm_job, &job);
 }
 #endif
