@@ -88,16 +88,14 @@ S8_KERNELS = (
     KernelSpec("swiglu", "s8", about="SiLU table, one TFLM MUL", param_bytes=24),
 )
 
-KERNELS = (
+# The float schemes (f32, q8, q4): the portable C of each, also what targets/pulp_cluster.py runs.
+FLOAT_KERNELS = (
     KernelSpec("embed", "f32", about="copy one fp32 row"),
     KernelSpec("embed", "w8f", about="dequantize one int8 row"),
     KernelSpec("rmsnorm", "f32"),
     KernelSpec("matmul", "f32", about="sequential fp32 dot per row"),
     KernelSpec("matmul", "w8f", scratch=_matmul_q_scratch, about="int8 x int8 per group, fp32 scales"),
-    KernelSpec("matmul", "w8f", "dsp", _matmul_w8f_dsp_scratch, about="SXTB16 + SMLAD, x widened once"),
-    KernelSpec("matmul", "w8f", "mve", _matmul_q_scratch, about="VMLADAVA over 16 int8 lanes, predicated tail"),
     KernelSpec("matmul", "w4f", scratch=_matmul_q_scratch, about="int4 nibbles x int8 per group"),
-    KernelSpec("matmul", "w4f", "dsp", _matmul_w4f_dsp_scratch, about="8 nibbles per load, UXTB16 + SMLAD"),
     KernelSpec("rope", "f32"),
     KernelSpec("kvstore", "f32"),
     KernelSpec("kvstore", "kv8", about="int8 per (position, kv head)"),
@@ -105,6 +103,13 @@ KERNELS = (
     KernelSpec("attention", "kv8", scratch=_attention_pair_scratch, about="query heads in pairs per kv head"),
     KernelSpec("add", "f32"),
     KernelSpec("swiglu", "f32"),
+)
+
+KERNELS = (
+    *FLOAT_KERNELS,
+    KernelSpec("matmul", "w8f", "dsp", _matmul_w8f_dsp_scratch, about="SXTB16 + SMLAD, x widened once"),
+    KernelSpec("matmul", "w8f", "mve", _matmul_q_scratch, about="VMLADAVA over 16 int8 lanes, predicated tail"),
+    KernelSpec("matmul", "w4f", "dsp", _matmul_w4f_dsp_scratch, about="8 nibbles per load, UXTB16 + SMLAD"),
     *S8_KERNELS,
     KernelSpec("matmul", "s8", "dsp", _matmul_s8_dsp_scratch, about="SXTB16 + SMLAD, 4 rows per pass",
                param_bytes=20),

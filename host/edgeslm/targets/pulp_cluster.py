@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Core, CoreConfig, KernelSpec, Target
-from .cortex_m import S8_KERNELS, _attention_pair_scratch, _matmul_q_scratch
+from .base import Core, CoreConfig, Target
+from .cortex_m import FLOAT_KERNELS, S8_KERNELS
 
 _GAP9 = ("GreenWaves GAP9 product brief and datasheet (https://greenwaves-technologies.com/gap9_processor/): "
          "9-core compute cluster (8 workers + a cluster controller), RISC-V with Xpulp DSP extensions and FPU")
@@ -42,21 +42,8 @@ CORES = {c.name: c for c in (
 )}
 
 KERNELS = (
-    KernelSpec("embed", "f32", about="copy one fp32 row"),
-    KernelSpec("embed", "w8f", about="dequantize one int8 row"),
-    KernelSpec("rmsnorm", "f32"),
-    KernelSpec("matmul", "f32", about="sequential fp32 dot per row"),
-    KernelSpec("matmul", "w8f", scratch=_matmul_q_scratch,
-               about="int8 x int8 per group, fp32 scales; rows split over the cluster"),
-    KernelSpec("matmul", "w4f", scratch=_matmul_q_scratch, about="int4 nibbles x int8 per group"),
-    KernelSpec("rope", "f32"),
-    KernelSpec("kvstore", "f32"),
-    KernelSpec("kvstore", "kv8", about="int8 per (position, kv head)"),
-    KernelSpec("attention", "f32", scratch=_attention_pair_scratch, about="query heads in pairs per kv head"),
-    KernelSpec("attention", "kv8", scratch=_attention_pair_scratch, about="query heads in pairs per kv head"),
-    KernelSpec("add", "f32"),
-    KernelSpec("swiglu", "f32"),
-    *S8_KERNELS,            # the integer-only scheme, portable C, on the fabric controller
+    *FLOAT_KERNELS,         # the portable C of both schemes; their cluster branches split the work
+    *S8_KERNELS,
 )
 
 
