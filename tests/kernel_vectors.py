@@ -202,6 +202,10 @@ def build_cases(seed: int = SEED) -> tuple[list[Case], list[str]]:
         cases.append(Case(f"quantize_i8 n={n} gs={gs}", "quantize_i8",
                           {"x": d.array(x), "n": f"{n}u", "gs": f"{gs}u"},
                           [("q", q), ("scale", s)], _round4(n) + 4 * len(s)))
+        q, s = quantize_i8(x, gs, 32767)          # esl_quantize_i16: q8's int16 activations
+        cases.append(Case(f"quantize_i16 n={n} gs={gs}", "quantize_i16",
+                          {"x": d.array(x), "n": f"{n}u", "gs": f"{gs}u"},
+                          [("q", q), ("scale", s)], _round4(2 * n) + 4 * len(s)))
 
     # ---- swiglu (h1 <= -87.4: 1/(1 + esl_expf(-h1)) is subnormal) and add
     for n, scale in ((172, 4.0), (16, 60.0)):
@@ -393,7 +397,7 @@ def _s8_cases(rng, d: "_Decls", cases: list) -> None:
 # kc_case_t's union member for each op (kernel_check.c)
 _MEMBER = {"matmul_f32": "matmul", "matmul_w8f": "matmul", "matmul_w4f": "matmul",
            "embed_f32": "embed", "embed_w8f": "embed", "rmsnorm_f32": "rmsnorm", "rope_f32": "rope",
-           "softmax": "vec", "expf": "vec", "quantize_i8": "quantize", "swiglu_f32": "binary",
+           "softmax": "vec", "expf": "vec", "quantize_i8": "quantize", "quantize_i16": "quantize", "swiglu_f32": "binary",
            "add_f32": "binary", "kvstore_kv8": "kvstore", "attention_f32": "attention",
            "attention_kv8": "attention", "matmul_s8": "matmul_s8", "embed_s8": "embed_s8",
            "rmsnorm_s8": "rmsnorm_s8", "rope_s8": "rope_s8", "attention_s8": "attention_s8",

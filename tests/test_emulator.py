@@ -41,17 +41,19 @@ def edgeslm(*args, timeout=600):
     return r
 
 
-# Every scheme each core supports, a few tokens each (the M3 computes floats in software: shorter).
-SCHEMES = [("f32", "f32"), ("q8", "f32"), ("q8", "i8"), ("q4", "i8")]
+# Every scheme each core supports, a few tokens each (the M3 computes floats in software: shorter);
+# q8 with its default int16 activations and with int8 (--act-bits 8, with the int8 KV cache).
+SCHEMES = [("f32", "f32", ""), ("q8", "f32", ""), ("q8", "i8", "8"), ("q4", "i8", "")]
 
 
 class _EveryScheme:
     board, steps = "", 0
 
-    @pytest.mark.parametrize("quant,kv", SCHEMES, ids=[f"{q}-kv{kv}" for q, kv in SCHEMES])
-    def test_every_scheme_equals_golden(self, quant, kv):
+    @pytest.mark.parametrize("quant,kv,act_bits", SCHEMES,
+                             ids=[f"{q}-kv{kv}" + (f"-x{a}" if a else "") for q, kv, a in SCHEMES])
+    def test_every_scheme_equals_golden(self, quant, kv, act_bits):
         r = edgeslm("run", "--emulate", "--board", self.board, "--quant", quant, "--kv", kv, "--prompt", "",
-                    "--steps", str(self.steps))
+                    "--steps", str(self.steps), *(["--act-bits", act_bits] if act_bits else []))
         assert r.returncode == 0, r.stderr.decode()
         assert f"all {self.steps} tokens equal the golden model's".encode() in r.stderr
         if quant == "f32" and kv == "f32":        # float on any core, soft or hard: llama2.c's own text

@@ -28,13 +28,16 @@ def test_wilson_interval(hits, n, lo, hi):
 def test_parse_variants():
     assert parse_variants("q8:rtn, q4:gptq:kv8 ,i8,q8:g16") == [
         Variant("q8", "rtn"), Variant("q4", "gptq", "i8"), Variant("i8", None, "i8"), Variant("q8", None, "f32", 16)]
-    assert [v.label() for v in parse_variants(DEFAULT_COMPARE)] == ["q8 rtn", "q8 gptq", "q4 rtn", "q4 gptq", "i8"]
+    assert [v.label() for v in parse_variants(DEFAULT_COMPARE)] == [
+        "q8 rtn", "q8 gptq, act int8", "q8 gptq", "q4 rtn", "q4 gptq", "i8"]
+    assert parse_variants("q8:x8:kv8")[0] == Variant("q8", None, "i8", 32, 0, 8)
     assert parse_variants("q4:gptq:kv8:g16")[0].label() == "q4 gptq, group 16, kv i8"
     assert parse_variants("q8:a16")[0] == Variant("q8", None, "f32", 32, 16)
     assert parse_variants("q8:a16")[0].label() == "q8 gptq, act group 16"
     for bad, msg in [("q5", "unknown scheme"), ("q8:round", "unknown option"), ("i8:gptq", "q8 and q4"),
                      ("q8:g3", "group size"), (",", "no scheme"), ("q8:a12", "activation group"),
-                     ("i8:a16", "activation group")]:
+                     ("i8:a16", "activation group"), ("q4:x16", "16-bit activations"),
+                     ("q8:x16:g1024", "overflow")]:
         with pytest.raises(UsageError, match=msg):
             parse_variants(bad)
 

@@ -28,7 +28,7 @@ def spec_expf(x: float) -> np.float32:
     return p * struct.unpack("<f", struct.pack("<I", (k + 127) << 23))[0]
 
 
-def spec_quantize_i8(x, gs):
+def spec_quantize_i8(x, gs, qmax=127):
     q, s = [], []
     for g in range(0, len(x), gs):
         grp = [F(v) for v in x[g:g + gs]]
@@ -37,14 +37,14 @@ def spec_quantize_i8(x, gs):
             s.append(F(0))
             q += [0] * len(grp)
             continue
-        s.append(amax / F(127.0))
-        inv = F(127.0) / amax
-        q += [max(-127, min(127, int(v * inv + (F(0.5) if v >= 0 else F(-0.5))))) for v in grp]
+        s.append(amax / F(qmax))
+        inv = F(qmax) / amax
+        q += [max(-qmax, min(qmax, int(v * inv + (F(0.5) if v >= 0 else F(-0.5))))) for v in grp]
     return q, s
 
 
-def spec_matmul_q(wq, ws, gs, x):
-    xq, xs = spec_quantize_i8(x, gs)
+def spec_matmul_q(wq, ws, gs, x, qmax=127):
+    xq, xs = spec_quantize_i8(x, gs, qmax)
     out = []
     for i in range(len(wq)):
         y = F(0.0)
@@ -94,6 +94,19 @@ def test_matmul_q8_matches_spec_bit_for_bit(n, gs):
     x = rng.normal(size=n).astype(F)
     qt = quantize_matrix(w, 8, gs)
     assert np.array_equal(_Matmul(qt)(x), spec_matmul_q(qt.values, qt.scales, gs, x))
+    # int16 activations (q8's default): the spec with 32767, sums past float's 24 bits rounded once
+    x[:gs] *= 1000.0
+    assert np.array_equal(_Matmul(qt, 16)(x), spec_matmul_q(qt.values, qt.scales, gs, x, 32767))
+    assert not np.array_equal(_Matmul(qt, 16)(x), _Matmul(qt, 8)(x))
+
+
+def test_quantize_i16_matches_spec():
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.normal(size=64) * 3, [0.0] * 32, [1.0, -1.0, 0.5, -0.0, 2.0]]).astype(F)
+    q, s = quantize_i8(x, 32, 32767)
+    sq, ss = spec_quantize_i8(x.tolist(), 32, 32767)
+    assert q.dtype == np.int16 and q.tolist() == sq and s.tolist() == [float(v) for v in ss]
+    assert np.abs(q).max() == 32767 and s[2] == 0.0
 
 
 def test_ragged_last_group_is_not_dropped():

@@ -1,5 +1,7 @@
 /* int8 x int8 dot products with ISA branches: the engine of matmul_w8f and matmul_s8 (included by
- * both kernel files, static inline, so each kernel is still one object with its own copy).
+ * both kernel files, static inline, so each kernel is still one object with its own copy). With
+ * ESL_DOT_X16 defined to 1 before the include (matmul_w8f with int16 activations) x is int16:
+ * int8 x int16 products, the same exact int32 sums per group (at most 512 elements).
  *
  * Rows go four at a time so each prepared activation load feeds four rows (CMSIS-NN style); the
  * last rows % 4 go one at a time. Each variant supplies the prepared input type (xv_t),
@@ -11,11 +13,20 @@
 
 #include <stdint.h>
 
-#if ESL_KERNELS_MVE || !ESL_KERNELS_DSP
-/* Helium and portable C take x as int8, as quantized (the DSP branch widens it below). */
-typedef int8_t xv_t;
+#ifndef ESL_DOT_X16
+#define ESL_DOT_X16 0
+#endif
+#if ESL_DOT_X16
+typedef int16_t xq_t;                   /* x as quantized */
+#else
+typedef int8_t xq_t;
+#endif
 
-static const xv_t *prepare_x(const int8_t *xq, int16_t *x16, uint32_t cols, uint32_t gs, int ready)
+#if ESL_KERNELS_MVE || !ESL_KERNELS_DSP
+/* Helium and portable C take x as quantized (the DSP branch widens or reorders it below). */
+typedef xq_t xv_t;
+
+static const xv_t *prepare_x(const xq_t *xq, int16_t *x16, uint32_t cols, uint32_t gs, int ready)
 {
     (void)ready;
     (void)x16;
@@ -31,6 +42,47 @@ static const xv_t *prepare_x(const int8_t *xq, int16_t *x16, uint32_t cols, uint
  * chunk is predicated (VCTP): masked lanes load as zero and add nothing, so every sum is exact. */
 #include <arm_mve.h>
 
+#if ESL_DOT_X16
+/* int16 x: per 8 elements one VLDRH of x, then per row a widening VLDRB.S16 of 8 weights and one
+ * VMLADAVA.S16; the tail predicated by VCTP16. */
+static int32_t dot_group(const int8_t *w, const xv_t *x, uint32_t n)
+{
+    int32_t acc = 0;
+    uint32_t j = 0;
+    for (; j + 8u <= n; j += 8u) acc = vmladavaq_s16(acc, vldrbq_s16(w + j), vld1q_s16(x + j));
+    if (j < n) {
+        const mve_pred16_t p = vctp16q(n - j);
+        acc = vmladavaq_p_s16(acc, vldrbq_z_s16(w + j, p), vldrhq_z_s16(x + j, p), p);
+    }
+    return acc;
+}
+
+static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x, uint32_t n, int32_t s[4])
+{
+    const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2u * stride, *w3 = w + 3u * stride;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    uint32_t j = 0;
+    for (; j + 8u <= n; j += 8u) {
+        const int16x8_t xv = vld1q_s16(x + j);
+        a0 = vmladavaq_s16(a0, vldrbq_s16(w0 + j), xv);
+        a1 = vmladavaq_s16(a1, vldrbq_s16(w1 + j), xv);
+        a2 = vmladavaq_s16(a2, vldrbq_s16(w2 + j), xv);
+        a3 = vmladavaq_s16(a3, vldrbq_s16(w3 + j), xv);
+    }
+    if (j < n) {                               /* the predicated tail: masked lanes are zero */
+        const mve_pred16_t p = vctp16q(n - j);
+        const int16x8_t xv = vldrhq_z_s16(x + j, p);
+        a0 = vmladavaq_p_s16(a0, vldrbq_z_s16(w0 + j, p), xv, p);
+        a1 = vmladavaq_p_s16(a1, vldrbq_z_s16(w1 + j, p), xv, p);
+        a2 = vmladavaq_p_s16(a2, vldrbq_z_s16(w2 + j, p), xv, p);
+        a3 = vmladavaq_p_s16(a3, vldrbq_z_s16(w3 + j, p), xv, p);
+    }
+    s[0] = a0;
+    s[1] = a1;
+    s[2] = a2;
+    s[3] = a3;
+}
+#else
 static int32_t dot_group(const int8_t *w, const xv_t *x, uint32_t n)
 {
     int32_t acc = 0;
@@ -68,6 +120,7 @@ static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x, u
     s[2] = a2;
     s[3] = a3;
 }
+#endif
 
 #elif ESL_KERNELS_DSP
 /* Cortex-M DSP extension (M4/M7/M33): x is widened to int16 once per call, each 4-chunk of a group
@@ -78,18 +131,29 @@ static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x, u
 
 typedef int16_t xv_t;
 
-static const xv_t *prepare_x(const int8_t *xq, int16_t *x16, uint32_t cols, uint32_t gs, int ready)
+static const xv_t *prepare_x(const xq_t *xq, int16_t *x16, uint32_t cols, uint32_t gs, int ready)
 {
     for (uint32_t start = 0; start < cols && !ready; start += gs) {
         const uint32_t n = (start + gs < cols) ? gs : cols - start;
-        const int8_t *x = xq + start;
+        const xq_t *x = xq + start;
         int16_t *o = x16 + start;
         uint32_t j = 0;
+#if ESL_DOT_X16
+        for (; j + 4u <= n; j += 4u) {                  /* (x0, x2, x1, x3): PKHBT, PKHTB */
+            uint32_t a, b;
+            memcpy(&a, x + j, 4);                       /* x1:x0 */
+            memcpy(&b, x + j + 2, 4);                   /* x3:x2 */
+            const uint32_t even = (a & 0xFFFFu) | (b << 16), odd = (a >> 16) | (b & 0xFFFF0000u);
+            memcpy(o + j, &even, 4);
+            memcpy(o + j + 2, &odd, 4);
+        }
+#else
         for (; j + 4u <= n; j += 4u) {                  /* SXTB16 writes exactly that order */
             const uint32_t v = esl_ld32(x + j), even = __sxtb16(v), odd = esl_sxtb16_ror8(v);
             memcpy(o + j, &even, 4);                    /* x0, x2 */
             memcpy(o + j + 2, &odd, 4);                 /* x1, x3 */
         }
+#endif
         for (; j < n; j++) o[j] = x[j];
     }
     return x16;

@@ -31,6 +31,8 @@ float esl_expf(float x);
 /* Per group of gs (last may be shorter): amax = max|x|; amax == 0 -> s = 0, q = 0; else
  * s = amax / 127.0f, inv = 127.0f / amax, q[j] = clamp((int32_t)(x[j]*inv + (x[j] >= 0 ? .5f : -.5f)), -127, 127). */
 void esl_quantize_i8(int8_t *q, float *s, const float *x, uint32_t n, uint32_t gs);
+/* The same with 32767 for 127: s = amax / 32767.0f, q int16 in [-32767, 32767]. */
+void esl_quantize_i16(int16_t *q, float *s, const float *x, uint32_t n, uint32_t gs);
 
 /* m = max x; e[t] = esl_expf(x[t] - m); inv = 1.0f / seqsum(e); x[t] = e[t] * inv. */
 void esl_softmax_f32(float *x, uint32_t n);
@@ -50,7 +52,9 @@ void esl_matmul_f32(float *y, const esl_weight_t *w, const float *x);
 /* x quantized by esl_quantize_i8 (into xq, xs) with W's group size; per row i and group g:
  * isum = sum((int32_t)Wq * (int32_t)xq) (exact), y[i] = y[i] + (float)isum * (ws[i][g] * xs[g]), g in order.
  * w8f: Wq int8. w4f: Wq in [-7, 7], two per byte, element 2j in the low nibble, rows padded to even.
- * scratch: xq int8[round_up(cols, 4)], then xs float[n_groups], then (w8f, DSP) x16 int16[cols]. */
+ * scratch: xq int8[round_up(cols, 4)], then xs float[n_groups], then (w8f, DSP) x16 int16[cols].
+ * w8f built with ESL_MATMUL_X16 (the scheme's int16 activations): x quantized by esl_quantize_i16,
+ * xq int16[cols] padded to 4 bytes; groups of at most 512 (the int32 sums cannot overflow). */
 void esl_matmul_w8f(float *y, const esl_weight_t *w, const float *x, void *scratch);
 void esl_matmul_w4f(float *y, const esl_weight_t *w, const float *x, void *scratch);
 

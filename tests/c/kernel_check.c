@@ -16,7 +16,7 @@
 
 typedef enum {
     KC_MATMUL_F32, KC_MATMUL_W8F, KC_MATMUL_W4F, KC_EMBED_F32, KC_EMBED_W8F, KC_RMSNORM_F32,
-    KC_ROPE_F32, KC_SOFTMAX, KC_EXPF, KC_QUANTIZE_I8, KC_SWIGLU_F32, KC_ADD_F32, KC_KVSTORE_KV8,
+    KC_ROPE_F32, KC_SOFTMAX, KC_EXPF, KC_QUANTIZE_I8, KC_QUANTIZE_I16, KC_SWIGLU_F32, KC_ADD_F32, KC_KVSTORE_KV8,
     KC_ATTENTION_F32, KC_ATTENTION_KV8,
     KC_MATMUL_S8, KC_EMBED_S8, KC_RMSNORM_S8, KC_ROPE_S8, KC_ATTENTION_S8, KC_ADD_S8, KC_SWIGLU_S8
 } kc_op_t;
@@ -128,6 +128,15 @@ static void run_case(const kc_case_t *c, kc_parts_t *p)
         float *s = (float *)(void *)(out + round4(n));
         esl_quantize_i8(q, s, c->quantize.x, n, gs);
         part(p, q, n);
+        part(p, s, 4u * groups);
+        break;
+    }
+    case KC_QUANTIZE_I16: {                              /* q int16[n], then the scales */
+        const uint32_t n = c->quantize.n, gs = c->quantize.gs, groups = (n + gs - 1u) / gs;
+        int16_t *q = (int16_t *)(void *)out;
+        float *s = (float *)(void *)(out + round4(2u * n));
+        esl_quantize_i16(q, s, c->quantize.x, n, gs);
+        part(p, q, 2u * n);
         part(p, s, 4u * groups);
         break;
     }

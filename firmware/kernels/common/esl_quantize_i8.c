@@ -1,11 +1,12 @@
 /* esl_quantize_i8 (esl_kernels.h): per group, amax = max|x|, s = amax / 127.0f, inv = 127.0f / amax,
  * q[j] = clamp((int32_t)(x[j]*inv + (x[j] >= 0 ? .5f : -.5f)), -127, 127); an all-zero group gives
- * s = 0, q = 0. The same arithmetic, written for fewer instructions:
+ * s = 0, q = 0. esl_quantize_i16: the same with 32767 for 127 and int16 q (QMAX below). The same
+ * arithmetic, written for fewer instructions:
  *   - amax compares IEEE bit patterns with the sign shifted out: for numbers, the unsigned order of
  *     (bits << 1) is the order of |x|, so the largest pattern is max|x|. A NaN (a pattern above
  *     infinity's) is never max|x| in the float loop, so a group holding one is scanned by that loop.
  *   - With amax finite and inv = 127.0f / amax finite, |x[j]*inv| <= amax * inv <= 127 * (1 + 2^-24)
- *     rounds to at most 127 + 2^-17, so the sum with +-.5f truncates to [-127, 127]: the clamp never
+ *     rounds to at most 127 + 2^-17 (32767 + 2^-9), so the sum with +-.5f truncates to [-QMAX, QMAX]: the clamp never
  *     acts and the Cortex-M branch leaves it out. The rounding term is .5f with the sign bit of x
  *     (BFI of x's bits over 0x3F000000): -.5f instead of .5f only for x = -0, where t = -0 and both
  *     sums truncate to 0. Every other group (and every element of a group's last len % 4) takes the
@@ -71,10 +72,83 @@ static uint32_t amax_bits2(const float *x, uint32_t n)
     return m;
 }
 
-/* One group: q[j], j < len, and its scale *s. Out of line, so that the loop over the groups keeps
- * its few values in registers around the assembly (which takes r4-r11). */
-__attribute__((noinline)) static void quantize_group(int8_t *qg, float *s, const float *xg, uint32_t len)
+/* 8 elements (4 with ".irp i, 0, 1, 2, 3"): x in s0-s7 (and its bits in r4-r11 for the rounding
+ * term); q stored by `st` (strb, strh) through o, post-incremented by `size`. */
+#define QUANTIZE_STORE(st, size) ".irp r, r4, r5, r6, r7, r8, r9, r10, r11\n\t" st " \\r, [%[o]], #" size "\n\t.endr\n\t"
+#define QUANTIZE_STORE4(st, size) ".irp r, r4, r5, r6, r7\n\t" st " \\r, [%[o]], #" size "\n\t.endr\n\t"
+
+#define QUANTIZE_8(st, size)                                                                       \
+    __asm__ volatile(              /* 8 at a time, x in s0-s7 and r4-r11 */                         \
+        "1:\n\t"                                                                                    \
+        "vldmia  %[p], {s0-s7}\n\t"                                                                 \
+        "ldmia   %[p]!, {r4, r5, r6, r7, r8, r9, r10, r11}\n\t"                                     \
+        ".irp r, r4, r5, r6, r7, r8, r9, r10, r11\n\t"                                              \
+        "bfi     \\r, %[half], #0, #31\n\t"    /* (x >= 0 ? .5f : -.5f) by x's sign bit */          \
+        ".endr\n\t"                                                                                 \
+        "vmov    s8, s9, r4, r5\n\t"                                                                \
+        "vmov    s10, s11, r6, r7\n\t"                                                              \
+        "vmov    s12, s13, r8, r9\n\t"                                                              \
+        "vmov    s14, s15, r10, r11\n\t"                                                            \
+        ".irp i, 0, 1, 2, 3, 4, 5, 6, 7\n\t"                                                        \
+        "vmul.f32 s\\i, s\\i, %[inv]\n\t"       /* x * inv */                                       \
+        ".endr\n\t"                                                                                 \
+        "vadd.f32 s0, s0, s8\n\t"              /* + the rounding term */                            \
+        "vadd.f32 s1, s1, s9\n\t"                                                                   \
+        "vadd.f32 s2, s2, s10\n\t"                                                                  \
+        "vadd.f32 s3, s3, s11\n\t"                                                                  \
+        "vadd.f32 s4, s4, s12\n\t"                                                                  \
+        "vadd.f32 s5, s5, s13\n\t"                                                                  \
+        "vadd.f32 s6, s6, s14\n\t"                                                                  \
+        "vadd.f32 s7, s7, s15\n\t"                                                                  \
+        ".irp i, 0, 1, 2, 3, 4, 5, 6, 7\n\t"                                                        \
+        "vcvt.s32.f32 s\\i, s\\i\n\t"          /* truncation, as the C cast */                     \
+        ".endr\n\t"                                                                                 \
+        "vmov    r4, r5, s0, s1\n\t"                                                                \
+        "vmov    r6, r7, s2, s3\n\t"                                                                \
+        "vmov    r8, r9, s4, s5\n\t"                                                                \
+        "vmov    r10, r11, s6, s7\n\t"                                                              \
+        QUANTIZE_STORE(st, size)                                                                   \
+        "cmp     %[p], %[end]\n\t"                                                                  \
+        "bne     1b\n\t"                                                                            \
+        : [p] "+r"(p), [o] "+r"(o)                                                                 \
+        : [end] "r"(end), [inv] "t"(inv), [half] "r"(0x3F000000u)                                  \
+        : "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "s0", "s1", "s2", "s3", "s4", "s5",     \
+          "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "cc", "memory")
+
+#define QUANTIZE_4(st, size)                                                                       \
+    __asm__ volatile(                                                                              \
+        "vldmia  %[p], {s0-s3}\n\t"                                                                 \
+        "ldmia   %[p], {r4, r5, r6, r7}\n\t"                                                        \
+        ".irp r, r4, r5, r6, r7\n\t"                                                                \
+        "bfi     \\r, %[half], #0, #31\n\t"                                                          \
+        ".endr\n\t"                                                                                 \
+        "vmov    s4, s5, r4, r5\n\t"                                                                \
+        "vmov    s6, s7, r6, r7\n\t"                                                                \
+        ".irp i, 0, 1, 2, 3\n\t"                                                                    \
+        "vmul.f32 s\\i, s\\i, %[inv]\n\t"                                                           \
+        ".endr\n\t"                                                                                 \
+        "vadd.f32 s0, s0, s4\n\t"                                                                   \
+        "vadd.f32 s1, s1, s5\n\t"                                                                   \
+        "vadd.f32 s2, s2, s6\n\t"                                                                   \
+        "vadd.f32 s3, s3, s7\n\t"                                                                   \
+        ".irp i, 0, 1, 2, 3\n\t"                                                                    \
+        "vcvt.s32.f32 s\\i, s\\i\n\t"                                                               \
+        ".endr\n\t"                                                                                 \
+        "vmov    r4, r5, s0, s1\n\t"                                                                \
+        "vmov    r6, r7, s2, s3\n\t"                                                                \
+        QUANTIZE_STORE4(st, size)                                                                  \
+        : [o] "+r"(o)                                                                              \
+        : [p] "r"(p), [inv] "t"(inv), [half] "r"(0x3F000000u)                                      \
+        : "r4", "r5", "r6", "r7", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "memory")
+
+/* One group: q[j], j < len (int8, or int16 with wide), and its scale *s. Out of line, so that the
+ * loop over the groups keeps its few values in registers around the assembly (which takes r4-r11). */
+__attribute__((noinline)) static void quantize_group(void *qg, float *s, const float *xg, uint32_t len, int wide)
 {
+    const float qmax = wide ? 32767.0f : 127.0f;
+    const int32_t qi = wide ? 32767 : 127;
+    int8_t *const q8 = qg;
+    int16_t *const q16 = qg;
     const uint32_t m = amax_bits2(xg, len);
     float amax = 0.0f;
     if (m > 0xFF000000u) {                            /* a NaN: max|x| of the numbers only */
@@ -88,97 +162,47 @@ __attribute__((noinline)) static void quantize_group(int8_t *qg, float *s, const
     }
     if (amax == 0.0f) {
         *s = 0.0f;
-        for (uint32_t j = 0; j < len; j++) qg[j] = 0;
+        for (uint32_t j = 0; j < len; j++) {
+            if (wide) q16[j] = 0;
+            else q8[j] = 0;
+        }
         return;
     }
-    *s = amax / 127.0f;
-    const float inv = 127.0f / amax;
+    *s = amax / qmax;
+    const float inv = qmax / amax;
     uint32_t j = 0;
 #if QUANTIZE_ASM
     if (m < 0xFF000000u && bits_of(inv) < 0x7F800000u) {                     /* amax, inv finite */
         const float *p = xg, *const end = xg + (len & ~7u);
-        int8_t *o = qg;
-        if (p != end) {
-            __asm__ volatile(              /* 8 at a time, x in s0-s7 and r4-r11 */
-                "1:\n\t"
-                "vldmia  %[p], {s0-s7}\n\t"
-                "ldmia   %[p]!, {r4, r5, r6, r7, r8, r9, r10, r11}\n\t"
-                ".irp r, r4, r5, r6, r7, r8, r9, r10, r11\n\t"
-                "bfi     \\r, %[half], #0, #31\n\t"    /* (x >= 0 ? .5f : -.5f) by x's sign bit */
-                ".endr\n\t"
-                "vmov    s8, s9, r4, r5\n\t"
-                "vmov    s10, s11, r6, r7\n\t"
-                "vmov    s12, s13, r8, r9\n\t"
-                "vmov    s14, s15, r10, r11\n\t"
-                ".irp i, 0, 1, 2, 3, 4, 5, 6, 7\n\t"
-                "vmul.f32 s\\i, s\\i, %[inv]\n\t"       /* x * inv */
-                ".endr\n\t"
-                "vadd.f32 s0, s0, s8\n\t"              /* + the rounding term */
-                "vadd.f32 s1, s1, s9\n\t"
-                "vadd.f32 s2, s2, s10\n\t"
-                "vadd.f32 s3, s3, s11\n\t"
-                "vadd.f32 s4, s4, s12\n\t"
-                "vadd.f32 s5, s5, s13\n\t"
-                "vadd.f32 s6, s6, s14\n\t"
-                "vadd.f32 s7, s7, s15\n\t"
-                ".irp i, 0, 1, 2, 3, 4, 5, 6, 7\n\t"
-                "vcvt.s32.f32 s\\i, s\\i\n\t"          /* truncation, as the C cast */
-                ".endr\n\t"
-                "vmov    r4, r5, s0, s1\n\t"
-                "vmov    r6, r7, s2, s3\n\t"
-                "vmov    r8, r9, s4, s5\n\t"
-                "vmov    r10, r11, s6, s7\n\t"
-                ".irp r, r4, r5, r6, r7, r8, r9, r10, r11\n\t"
-                "strb    \\r, [%[o]], #1\n\t"
-                ".endr\n\t"
-                "cmp     %[p], %[end]\n\t"
-                "bne     1b\n\t"
-                : [p] "+r"(p), [o] "+r"(o)
-                : [end] "r"(end), [inv] "t"(inv), [half] "r"(0x3F000000u)
-                : "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "s0", "s1", "s2", "s3", "s4", "s5",
-                  "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15", "cc", "memory");
-        }
-        if (len & 4u) {                     /* then 4 */
-            __asm__ volatile(
-                "vldmia  %[p], {s0-s3}\n\t"
-                "ldmia   %[p], {r4, r5, r6, r7}\n\t"
-                ".irp r, r4, r5, r6, r7\n\t"
-                "bfi     \\r, %[half], #0, #31\n\t"
-                ".endr\n\t"
-                "vmov    s4, s5, r4, r5\n\t"
-                "vmov    s6, s7, r6, r7\n\t"
-                ".irp i, 0, 1, 2, 3\n\t"
-                "vmul.f32 s\\i, s\\i, %[inv]\n\t"
-                ".endr\n\t"
-                "vadd.f32 s0, s0, s4\n\t"
-                "vadd.f32 s1, s1, s5\n\t"
-                "vadd.f32 s2, s2, s6\n\t"
-                "vadd.f32 s3, s3, s7\n\t"
-                ".irp i, 0, 1, 2, 3\n\t"
-                "vcvt.s32.f32 s\\i, s\\i\n\t"
-                ".endr\n\t"
-                "vmov    r4, r5, s0, s1\n\t"
-                "vmov    r6, r7, s2, s3\n\t"
-                ".irp r, r4, r5, r6, r7\n\t"
-                "strb    \\r, [%[o]], #1\n\t"
-                ".endr\n\t"
-                : [o] "+r"(o)
-                : [p] "r"(p), [inv] "t"(inv), [half] "r"(0x3F000000u)
-                : "r4", "r5", "r6", "r7", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "memory");
+        if (wide) {
+            int16_t *o = q16;
+            if (p != end) QUANTIZE_8("strh", "2");
+            if (len & 4u) QUANTIZE_4("strh", "2");
+        } else {
+            int8_t *o = q8;
+            if (p != end) QUANTIZE_8("strb", "1");
+            if (len & 4u) QUANTIZE_4("strb", "1");
         }
         j = len & ~3u;
     }
 #endif
     for (; j < len; j++) {
         int32_t v = (int32_t)(xg[j] * inv + (xg[j] >= 0.0f ? 0.5f : -0.5f));
-        if (v > 127) v = 127;
-        if (v < -127) v = -127;
-        qg[j] = (int8_t)v;
+        if (v > qi) v = qi;
+        if (v < -qi) v = -qi;
+        if (wide) q16[j] = (int16_t)v;
+        else q8[j] = (int8_t)v;
     }
 }
 
 void esl_quantize_i8(int8_t *q, float *s, const float *x, uint32_t n, uint32_t gs)
 {
     for (uint32_t g = 0, start = 0; start < n; g++, start += gs)
-        quantize_group(q + start, s + g, x + start, (start + gs < n) ? gs : n - start);
+        quantize_group(q + start, s + g, x + start, (start + gs < n) ? gs : n - start, 0);
+}
+
+void esl_quantize_i16(int16_t *q, float *s, const float *x, uint32_t n, uint32_t gs)
+{
+    for (uint32_t g = 0, start = 0; start < n; g++, start += gs)
+        quantize_group(q + start, s + g, x + start, (start + gs < n) ? gs : n - start, 1);
 }

@@ -1,7 +1,9 @@
 /* matmul_w8f: int8 weights, float activations. x is quantized by esl_quantize_i8 with W's group
- * size; per row i and group g: isum = sum((int32_t)Wq * (int32_t)xq) (exact),
+ * size (the scheme's int16 activations, ESL_MATMUL_X16: by esl_quantize_i16, groups of at most 512);
+ * per row i and group g: isum = sum((int32_t)Wq * (int32_t)xq) (exact),
  * y[i] = y[i] + (float)isum * (ws[i][g] * xs[g]), groups in order, y[i] starting at 0.0f.
- * scratch: xq int8[round_up(cols, 4)], xs float[n_groups], then (DSP only) x16 int16[cols]; the
+ * scratch: xq int8[cols] (int16 with ESL_MATMUL_X16) padded to 4 bytes, xs float[n_groups], then
+ * (DSP only) x16 int16[cols]; the
  * Cortex-M fast path for groups of 32 (below) lays xs and x16 out again as one stream of groups.
  * On a cluster (ESL_CLUSTER_CORES, esl_cluster.h) two forks: the workers quantize x by ranges of
  * whole groups (each group's max and scale are its own; skipped when the step before left this x
@@ -14,8 +16,28 @@
  * would go in esl_dot_i8.h beside the DSP and Helium ones; QEMU cannot run it. */
 #include "esl_kernels.h"
 
-/* The int8 dot products (portable, DSP and Helium branches) are shared with matmul_s8. */
+/* The int8 dot products (portable, DSP and Helium branches) are shared with matmul_s8; with
+ * ESL_MATMUL_X16 their x is int16 (xq_t). */
+#ifndef ESL_MATMUL_X16
+#define ESL_MATMUL_X16 0
+#endif
+#define ESL_DOT_X16 ESL_MATMUL_X16
 #include "esl_dot_i8.h"
+
+static void quantize_x(xq_t *q, float *s, const float *x, uint32_t n, uint32_t gs)
+{
+#if ESL_MATMUL_X16
+    esl_quantize_i16(q, s, x, n, gs);
+#else
+    esl_quantize_i8(q, s, x, n, gs);
+#endif
+}
+
+/* x's scales in the scratch, after xq padded to 4 bytes. */
+static float *x_scales(void *scratch, uint32_t cols)
+{
+    return (float *)(void *)((uint8_t *)scratch + ((cols * (uint32_t)sizeof(xq_t) + 3u) & ~3u));
+}
 
 /* Rows [begin, end) of y = W @ x, x already quantized and prepared (xv, xs). On a cluster each
  * worker runs it on its own rows and it is not inlined: in the worker's job gcc 12 (rv32) would
@@ -79,7 +101,32 @@ static void matmul_rows(float *y, const esl_weight_t *w, const xv_t *xv, const f
 
 /* The stream from xq and xs (xs lies at the stream's start): built from the last group back to
  * the first, each group's scale read before the group is written over it. cols % 4 == 0, xq
- * word-aligned. Per 8 elements: LDRD, 4 SXTB16, 2 STRD. */
+ * word-aligned. Per 8 elements: LDRD, 4 SXTB16, 2 STRD (int16 xq: per 4, LDRD, PKHBT, PKHTB, STRD). */
+#if ESL_MATMUL_X16
+static void prepare_g32(uint8_t *stream, const int16_t *xq, uint32_t cols, uint32_t ng)
+{
+    for (uint32_t g = ng; g-- > 0u;) {
+        const uint32_t start = 32u * g, n = (cols - start < 32u) ? cols - start : 32u;
+        uint32_t *o = (uint32_t *)(void *)(stream + G32_BYTES * g);
+        const uint32_t xsg = ((const uint32_t *)(const void *)stream)[g];
+        const uint32_t *q = (const uint32_t *)(const void *)(xq + start), *const q_end = q + n / 2u;
+        uint32_t *p = o + 1;
+        uint32_t a, b, c, d;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldrd    %[a], %[b], [%[q]], #8\n\t"         /* x1:x0, x3:x2 */
+            "pkhbt   %[c], %[a], %[b], lsl #16\n\t"     /* x0, x2 */
+            "pkhtb   %[d], %[b], %[a], asr #16\n\t"     /* x1, x3 */
+            "strd    %[c], %[d], [%[p]], #8\n\t"
+            "cmp     %[q], %[qe]\n\t"
+            "bne     1b\n\t"
+            : [q] "+r"(q), [p] "+r"(p), [a] "=&r"(a), [b] "=&r"(b), [c] "=&r"(c), [d] "=&r"(d)
+            : [qe] "r"(q_end)
+            : "cc", "memory");
+        o[0] = xsg;
+    }
+}
+#else
 static void prepare_g32(uint8_t *stream, const int8_t *xq, uint32_t cols, uint32_t ng)
 {
     for (uint32_t g = ng; g-- > 0u;) {
@@ -113,6 +160,7 @@ static void prepare_g32(uint8_t *stream, const int8_t *xq, uint32_t cols, uint32
         o[0] = xsg;
     }
 }
+#endif
 
 /* What g32_rows reads; the first seven words are copied to its stack (it advances y there). */
 typedef struct {
@@ -305,7 +353,7 @@ static int g32_fits(const esl_weight_t *w, const void *scratch)
 
 /* y = W @ x for g32_fits; with ready, the stream is already laid out (by the matmul before, which
  * took this path too: the same cols and group size, and the generated weights are 8-byte aligned). */
-static void matmul_g32(float *y, const esl_weight_t *w, const int8_t *xq, uint8_t *stream, int ready)
+static void matmul_g32(float *y, const esl_weight_t *w, const xq_t *xq, uint8_t *stream, int ready)
 {
     const uint32_t rows = w->rows, cols = w->cols, ng = w->n_groups;
     const int8_t *data = (const int8_t *)w->data;
@@ -342,7 +390,7 @@ static void matmul_g32(float *y, const esl_weight_t *w, const int8_t *xq, uint8_
 
 /* The quantization of x, by groups: worker k quantizes its contiguous range of whole groups. */
 typedef struct {
-    int8_t *xq;
+    xq_t *xq;
     float *xs;
     const float *x;
     uint32_t cols, gs, n_groups;
@@ -355,7 +403,7 @@ static void quantize_job(void *arg)
     esl_cl_split(j->n_groups, 1u, esl_cl_core_id(), esl_cl_cores(), &g0, &g1);
     if (g0 < g1) {
         const uint32_t start = g0 * j->gs, end = (g1 * j->gs < j->cols) ? g1 * j->gs : j->cols;
-        esl_quantize_i8(j->xq + start, j->xs + g0, j->x + start, end - start, j->gs);
+        quantize_x(j->xq + start, j->xs + g0, j->x + start, end - start, j->gs);
     }
 }
 
@@ -476,8 +524,8 @@ static void matmul_job(void *arg)
 static void matmul_cluster(float *y, const esl_weight_t *w, const float *x, void *scratch, uint32_t n,
                            const esl_step_t *next)
 {
-    int8_t *xq = (int8_t *)scratch;
-    float *xs = (float *)(void *)(xq + ((w->cols + 3u) & ~3u));
+    xq_t *xq = (xq_t *)scratch;
+    float *xs = x_scales(scratch, w->cols);
     int16_t *x16 = (int16_t *)(void *)(xs + w->n_groups);
     if (!(n & ESL_MATMUL_X_READY)) {
         quantize_job_t q = { xq, xs, x, w->cols, w->group_size, w->n_groups };
@@ -494,10 +542,10 @@ static void matmul_cluster(float *y, const esl_weight_t *w, const float *x, void
 __attribute__((always_inline)) static inline void matmul_one_core(float *y, const esl_weight_t *w, const float *x,
                                                                 void *scratch, int ready)
 {
-    int8_t *xq = (int8_t *)scratch;
-    float *xs = (float *)(void *)(xq + ((w->cols + 3u) & ~3u));
+    xq_t *xq = (xq_t *)scratch;
+    float *xs = x_scales(scratch, w->cols);
     int16_t *x16 = (int16_t *)(void *)(xs + w->n_groups);
-    if (!ready) esl_quantize_i8(xq, xs, x, w->cols, w->group_size);
+    if (!ready) quantize_x(xq, xs, x, w->cols, w->group_size);
 #if ESL_KERNELS_DSP && !ESL_KERNELS_MVE && ESL_DSP_VFP
     if (g32_fits(w, scratch)) {
         matmul_g32(y, w, xq, (uint8_t *)xs, ready);

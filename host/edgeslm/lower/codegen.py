@@ -111,9 +111,15 @@ def build_settings(plan: Plan) -> dict:
                     **({"ESL_CLUSTER_CORES": board.cores} if board.cluster else {}),
                     **({"ESL_CLINT_BASE": f"{int(str(board.cluster['clint_base']), 0):#010x}u"}
                        if "clint_base" in board.cluster else {}),
-                    **(_cluster_defines(plan) if plan.cluster else {})},
+                    **(_cluster_defines(plan) if plan.cluster else {}), **scheme_defines(plan.scheme)},
+        "scheme_defines": scheme_defines(plan.scheme),
         "sources": ["runtime", "kernels", f"arch/{target.arch_dir}", f"ports/{board.port}"],
     }
+
+
+def scheme_defines(scheme) -> dict[str, int]:
+    """What the kernels take from the scheme at build time: the w8f matmuls' int16 activations."""
+    return {"ESL_MATMUL_X16": 1} if scheme.act_bits == 16 else {}
 
 
 def _cluster_defines(plan: Plan) -> dict[str, int]:

@@ -26,11 +26,22 @@ def firmware_sources(port: str) -> list[Path]:
         sorted((FIRMWARE / "ports" / port).glob("*.c"))
 
 
+def _scheme_defines(gen_dir: Path) -> list[str]:
+    """-D flags for what the kernels take from the scheme (codegen.scheme_defines, in build.json)."""
+    import json
+    try:
+        settings = json.loads((gen_dir / "build.json").read_text())
+    except (OSError, ValueError) as e:
+        raise EdgeslmError(f"cannot read {gen_dir / 'build.json'}: {e}", "compile the model again") from None
+    return [f"-D{k}={v}" for k, v in settings.get("scheme_defines", {}).items()]
+
+
 def build_native(gen_dir: Path, out: Path, cc: str = "gcc") -> Path:
     if shutil.which(cc) is None:
         raise EdgeslmError(f"no C compiler '{cc}' found", "install gcc (apt-get install gcc)")
     srcs = firmware_sources("host") + sorted(gen_dir.glob("*.c"))
-    cmd = [cc, *CFLAGS, f"-I{FIRMWARE / 'include'}", f"-I{gen_dir}", "-o", str(out), *map(str, srcs), "-lm"]
+    defines = _scheme_defines(gen_dir)
+    cmd = [cc, *CFLAGS, *defines, f"-I{FIRMWARE / 'include'}", f"-I{gen_dir}", "-o", str(out), *map(str, srcs), "-lm"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise EdgeslmError(f"native firmware build failed:\n{r.stderr[-4000:]}",

@@ -249,7 +249,8 @@ def _suggestions(cfg, scheme, board, max_seq, blob, kernels) -> list[str]:
     for name in names:
         for kv in dict.fromkeys([scheme.kv, "i8"]):
             s = get_scheme(name, scheme.group_size, kv, scheme.rounding,
-                           scheme.act_group_size if name in ("q8", "q4") else 0)
+                           scheme.act_group_size if name in ("q8", "q4") else 0,
+                           scheme.act_bits if name == scheme.name else None)
             seq = longest(s)
             if seq < 1:
                 continue

@@ -123,8 +123,13 @@ def _matmul_parts(step: Step) -> tuple[int, int, int]:
     """(bytes of x each worker fetches, weight bytes per row, scale bytes per row) of a matmul."""
     if step.contract == "w8f":
         ng = -(-step.cols // step.group_size)
-        return step.cols + 4 * ng, step.cols, 4 * ng
+        return _x_bytes(step) + 4 * ng, step.cols, 4 * ng
     return step.cols, step.cols, 0                         # s8: int8 x and rows; bias etc. in L2
+
+
+def _x_bytes(step: Step) -> int:
+    """x as quantized: int8, or int16 (w8f with int16 activations)."""
+    return step.cols * (2 if step.act_bits == 16 else 1)
 
 
 def tile_bytes(step: Step, tile_rows: int) -> int:
@@ -139,7 +144,7 @@ def matmul_l1_bytes(step: Step, tile_rows: int, cores: int) -> int:
     after its first (which is in a slot)."""
     x, _, _ = _matmul_parts(step)
     tiles = -(-max(split_rows(step.rows, cores)) // tile_rows)
-    return _round4(step.cols) + (x - step.cols) + min(tiles - 1, 2) * tile_bytes(step, tile_rows)
+    return _round4(_x_bytes(step)) + (x - _x_bytes(step)) + min(tiles - 1, 2) * tile_bytes(step, tile_rows)
 
 
 def _matmul_dma(step: Step, tile_rows: int, cores: int, timing: ClusterTiming,
@@ -153,7 +158,7 @@ def _matmul_dma(step: Step, tile_rows: int, cores: int, timing: ClusterTiming,
     shares = [n for n in split_rows(step.rows, cores) if n]
     first = min(max(shares), tile_rows)
     if step.contract == "w8f":      # x and its scales, then per tile the weights and their scales
-        commands, x_parts, tile_parts = 2, [step.cols, x - step.cols], [first * row, first * scales]
+        commands, x_parts, tile_parts = 2, [_x_bytes(step), x - _x_bytes(step)], [first * row, first * scales]
     else:                           # x, then per tile the weights
         commands, x_parts, tile_parts = 1, [step.cols], [first * row]
     tiles = sum(-(-n // tile_rows) for n in shares)

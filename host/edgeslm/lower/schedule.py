@@ -33,6 +33,7 @@ class Step:
     rows: int = 0                # weight shape (matmul, embed)
     cols: int = 0                # (attention: the head size)
     group_size: int = 0          # quantization group along cols (w8f, w4f)
+    act_bits: int = 0            # w8f: its input quantized to int8 or int16 (8 | 16)
     input_prepared: bool = False  # matmul: its input is the previous step's, already quantized and
                                   # laid out in scratch by that step (q/k/v, w1/w3): not again
 
@@ -73,7 +74,8 @@ def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step]
         rows, cols = shapes[weight]
         contract = weight_contract(scheme, weight)
         return Step("matmul", contract, layer, out=out, inp=inp, weight=weight, rows=rows, cols=cols,
-                    group_size=0 if contract == "f32" else scheme.kernel_group_size)
+                    group_size=0 if contract == "f32" else scheme.kernel_group_size,
+                    act_bits=scheme.act_bits if contract == "w8f" else 0)
 
     def op(name: str, layer: int = 0, **kw) -> Step:
         return Step(name, c[name], layer, **kw)

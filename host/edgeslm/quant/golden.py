@@ -24,8 +24,10 @@ esl_quantize_i8(q, s, x, n, gs):  per group g of x (groups of gs, the last may b
     amax = max |x[j]|;  if amax == 0: s[g] = 0, q[j] = 0
     else: s[g] = amax / 127.0f;  inv = 127.0f / amax
           q[j] = clamp((int32)(x[j] * inv + (x[j] >= 0 ? 0.5f : -0.5f)), -127, 127)
+esl_quantize_i16(q, s, x, n, gs):  as esl_quantize_i8 with 32767 for 127 (q int16)
 esl_matmul_f32(y, W, x):  y[i] = seqsum_j(W[i][j] * x[j])
 esl_matmul_w8f / esl_matmul_w4f(y, W, ws, x):  x quantized by esl_quantize_i8 with W's group size
+    (w8f with int16 activations, ESL_MATMUL_X16: by esl_quantize_i16; groups of at most 512)
     isum[i][g] = sum over the group of (int32)Wq[i][j] * (int32)xq[j]      exact int32
     y[i] = 0.0f;  for g in order: y[i] = y[i] + (float)isum[i][g] * (ws[i][g] * xs[g])
 esl_embed_w8f(o, E, token):  o[j] = (float)Eq[token][j] * Es[token][j / gs]   (esl_embed_f32: a copy)
@@ -83,8 +85,9 @@ def esl_expf(x: np.ndarray) -> np.ndarray:
     return p * ((k + 127).astype(np.int32) << 23).view(F32)
 
 
-def quantize_i8(x: np.ndarray, group_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """esl_quantize_i8 on a vector: (q int8 of len(x), scales float32 of n_groups)."""
+def quantize_i8(x: np.ndarray, group_size: int, qmax: int = 127) -> tuple[np.ndarray, np.ndarray]:
+    """esl_quantize_i8 on a vector: (q int8 of len(x), scales float32 of n_groups); with qmax
+    32767, esl_quantize_i16 (q int16)."""
     n = x.shape[0]
     n_groups = -(-n // group_size)
     g = np.zeros(n_groups * group_size, F32)
@@ -93,10 +96,10 @@ def quantize_i8(x: np.ndarray, group_size: int) -> tuple[np.ndarray, np.ndarray]
     amax = np.abs(g).max(axis=1)
     nz = amax != 0
     safe = np.where(nz, amax, F32(1.0))
-    scales = np.where(nz, amax / F32(127.0), F32(0.0)).astype(F32)
-    inv = F32(127.0) / safe
-    q = np.clip(_half_away(g * inv[:, None]), -127, 127)
-    q = np.where(nz[:, None], q, 0).astype(np.int8)
+    scales = np.where(nz, amax / F32(qmax), F32(0.0)).astype(F32)
+    inv = F32(qmax) / safe
+    q = np.clip(_half_away(g * inv[:, None]), -qmax, qmax)
+    q = np.where(nz[:, None], q, 0).astype(np.int8 if qmax == 127 else np.int16)
     return q.reshape(-1)[:n], scales
 
 
@@ -133,10 +136,12 @@ def attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, key_scale: np
 
 
 class _Matmul:
-    """esl_matmul_* for one weight: the integer weights are padded to whole groups once, here."""
+    """esl_matmul_* for one weight: the integer weights are padded to whole groups once, here.
+    act_bits: w8f's input quantized to int8 or int16."""
 
-    def __init__(self, w: QTensor):
+    def __init__(self, w: QTensor, act_bits: int = 8):
         self.w = w
+        self.qmax = {8: 127, 16: 32767}[act_bits]
         if w.bits != 32:
             rows, cols = w.shape
             padded = np.zeros((rows, w.n_groups * w.group_size), np.int32)
@@ -147,7 +152,7 @@ class _Matmul:
         w = self.w
         if w.bits == 32:
             return seqdot(w.values, x)
-        xq, xs = quantize_i8(x, w.group_size)
+        xq, xs = quantize_i8(x, w.group_size, self.qmax)
         xg = np.zeros(w.n_groups * w.group_size, np.int32)
         xg[:xq.shape[0]] = xq
         isum = np.einsum("rgk,gk->rg", self.wg, xg.reshape(w.n_groups, w.group_size))
@@ -243,7 +248,8 @@ class GoldenEngine:
         self.logits = self.steps[-1].out
         self.cos, self.sin = rope_tables(c.head_size, self.max_seq_len, c.rope_theta)
         self.inv_sqrt_hs = F32(1.0 / np.sqrt(c.head_size))
-        self.mm = {n: _Matmul(t) for n, t in qmodel.tensors.items() if isinstance(t, QTensor)}
+        bits = qmodel.scheme.act_bits
+        self.mm = {n: _Matmul(t, bits if t.bits == 8 else 8) for n, t in qmodel.tensors.items() if isinstance(t, QTensor)}
         shape = (c.n_layers, self.max_seq_len, c.n_kv_heads, c.head_size)
         kv_dtype = np.int8 if qmodel.scheme.kv == "i8" else F32
         self.key_cache = np.zeros(shape, kv_dtype)

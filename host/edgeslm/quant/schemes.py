@@ -3,9 +3,10 @@ quantized on the fly, and the KV cache format; the golden model and the firmware
 
     f32  weights fp32; matmuls in fp32.
     q8   matmul weights int8, symmetric, one fp32 scale per group of `group_size` along the input
-         dimension (the last group of a row may be shorter); activations quantized to int8
-         dynamically per group; int32 dot product per group; scales applied in fp32 (Q8_0 family).
-    q4   as q8, but matmul weights int4 in [-7, 7], two per byte (element 2j in the low nibble,
+         dimension (the last group of a row may be shorter); activations quantized dynamically per
+         group, to int16 (`act_bits` 16, the default) or int8; int32 dot product per group;
+         scales applied in fp32 (Q8_0 family, with wider activations).
+    q4   as q8 with int8 activations, but matmul weights int4 in [-7, 7], two per byte (element 2j in the low nibble,
          2j+1 in the high nibble, two's complement; an odd row is padded with a zero nibble).
          The token embedding and the classifier stay int8 (as q8), since one shared table is both.
     i8   integer-only (TFLite-Micro arithmetic, quant/int8.py): int8 per-channel weights, int8
@@ -28,6 +29,9 @@ ROUNDINGS = ("rtn", "gptq")         # how q8/q4 weights are rounded (quant/quant
 DEFAULT_ROUNDING = "gptq"           # lower KL than rtn in every case measured (README: Accuracy)
 KV_FORMATS = ("f32", "i8")
 DEFAULT_GROUP_SIZE = 32
+ACT_BITS = (8, 16)                  # q8: how the int8-weight matmuls quantize their input
+DEFAULT_ACT_BITS = 16               # q8's default (README: Accuracy): KL a third, on the M4 as fast
+MAX_ACT16_GROUP = 512               # int16 x int8 sums of a group stay within int32: 512*32767*127 < 2^31
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class Scheme:
     kv: str = "f32"                 # KV cache: f32 | i8
     rounding: str = DEFAULT_ROUNDING  # q8/q4 weight rounding: rtn | gptq (same stored format)
     act_group_size: int = 0         # q8/q4: activations quantized per group of this many (0: group_size)
+    act_bits: int = 8               # the int8-weight (w8f) matmuls' activations: int8 or int16
+                                    # (q8 only; q4's w4f kernels and its int8 classifier keep 8)
 
     @property
     def kernel_group_size(self) -> int:
@@ -72,12 +78,14 @@ class Scheme:
         if self.integer:
             return "i8 (integer-only, static calibration, KV cache int8)"
         a = f", activations per {self.act_group_size}" if self.act_group_size else ""
-        g = f", group {self.group_size}{a}, {self.rounding}" if self.quantized else ""
+        b = f", activations int{self.act_bits}" if self.quantized else ""
+        g = f", group {self.group_size}{a}{b}, {self.rounding}" if self.quantized else ""
         return f"{self.name} (weights {self.weight_bits}-bit{g}, KV cache {self.kv})"
 
 
 def get_scheme(name: str, group_size: int = DEFAULT_GROUP_SIZE, kv: str = "f32",
-               rounding: str = DEFAULT_ROUNDING, act_group_size: int = 0) -> Scheme:
+               rounding: str = DEFAULT_ROUNDING, act_group_size: int = 0, act_bits: int | None = None) -> Scheme:
+    """A checked Scheme; act_bits None: the scheme's default (16 for q8, else 8)."""
     if name not in SCHEME_NAMES:
         raise UsageError(f"unknown quantization scheme {name!r}",
                          f"choose one of: {', '.join(SCHEME_NAMES)}")
@@ -92,8 +100,17 @@ def get_scheme(name: str, group_size: int = DEFAULT_GROUP_SIZE, kv: str = "f32",
                            or group_size % act_group_size):
         raise UsageError(f"activation group {act_group_size} does not apply to {name} with weight group {group_size}",
                          "use it with q8/q4, an even size that divides --group-size (e.g. 16 for 32)")
+    if act_bits is None:
+        act_bits = DEFAULT_ACT_BITS if name == "q8" else 8
+    if act_bits not in ACT_BITS or (act_bits == 16 and name != "q8"):
+        raise UsageError(f"{act_bits}-bit activations do not apply to {name}",
+                         "int16 activations are a q8 option (--act-bits 16); other schemes take 8")
+    if act_bits == 16 and (act_group_size or group_size) > MAX_ACT16_GROUP:
+        raise UsageError(f"int16 activations with groups of {act_group_size or group_size}: a group's int32 sum could overflow",
+                         f"use groups of at most {MAX_ACT16_GROUP} (--act-group-size), or --act-bits 8")
     if name == "i8":
         return Scheme(name="i8", group_size=group_size, kv="i8")
     if act_group_size == group_size:
         act_group_size = 0                   # the same thing, one spelling
-    return Scheme(name=name, group_size=group_size, kv=kv, rounding=rounding, act_group_size=act_group_size)
+    return Scheme(name=name, group_size=group_size, kv=kv, rounding=rounding, act_group_size=act_group_size,
+                  act_bits=act_bits)

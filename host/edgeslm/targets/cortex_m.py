@@ -43,8 +43,9 @@ def _round4(n: int) -> int:
 
 
 def _matmul_q_scratch(step: Step, max_seq: int) -> int:
-    """xq int8[round_up(cols, 4)], then xs float[n_groups] (esl_matmul_w8f.c / _w4f.c)."""
-    return _round4(step.cols) + 4 * -(-step.cols // step.group_size)
+    """xq int8[cols] (int16 for w8f with int16 activations) padded to 4 bytes, then xs
+    float[n_groups] (esl_matmul_w8f.c / _w4f.c)."""
+    return _round4(step.cols * (2 if step.act_bits == 16 else 1)) + 4 * -(-step.cols // step.group_size)
 
 
 def _matmul_w8f_dsp_scratch(step: Step, max_seq: int) -> int:
