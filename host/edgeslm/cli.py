@@ -605,14 +605,20 @@ def cmd_bench(args) -> int:
     _check_emulator(args)
     prompts = _read_prompts(args.prompts)
     variants = load_board(args.board).kernel_variants
-    if args.baseline not in SCHEME_NAMES + tuple(variants):
-        raise UsageError(f"--baseline {args.baseline} is neither a scheme nor a kernel variant",
-                         f"choose one of: {', '.join(SCHEME_NAMES + tuple(variants))}")
+    act = {f"x{b}": b for b in ACT_BITS}            # q8's activation bits
+    if args.baseline not in SCHEME_NAMES + tuple(variants) + tuple(act):
+        raise UsageError(f"--baseline {args.baseline} is neither a scheme, a kernel variant nor q8's activation bits",
+                         f"choose one of: {', '.join(SCHEME_NAMES + tuple(variants) + tuple(act))}")
+    if args.baseline in act and (args.quant or "q8") != "q8":
+        raise UsageError(f"--baseline {args.baseline} compares q8's activation bits, not {args.quant}'s",
+                         "use it with --quant q8")
     report = _bench_one(args, prompts)
     baseline = None
-    change = {"kernels": args.baseline} if args.baseline in variants else {"quant": args.baseline}
+    change = {"kernels": args.baseline} if args.baseline in variants else \
+        {"act_bits": act[args.baseline]} if args.baseline in act else {"quant": args.baseline, "act_bits": None}
     base_args = argparse.Namespace(**{**vars(args), **change})
-    if (base_args.quant or "q8") != report["scheme"] or (base_args.kernels or report["kernels"]) != report["kernels"]:
+    if (base_args.quant or "q8") != report["scheme"] or (base_args.kernels or report["kernels"]) != report["kernels"] \
+            or _scheme(base_args).act_bits != report["act_bits"]:
         baseline = _bench_one(base_args, prompts)
         report["baseline"] = baseline
     _print_bench(report, baseline)
@@ -699,15 +705,21 @@ def _bench_rows(r: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def _bench_label(r: dict) -> str:
+    """The scheme, with q8's activation bits when they are not the default."""
+    bits = r.get("act_bits", 8)
+    return r["scheme"] + (f" x{bits}" if r["scheme"] == "q8" and bits != DEFAULT_ACT_BITS else "")
+
+
 def _print_bench(r: dict, baseline: dict | None = None) -> None:
     con = Console()
     t = Table(title=f"edgeslm bench: {r['board']}, {r['prompts']} prompts, {r['tokens']} tokens")
     t.add_column("figure")
-    t.add_column(f"{r['scheme']} (KV {r['kv']}, {r['kernels']})", justify="right")
+    t.add_column(f"{_bench_label(r)} (KV {r['kv']}, {r['kernels']})", justify="right")
     rows = _bench_rows(r)
     base_rows = _bench_rows(baseline) if baseline else None
     if baseline:
-        t.add_column(f"baseline {baseline['scheme']} (KV {baseline['kv']}, {baseline['kernels']})",
+        t.add_column(f"baseline {_bench_label(baseline)} (KV {baseline['kv']}, {baseline['kernels']})",
                      justify="right")
     base = dict(base_rows or [])
     for name, value in rows:
@@ -1031,9 +1043,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--topp", "-p", type=float, default=0.9)
     be.add_argument("--seed", "-s", type=int, default=1)
     be.add_argument("--baseline", default="portable",
-                    help="also run this scheme (f32, q8, q4, i8) or kernel variant (portable, dsp) in the "
-                    "same session and print it side by side (default portable; the same as what is "
-                    "benched skips it)")
+                    help="also run this scheme (f32, q8, q4, i8), kernel variant (portable, dsp) or q8 "
+                    "activation width (x8, x16) in the same session and print it side by side (default "
+                    "portable; the same as what is benched skips it)")
     be.add_argument("--json", metavar="OUT", help="also write the figures as JSON (per step too)")
     be.add_argument("--profile", action="store_true",
                     help="also the per-step counts of every token: a table by step kind on stderr, "
