@@ -164,12 +164,12 @@ def test_scratch_is_the_largest_kernel_rule_and_the_generated_c_reserves_it(stor
     from edgeslm.lower.compile import compile_model
     model, tok = stories
     board = load_board("mps2_an386")
-    for kernels, seq in (("dsp", 16), ("portable", 16), ("dsp", 512)):
-        p = plan(model.config, get_scheme("q8"), board, seq, kernels=kernels)
+    for kernels, seq, bits in (("dsp", 16, 16), ("portable", 16, 16), ("dsp", 512, 16), ("dsp", 16, 8)):
+        p = plan(model.config, get_scheme("q8", act_bits=bits), board, seq, kernels=kernels)
         rules = [ps.kernel.scratch(ps.step, seq) for ps in p.steps]
         assert p.scratch_bytes == -(-max(rules) // 8) * 8
         widest = max(ps.step.cols for ps in p.steps if ps.step.op == "matmul")     # 172 (w2)
-        q8 = (widest + 3) // 4 * 4 + 4 * -(-widest // 32)
+        q8 = (widest * bits // 8 + 3) // 4 * 4 + 4 * -(-widest // 32)              # xq int8 or int16, xs
         assert max(rules) == max(8 * seq, q8 + (2 * widest if kernels == "dsp" else 0))   # two heads' scores
     comp = compile_model(model, tok, board, get_scheme("q8"), 16, tmp_path, "dsp")
     text = (comp.gen_dir / "esl_model.c").read_text()
