@@ -229,6 +229,140 @@ static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x16,
     s[3] = a3;
 }
 
+#elif defined(__riscv) && __riscv_xlen == 32 && defined(__riscv_mul)
+/* RV32IM without Xpulp (the GAP9 stand-in's rv32imfc harts), x as quantized (int8: LB, int16: LH).
+ * RV32 has neither register-offset loads nor a multiply-accumulate, so each row has its own pointer
+ * and every load is an immediate offset from it: per column k one load of x[k], then per row LB
+ * w[k], MUL, ADD. Four rows: 13 instructions per column; a loop over 16 columns (208, then five
+ * pointer bumps and the branch: 214 per 64 MACs, 3.34 per MAC), then one over 4 columns (58 per 16
+ * MACs, 3.6), the last n % 4 columns in C. One row: a loop over 8 columns (35 per 8 MACs, 4.4 per
+ * MAC), then a block of 4, the last n % 4 in C. In assembly because gcc 12 hoists the unrolled
+ * loads and spills them. Per row the products (int8 x int8 or int16, exact in 32 bits) are added in
+ * the portable C's order, ADD being its int32 addition (the sums do not overflow): the same exact
+ * int32 sums. */
+#if ESL_DOT_X16
+#define ESL_RV_LX "lh"
+#define ESL_RV_XB "2"                   /* bytes per x element */
+#else
+#define ESL_RV_LX "lb"
+#define ESL_RV_XB "1"
+#endif
+
+/* Column k of four rows (p0..p3 into a0..a3): x[k] in xk, two rows' products at a time in t0, t1. */
+#define ESL_RV_COL4(k)                                                                             \
+    ESL_RV_LX " %[xk], " ESL_RV_XB "*" #k "(%[x])\n\t"                                             \
+    "lb   %[t0], " #k "(%[p0])\n\t"                                                                \
+    "lb   %[t1], " #k "(%[p1])\n\t"                                                                \
+    "mul  %[t0], %[t0], %[xk]\n\t"                                                                 \
+    "mul  %[t1], %[t1], %[xk]\n\t"                                                                 \
+    "add  %[a0], %[a0], %[t0]\n\t"                                                                 \
+    "add  %[a1], %[a1], %[t1]\n\t"                                                                 \
+    "lb   %[t0], " #k "(%[p2])\n\t"                                                                \
+    "lb   %[t1], " #k "(%[p3])\n\t"                                                                \
+    "mul  %[t0], %[t0], %[xk]\n\t"                                                                 \
+    "mul  %[t1], %[t1], %[xk]\n\t"                                                                 \
+    "add  %[a2], %[a2], %[t0]\n\t"                                                                 \
+    "add  %[a3], %[a3], %[t1]\n\t"
+
+/* Column k of one row (p0 into a0). */
+#define ESL_RV_COL1(k)                                                                             \
+    ESL_RV_LX " %[xk], " ESL_RV_XB "*" #k "(%[x])\n\t"                                             \
+    "lb   %[t0], " #k "(%[p0])\n\t"                                                                \
+    "mul  %[t0], %[t0], %[xk]\n\t"                                                                 \
+    "add  %[a0], %[a0], %[t0]\n\t"
+
+/* The bumps after a block of c columns (a string literal). */
+#define ESL_RV_NEXT1(c)                                                                            \
+    "addi %[p0], %[p0], " #c "\n\t"                                                                \
+    "addi %[x], %[x], " #c "*" ESL_RV_XB "\n\t"
+#define ESL_RV_NEXT4(c)                                                                            \
+    "addi %[p1], %[p1], " #c "\n\t"                                                                \
+    "addi %[p2], %[p2], " #c "\n\t"                                                                \
+    "addi %[p3], %[p3], " #c "\n\t" ESL_RV_NEXT1(c)
+
+/* end = x + (n & mask) elements (a string literal; end, n, x: the operands' names). */
+#if ESL_DOT_X16
+#define ESL_RV_END(mask)                                                                           \
+    "andi %[end], %[n], " #mask "\n\t"                                                             \
+    "slli %[end], %[end], 1\n\t"                                                                   \
+    "add  %[end], %[end], %[x]\n\t"
+#else
+#define ESL_RV_END(mask)                                                                           \
+    "andi %[end], %[n], " #mask "\n\t"                                                             \
+    "add  %[end], %[end], %[x]\n\t"
+#endif
+
+static int32_t dot_group(const int8_t *w, const xv_t *x, uint32_t n)
+{
+    const int8_t *p0 = w;
+    const xv_t *xp = x, *end;
+    int32_t a0 = 0, xk, t0;
+    __asm__ volatile(
+        ESL_RV_END(-8)                  /* whole 8-column blocks */
+        "beq  %[x], %[end], 2f\n"
+        "1:\n\t"
+        ESL_RV_COL1(0) ESL_RV_COL1(1) ESL_RV_COL1(2) ESL_RV_COL1(3)
+        ESL_RV_COL1(4) ESL_RV_COL1(5) ESL_RV_COL1(6) ESL_RV_COL1(7)
+        ESL_RV_NEXT1(8)
+        "bne  %[x], %[end], 1b\n"
+        "2:\n\t"
+        "andi %[end], %[n], 4\n\t"      /* then one 4-column block, if any */
+        "beqz %[end], 3f\n\t"
+        ESL_RV_COL1(0) ESL_RV_COL1(1) ESL_RV_COL1(2) ESL_RV_COL1(3)
+        ESL_RV_NEXT1(4)
+        "3:\n\t"
+        : [a0] "+r"(a0), [p0] "+r"(p0), [x] "+r"(xp), [end] "=&r"(end), [xk] "=&r"(xk), [t0] "=&r"(t0)
+        : [n] "r"(n)
+        : "memory");
+    for (uint32_t j = 0; j < (n & 3u); j++) a0 += (int32_t)p0[j] * (int32_t)xp[j];
+    return a0;
+}
+
+/* s[r] = dot of row r (rows `stride` bytes apart) with x over n elements, r = 0..3. */
+static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x, uint32_t n, int32_t s[4])
+{
+    const int8_t *p0 = w, *p1, *p2, *p3;
+    const xv_t *xp = x, *end;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, xk, t0, t1;
+    __asm__ volatile(
+        "add  %[p1], %[p0], %[st]\n\t"    /* rows 1..3 */
+        "add  %[p2], %[p1], %[st]\n\t"
+        "add  %[p3], %[p2], %[st]\n\t"
+        ESL_RV_END(-16)                 /* whole 16-column blocks */
+        "beq  %[x], %[end], 2f\n"
+        "1:\n\t"
+        ESL_RV_COL4(0) ESL_RV_COL4(1) ESL_RV_COL4(2) ESL_RV_COL4(3)
+        ESL_RV_COL4(4) ESL_RV_COL4(5) ESL_RV_COL4(6) ESL_RV_COL4(7)
+        ESL_RV_COL4(8) ESL_RV_COL4(9) ESL_RV_COL4(10) ESL_RV_COL4(11)
+        ESL_RV_COL4(12) ESL_RV_COL4(13) ESL_RV_COL4(14) ESL_RV_COL4(15)
+        ESL_RV_NEXT4(16)
+        "bne  %[x], %[end], 1b\n"
+        "2:\n\t"
+        ESL_RV_END(12)                  /* then 4-column blocks, up to three */
+        "beq  %[x], %[end], 4f\n"
+        "3:\n\t"
+        ESL_RV_COL4(0) ESL_RV_COL4(1) ESL_RV_COL4(2) ESL_RV_COL4(3)
+        ESL_RV_NEXT4(4)
+        "bne  %[x], %[end], 3b\n"
+        "4:\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p0] "+r"(p0), [p1] "=&r"(p1),
+          [p2] "=&r"(p2), [p3] "=&r"(p3), [x] "+r"(xp), [end] "=&r"(end), [xk] "=&r"(xk), [t0] "=&r"(t0),
+          [t1] "=&r"(t1)
+        : [n] "r"(n), [st] "r"(stride)
+        : "memory");
+    for (uint32_t j = 0; j < (n & 3u); j++) {
+        const int32_t xj = xp[j];
+        a0 += (int32_t)p0[j] * xj;
+        a1 += (int32_t)p1[j] * xj;
+        a2 += (int32_t)p2[j] * xj;
+        a3 += (int32_t)p3[j] * xj;
+    }
+    s[0] = a0;
+    s[1] = a1;
+    s[2] = a2;
+    s[3] = a3;
+}
+
 #else
 /* Portable C: the reference every variant must equal. */
 static int32_t dot_group(const int8_t *w, const xv_t *x, uint32_t n)

@@ -13,10 +13,10 @@
  * prefetched by the matmul before): the planner's tiling is in the step's n. Every group's and
  * every row's arithmetic is the same whichever core runs it, so the result is bit for bit the
  * single-core one. An ISA branch for the cluster's own cores (Xpulp, ESL_KERNELS_XPULP: pv.sdotsp.b, 4 int8 MACs per instruction)
- * would go in esl_dot_i8.h beside the DSP and Helium ones; QEMU cannot run it. */
+ * would go in esl_dot_i8.h beside the DSP, Helium and RV32 ones; QEMU cannot run it. */
 #include "esl_kernels.h"
 
-/* The int8 dot products (portable, DSP and Helium branches) are shared with matmul_s8; with
+/* The int8 dot products (portable, DSP, Helium and RV32 branches) are shared with matmul_s8; with
  * ESL_MATMUL_X16 their x is int16 (xq_t). */
 #ifndef ESL_MATMUL_X16
 #define ESL_MATMUL_X16 0
