@@ -37,60 +37,42 @@ static const xv_t *prepare_x(const xq_t *xq, int16_t *x16, uint32_t cols, uint32
 #endif
 
 #if ESL_KERNELS_MVE
-/* Arm Helium (MVE, v8.1-M: Cortex-M55/M85): x stays int8; per 16 elements one VLDRB of x, then per
- * row one VLDRB of weights and one VMLADAVA (16 MACs into a 32-bit scalar). A group's last partial
- * chunk is predicated (VCTP): masked lanes load as zero and add nothing, so every sum is exact. */
+/* Arm Helium (MVE, v8.1-M: Cortex-M55/M85): per LANES elements one load of x, then per row one load
+ * of weights and one VMLADAVA (LANES MACs into a 32-bit scalar). int8 x: 16 lanes, VLDRB of both;
+ * int16 x (ESL_DOT_X16): 8 lanes, VLDRH of x and a widening VLDRB.S16 of the weights. A group's last
+ * partial chunk is predicated (VCTP): masked lanes load as zero and add nothing, so every sum is exact. */
 #include <arm_mve.h>
 
 #if ESL_DOT_X16
-/* int16 x: per 8 elements one VLDRH of x, then per row a widening VLDRB.S16 of 8 weights and one
- * VMLADAVA.S16; the tail predicated by VCTP16. */
-static int32_t dot_group(const int8_t *w, const xv_t *x, uint32_t n)
-{
-    int32_t acc = 0;
-    uint32_t j = 0;
-    for (; j + 8u <= n; j += 8u) acc = vmladavaq_s16(acc, vldrbq_s16(w + j), vld1q_s16(x + j));
-    if (j < n) {
-        const mve_pred16_t p = vctp16q(n - j);
-        acc = vmladavaq_p_s16(acc, vldrbq_z_s16(w + j, p), vldrhq_z_s16(x + j, p), p);
-    }
-    return acc;
-}
-
-static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x, uint32_t n, int32_t s[4])
-{
-    const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2u * stride, *w3 = w + 3u * stride;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    uint32_t j = 0;
-    for (; j + 8u <= n; j += 8u) {
-        const int16x8_t xv = vld1q_s16(x + j);
-        a0 = vmladavaq_s16(a0, vldrbq_s16(w0 + j), xv);
-        a1 = vmladavaq_s16(a1, vldrbq_s16(w1 + j), xv);
-        a2 = vmladavaq_s16(a2, vldrbq_s16(w2 + j), xv);
-        a3 = vmladavaq_s16(a3, vldrbq_s16(w3 + j), xv);
-    }
-    if (j < n) {                               /* the predicated tail: masked lanes are zero */
-        const mve_pred16_t p = vctp16q(n - j);
-        const int16x8_t xv = vldrhq_z_s16(x + j, p);
-        a0 = vmladavaq_p_s16(a0, vldrbq_z_s16(w0 + j, p), xv, p);
-        a1 = vmladavaq_p_s16(a1, vldrbq_z_s16(w1 + j, p), xv, p);
-        a2 = vmladavaq_p_s16(a2, vldrbq_z_s16(w2 + j, p), xv, p);
-        a3 = vmladavaq_p_s16(a3, vldrbq_z_s16(w3 + j, p), xv, p);
-    }
-    s[0] = a0;
-    s[1] = a1;
-    s[2] = a2;
-    s[3] = a3;
-}
+#define MVE_LANES 8u
+typedef int16x8_t mve_x_t;
+#define MVE_LD_W(p) vldrbq_s16(p)
+#define MVE_LD_W_Z(p, m) vldrbq_z_s16(p, m)
+#define MVE_LD_X(p) vld1q_s16(p)
+#define MVE_LD_X_Z(p, m) vldrhq_z_s16(p, m)
+#define MVE_DOT(a, w, x) vmladavaq_s16(a, w, x)
+#define MVE_DOT_P(a, w, x, m) vmladavaq_p_s16(a, w, x, m)
+#define MVE_CTP(n) vctp16q(n)
 #else
+#define MVE_LANES 16u
+typedef int8x16_t mve_x_t;
+#define MVE_LD_W(p) vld1q_s8(p)
+#define MVE_LD_W_Z(p, m) vldrbq_z_s8(p, m)
+#define MVE_LD_X(p) vld1q_s8(p)
+#define MVE_LD_X_Z(p, m) vldrbq_z_s8(p, m)
+#define MVE_DOT(a, w, x) vmladavaq_s8(a, w, x)
+#define MVE_DOT_P(a, w, x, m) vmladavaq_p_s8(a, w, x, m)
+#define MVE_CTP(n) vctp8q(n)
+#endif
+
 static int32_t dot_group(const int8_t *w, const xv_t *x, uint32_t n)
 {
     int32_t acc = 0;
     uint32_t j = 0;
-    for (; j + 16u <= n; j += 16u) acc = vmladavaq_s8(acc, vld1q_s8(w + j), vld1q_s8(x + j));
+    for (; j + MVE_LANES <= n; j += MVE_LANES) acc = MVE_DOT(acc, MVE_LD_W(w + j), MVE_LD_X(x + j));
     if (j < n) {
-        const mve_pred16_t p = vctp8q(n - j);
-        acc = vmladavaq_p_s8(acc, vldrbq_z_s8(w + j, p), vldrbq_z_s8(x + j, p), p);
+        const mve_pred16_t p = MVE_CTP(n - j);
+        acc = MVE_DOT_P(acc, MVE_LD_W_Z(w + j, p), MVE_LD_X_Z(x + j, p), p);
     }
     return acc;
 }
@@ -100,27 +82,26 @@ static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x, u
     const int8_t *w0 = w, *w1 = w + stride, *w2 = w + 2u * stride, *w3 = w + 3u * stride;
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     uint32_t j = 0;
-    for (; j + 16u <= n; j += 16u) {
-        const int8x16_t xv = vld1q_s8(x + j);
-        a0 = vmladavaq_s8(a0, vld1q_s8(w0 + j), xv);
-        a1 = vmladavaq_s8(a1, vld1q_s8(w1 + j), xv);
-        a2 = vmladavaq_s8(a2, vld1q_s8(w2 + j), xv);
-        a3 = vmladavaq_s8(a3, vld1q_s8(w3 + j), xv);
+    for (; j + MVE_LANES <= n; j += MVE_LANES) {
+        const mve_x_t xv = MVE_LD_X(x + j);
+        a0 = MVE_DOT(a0, MVE_LD_W(w0 + j), xv);
+        a1 = MVE_DOT(a1, MVE_LD_W(w1 + j), xv);
+        a2 = MVE_DOT(a2, MVE_LD_W(w2 + j), xv);
+        a3 = MVE_DOT(a3, MVE_LD_W(w3 + j), xv);
     }
     if (j < n) {                               /* the predicated tail: masked lanes are zero */
-        const mve_pred16_t p = vctp8q(n - j);
-        const int8x16_t xv = vldrbq_z_s8(x + j, p);
-        a0 = vmladavaq_p_s8(a0, vldrbq_z_s8(w0 + j, p), xv, p);
-        a1 = vmladavaq_p_s8(a1, vldrbq_z_s8(w1 + j, p), xv, p);
-        a2 = vmladavaq_p_s8(a2, vldrbq_z_s8(w2 + j, p), xv, p);
-        a3 = vmladavaq_p_s8(a3, vldrbq_z_s8(w3 + j, p), xv, p);
+        const mve_pred16_t p = MVE_CTP(n - j);
+        const mve_x_t xv = MVE_LD_X_Z(x + j, p);
+        a0 = MVE_DOT_P(a0, MVE_LD_W_Z(w0 + j, p), xv, p);
+        a1 = MVE_DOT_P(a1, MVE_LD_W_Z(w1 + j, p), xv, p);
+        a2 = MVE_DOT_P(a2, MVE_LD_W_Z(w2 + j, p), xv, p);
+        a3 = MVE_DOT_P(a3, MVE_LD_W_Z(w3 + j, p), xv, p);
     }
     s[0] = a0;
     s[1] = a1;
     s[2] = a2;
     s[3] = a3;
 }
-#endif
 
 #elif ESL_KERNELS_DSP
 /* Cortex-M DSP extension (M4/M7/M33): x is widened to int16 once per call, each 4-chunk of a group
