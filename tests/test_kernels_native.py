@@ -68,6 +68,27 @@ def test_quantize(driver, n, gs):
     same_bits(out[n:], s)
 
 
+@pytest.mark.parametrize("wide", [0, 1])
+@pytest.mark.parametrize("parts", [1, 2, 4])
+def test_quantize_in_parts(driver, parts, wide):
+    """esl_quantize_i8_part / _i16_part, as cluster workers sharing a group call them (each the
+    group's amax, its own 8-element blocks, the first part the scale): the whole group's q and s
+    (golden's), an all-zero group included; a group holding a NaN (outside golden's contract) as
+    the C quantizes it in one part."""
+    n, gs = 172, 32
+    x = (RNG.normal(size=n) * 5).astype(F)
+    x[32:64] = 0
+    qmax = 32767 if wide else 127
+    q, s = quantize_i8(x, gs, qmax=qmax)
+    out = run(driver, "quantize_parts", U32(n, gs, parts, wide) + x.tobytes())
+    size = 2 if wide else 1
+    same_bits(out[:size * n], q)
+    same_bits(out[size * n:], s)
+    x[70] = np.nan
+    whole = run(driver, "quantize_parts", U32(n, gs, 1, wide) + x.tobytes())
+    assert run(driver, "quantize_parts", U32(n, gs, parts, wide) + x.tobytes()) == whole
+
+
 @pytest.mark.parametrize("bits", [32, 8, 4])
 @pytest.mark.parametrize("rows,cols,gs", [(64, 64, 32), (64, 172, 32), (5, 7, 4), (17, 33, 16)])
 def test_matmul(driver, bits, rows, cols, gs):

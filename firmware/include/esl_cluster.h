@@ -34,8 +34,20 @@ uint32_t esl_cl_core_id(void);
 /* Run fn(arg) on each of the esl_cl_cores() workers; returns when all have (pi_cl_team_fork). */
 void esl_cl_team_fork(esl_cl_fn_t fn, void *arg);
 /* [begin, end) of n items for worker `core` of `cores`: contiguous, sizes differing by at most
- * `align` items, every boundary a multiple of `align` (1, or 4 for kernels that take 4 rows a pass). */
-void esl_cl_split(uint32_t n, uint32_t align, uint32_t core, uint32_t cores, uint32_t *begin, uint32_t *end);
+ * `align` items, every boundary a multiple of `align` (1, or 4 for kernels that take 4 rows a pass).
+ * With align 1, worker `core` has items exactly when core < n. Inline: every job calls it. */
+static inline void esl_cl_split(uint32_t n, uint32_t align, uint32_t core, uint32_t cores, uint32_t *begin,
+                                uint32_t *end)
+{
+    const uint32_t blocks = (n + align - 1u) / align;
+    const uint32_t per = blocks / cores, extra = blocks % cores;
+    uint32_t b = core * per + (core < extra ? core : extra);
+    uint32_t e = b + per + (core < extra ? 1u : 0u);
+    b *= align;
+    e *= align;
+    *begin = b < n ? b : n;
+    *end = e < n ? e : n;
+}
 
 /* DMA L2 <-> L1 by a worker (pi_cl_dma_cmd / pi_cl_dma_wait): start a copy, later wait for it,
  * in the same fork or a later one (a prefetch); until the wait returns, dst may not be read and

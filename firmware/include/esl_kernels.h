@@ -33,6 +33,10 @@ float esl_expf(float x);
 void esl_quantize_i8(int8_t *q, float *s, const float *x, uint32_t n, uint32_t gs);
 /* The same with 32767 for 127: s = amax / 32767.0f, q int16 in [-32767, 32767]. */
 void esl_quantize_i16(int16_t *q, float *s, const float *x, uint32_t n, uint32_t gs);
+/* One group of len (q, x at its start) as the two above quantize it, but only q[lo..hi) written,
+ * and *s unless s is NULL (amax is the whole group's): cluster workers sharing a group. */
+void esl_quantize_i8_part(int8_t *q, float *s, const float *x, uint32_t len, uint32_t lo, uint32_t hi);
+void esl_quantize_i16_part(int16_t *q, float *s, const float *x, uint32_t len, uint32_t lo, uint32_t hi);
 
 /* m = max x; e[t] = esl_expf(x[t] - m); inv = 1.0f / seqsum(e); x[t] = e[t] * inv. */
 void esl_softmax_f32(float *x, uint32_t n);

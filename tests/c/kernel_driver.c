@@ -48,6 +48,20 @@ int main(int argc, char **argv)
         int8_t *q = malloc(n); float *s = malloc(4u * ((n + gs - 1) / gs));
         esl_quantize_i8(q, s, x, n, gs);
         wr(q, n); wr(s, 4u * ((n + gs - 1) / gs));
+    } else if (!strcmp(op, "quantize_parts")) {        /* each group in `parts` parts of 8-element blocks */
+        uint32_t n = rd_u32(), gs = rd_u32(), parts = rd_u32(), wide = rd_u32(); float *x = rd(4u * n);
+        const uint32_t ng = (n + gs - 1) / gs, size = wide ? 2u : 1u;
+        uint8_t *q = malloc(size * n); float *s = malloc(4u * ng);
+        for (uint32_t g = 0; g < ng; g++) {
+            const uint32_t start = g * gs, len = n - start < gs ? n - start : gs, blocks = (len + 7u) / 8u;
+            for (uint32_t p = 0; p < parts; p++) {
+                const uint32_t lo = 8u * (blocks * p / parts), hi = 8u * (blocks * (p + 1u) / parts);
+                const uint32_t l = lo < len ? lo : len, h = hi < len ? hi : len;
+                if (wide) esl_quantize_i16_part((int16_t *)(void *)q + start, p ? NULL : s + g, x + start, len, l, h);
+                else esl_quantize_i8_part((int8_t *)q + start, p ? NULL : s + g, x + start, len, l, h);
+            }
+        }
+        wr(q, size * n); wr(s, 4u * ng);
     } else if (!strcmp(op, "matmul_f32") || !strcmp(op, "matmul_w8f") || !strcmp(op, "matmul_w4f")
                || !strcmp(op, "embed_f32") || !strcmp(op, "embed_w8f")) {
         const uint32_t bits = strstr(op, "w8f") ? 8 : strstr(op, "w4f") ? 4 : 32;

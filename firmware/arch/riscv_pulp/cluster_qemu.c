@@ -12,8 +12,11 @@
  *
  * The FC's clock over a fork counts the busiest worker's instructions only: the other workers'
  * (they run beside it on a real cluster), the FC's waking of each worker and each worker's
- * wake-up code (a real cluster dispatches in one go: the host models that cost) and the DMA copies
- * (the cluster DMA's work, not a core's) are subtracted (esl_cluster_overlap). A DMA command's
+ * wake-up code and the fork's own bookkeeping (a real cluster dispatches in one go: the host
+ * models that cost) and the DMA copies with the DMA model's bookkeeping (the cluster DMA's work,
+ * not a core's) are subtracted (esl_cluster_overlap). Each window is read first and last thing
+ * (clock_lo): what stays in the counts is the calls, about 16 instructions per fork on the FC,
+ * 3 per fork on a worker, 10 per DMA command or wait. A DMA command's
  * completion is modelled in the cluster's time (ESL_CL_DMA_SETUP_CYCLES, then
  * ESL_CL_DMA_BYTES_PER_CYCLE shared by the fork's workers, after the worker's previous command);
  * a wait before that time adds the difference to the worker's modelled wait, reported beside the
@@ -50,21 +53,22 @@ static struct {
 
 /* One worker's run of the team's function (by hart): written by that worker only, read by the FC
  * once the worker is done. The worker's time in its run = clock - t0 - excluded + wait, and the
- * cluster time = team.start + that. */
+ * cluster time = team.start + that. A run's window is under 2^32 ticks (2^25 instructions), so
+ * the clock's low word serves: differences of low words are exact. */
 typedef struct {
-    uint64_t t0;               /* the clock as the run started */
-    uint64_t excluded;         /* ticks of DMA copies and of the DMA model's bookkeeping */
+    uint32_t t0;               /* the clock's low word as the run started */
+    uint32_t excluded;         /* ticks of DMA copies and of the DMA model's bookkeeping */
     uint64_t wait;             /* modelled ticks spent waiting for DMA */
     uint64_t free_at;          /* cluster time its DMA queue is free (kept from fork to fork) */
-    uint64_t ticks;            /* at the end: its instructions (clock - t0 - excluded) */
+    uint32_t ticks;            /* at the end: its instructions (clock - t0 - excluded) */
     uint32_t dma_bytes, dma_cmds;
 } run_t;
 static run_t runs[ESL_CLUSTER_CORES + 1];
 
 /* The cluster's own time in ticks (never reset): the FC's clock less every tick the forks left out
- * (esl_cluster_overlap) plus the DMA waits on the forks' busiest paths. A prefetch issued in one
- * fork completes at a cluster time a later fork's wait compares with. */
-static uint64_t left_out, waited;
+ * (left_before plus esl_cluster_overlap) plus the DMA waits on the forks' busiest paths. A prefetch
+ * issued in one fork completes at a cluster time a later fork's wait compares with. */
+static uint64_t left_before, waited;
 
 /* What the forks did: since esl_cluster_counts_start (`now`), and the generation's earlier
  * forward passes (`gen`). Ticks in esl_port_cycles' unit. */
@@ -79,6 +83,18 @@ static uint32_t cores = ESL_CLUSTER_CORES;
 static uint64_t overlap;                             /* since counts_start: see esl_cluster_overlap */
 
 static inline void fence(void) { __asm__ volatile("fence rw, rw" ::: "memory"); }
+
+/* The low word of the clock, in one instruction. The counting reads it first and last thing
+ * around what it leaves out (the fork's and the DMA model's bookkeeping: on a real cluster a fork
+ * is dispatched in one go, its cost modelled by the host, and a DMA command is a few register
+ * writes), so that little of that bookkeeping lands in the counts; "memory" keeps the loads and
+ * stores on their side of the read. */
+static inline uint32_t clock_lo(void)
+{
+    uint32_t v;
+    __asm__ volatile("csrr %0, mcycle" : "=r"(v) : : "memory");
+    return v;
+}
 static inline uint32_t hart_id(void)
 {
     uint32_t h;
@@ -107,11 +123,15 @@ __attribute__((noreturn)) void esl_cluster_worker(uint32_t hart)
     run_t *r = &runs[hart];
     for (;;) {
         wait_ipi();
-        r->excluded = r->wait = 0;
+        r->excluded = 0;
+        r->wait = 0;
         r->dma_bytes = r->dma_cmds = 0;
-        r->t0 = esl_mcycle();
-        team.fn(team.arg);
-        r->ticks = esl_mcycle() - r->t0 - r->excluded;
+        const esl_cl_fn_t fn = team.fn;
+        void *const arg = team.arg;
+        const uint32_t t0 = clock_lo();          /* the run: from here to the call's return */
+        r->t0 = t0;
+        fn(arg);
+        r->ticks = (uint32_t)(clock_lo() - t0) - r->excluded;
         fence();
         team.done[hart] = 1u;
         fence();
@@ -128,9 +148,12 @@ void esl_cl_set_cores(uint32_t n)
 
 uint32_t esl_cl_core_id(void) { return hart_id() - 1u; }
 
-void esl_cl_team_fork(esl_cl_fn_t fn, void *arg)
+/* The fork but for its first and last clock reads (esl_cl_team_fork): c0 is the first's low
+ * word. Returns the busiest worker's instructions, the ticks the fork keeps in the count. */
+__attribute__((noinline)) static uint32_t fork_run(esl_cl_fn_t fn, void *arg, uint32_t c0)
 {
-    const uint64_t begin = esl_mcycle();
+    const uint64_t now64 = esl_mcycle();
+    const uint64_t begin = now64 - (uint32_t)((uint32_t)now64 - c0);     /* the clock at c0 */
     static uint8_t fc_ready;
     if (!fc_ready) {                                           /* the FC's side of waking */
         __asm__ volatile("csrc mstatus, %0" : : "r"(1u << 3));
@@ -139,7 +162,7 @@ void esl_cl_team_fork(esl_cl_fn_t fn, void *arg)
     }
     team.fn = fn;
     team.arg = arg;
-    team.start = begin - left_out + waited;
+    team.start = begin - (left_before + overlap) + waited;
     uint64_t busiest = 0, longest = 0;      /* the most instructions; the most instructions + wait */
     for (uint32_t h = 1; h <= cores; h++) {
         team.done[h] = 0;
@@ -157,22 +180,18 @@ void esl_cl_team_fork(esl_cl_fn_t fn, void *arg)
     }
     now.dma_wait += longest - busiest;
     now.forks++;
-    const uint64_t out = esl_mcycle() - begin - busiest;      /* the fork counts its busiest worker only */
-    overlap += out;
-    left_out += out;
     waited += longest - busiest;
+    return (uint32_t)busiest;
 }
 
-void esl_cl_split(uint32_t n, uint32_t align, uint32_t core, uint32_t n_cores, uint32_t *begin, uint32_t *end)
+/* The fork counts its busiest worker's instructions only: everything from the first clock read
+ * to the last but those goes to esl_cluster_overlap (what is left outside: the call, a few
+ * instructions). */
+void esl_cl_team_fork(esl_cl_fn_t fn, void *arg)
 {
-    const uint32_t blocks = (n + align - 1u) / align;
-    const uint32_t per = blocks / n_cores, extra = blocks % n_cores;
-    uint32_t b = core * per + (core < extra ? core : extra);
-    uint32_t e = b + per + (core < extra ? 1u : 0u);
-    b *= align;
-    e *= align;
-    *begin = b < n ? b : n;
-    *end = e < n ? e : n;
+    const uint32_t c0 = clock_lo();
+    const uint32_t kept = fork_run(fn, arg, c0);
+    overlap += (uint32_t)(clock_lo() - c0) - kept;
 }
 
 /* A command's modelled duration in ticks: setup, then the bytes at the DMA's bandwidth shared by
@@ -184,27 +203,16 @@ static uint64_t dma_ticks(uint32_t bytes)
     return cycles * ESL_CL_TICKS_PER_CYCLE;
 }
 
-/* The low word of the clock, in one instruction: the DMA calls below leave their own bookkeeping
- * out of the worker's count (a PMSIS pi_cl_dma_cmd is a few register writes, not this model), so
- * they read the clock first thing and last thing; a difference of low words is exact while the
- * window is under 2^32 ticks. */
-static inline uint32_t clock_lo(void)
-{
-    uint32_t v;
-    __asm__ volatile("csrr %0, mcycle" : "=r"(v));
-    return v;
-}
-
 /* The cluster time at clock low word c on this worker: the fork's start plus the worker's own
  * time in it (instructions plus modelled waits), in ticks. */
 static uint64_t worker_time(const run_t *r, uint32_t c)
 {
-    const uint64_t clock = r->t0 + (uint32_t)(c - (uint32_t)r->t0);
-    return team.start + (clock - r->t0 - r->excluded + r->wait);
+    return team.start + ((uint32_t)(c - r->t0) - r->excluded + r->wait);
 }
 
-__attribute__((noinline)) static void dma_start(void *dst, const void *src, uint32_t bytes, esl_cl_dma_t *cmd,
-                                                uint32_t c0)
+/* The command's copy and its model; returns where the caller adds the ticks it took. */
+__attribute__((noinline)) static uint32_t *dma_start(void *dst, const void *src, uint32_t bytes, esl_cl_dma_t *cmd,
+                                                     uint32_t c0)
 {
     run_t *r = &runs[hart_id()];
     const uint64_t issued = worker_time(r, c0);
@@ -215,14 +223,17 @@ __attribute__((noinline)) static void dma_start(void *dst, const void *src, uint
     r->free_at = cmd->done_at;
     r->dma_bytes += bytes;
     r->dma_cmds++;
-    r->excluded += (uint32_t)(clock_lo() - c0);
+    return &r->excluded;
 }
 
 void esl_cl_dma_memcpy(void *dst, const void *src, uint32_t bytes, esl_cl_dma_t *cmd)
 {
-    dma_start(dst, src, bytes, cmd, clock_lo());
+    const uint32_t c0 = clock_lo();
+    uint32_t *excluded = dma_start(dst, src, bytes, cmd, c0);
+    *excluded += (uint32_t)(clock_lo() - c0);
 }
 
+/* The wait's model, then the ticks since c0 left out. */
 __attribute__((noinline)) static void dma_wait(const esl_cl_dma_t *cmd, uint32_t c0)
 {
     run_t *r = &runs[hart_id()];
@@ -274,6 +285,7 @@ void esl_cluster_counts_start(void)
 {
     add_counts(&gen, &now);
     memset(&now, 0, sizeof now);
+    left_before += overlap;
     overlap = 0;
 }
 

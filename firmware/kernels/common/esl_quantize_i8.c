@@ -7,8 +7,8 @@
  *     infinity's) is never max|x| in the float loop, so a group holding one is scanned by that loop.
  *   - With amax finite and inv = 127.0f / amax finite, |x[j]*inv| <= amax * inv <= 127 * (1 + 2^-24)
  *     rounds to at most 127 + 2^-17 (32767 + 2^-9), so the sum with +-.5f truncates to [-QMAX, QMAX]: the clamp never
- *     acts and the Cortex-M branch leaves it out. The rounding term is .5f with the sign bit of x
- *     (BFI of x's bits over 0x3F000000): -.5f instead of .5f only for x = -0, where t = -0 and both
+ *     acts and the Cortex-M and RV32 branches leave it out. The rounding term is .5f with the sign bit of x
+ *     (BFI of x's bits over 0x3F000000; RV32: FSGNJ.S): -.5f instead of .5f only for x = -0, where t = -0 and both
  *     sums truncate to 0. Every other group (and every element of a group's last len % 4) takes the
  *     C expression as written. */
 #include <string.h>
@@ -19,6 +19,15 @@
 #define QUANTIZE_ASM 1        /* v7-M / v8-M Mainline with a single-precision FPU (M4F, M7, M33, M55) */
 #else
 #define QUANTIZE_ASM 0
+#endif
+/* RV32 with single-precision floats (the GAP9 stand-in's cores): the same two loops, 8 elements a
+ * pass. amax: LW, SLLI, BGEU (and MV when it grows); q: FLW, FMUL, FSGNJ.S (.5f with x's sign
+ * bit: the BFI above), FADD, FCVT.W.S RTZ (the C cast), SH/SB: 6 instructions an element where the
+ * compiled C takes about 17 (the comparison for the rounding term, the clamp's branches). */
+#if defined(__riscv) && __riscv_xlen == 32 && defined(__riscv_flen) && !QUANTIZE_ASM
+#define QUANTIZE_RV32 1
+#else
+#define QUANTIZE_RV32 0
 #endif
 
 static inline uint32_t bits_of(float f)
@@ -63,6 +72,27 @@ static uint32_t amax_bits2(const float *x, uint32_t n)
             : [p] "r"(p)
             : "r4", "r5", "r6", "r7", "cc", "memory");
         j += 4u;
+    }
+#endif
+#if QUANTIZE_RV32
+    if (n >= 8u) {
+        const float *p = x, *const end = x + (n & ~7u);
+        uint32_t b;
+        __asm__ volatile(
+            "1:\n\t"
+            ".irp k, 0, 4, 8, 12, 16, 20, 24, 28\n\t"
+            "lw     %[b], \\k(%[p])\n\t"
+            "slli   %[b], %[b], 1\n\t"
+            "bgeu   %[m], %[b], 2f\n\t"
+            "mv     %[m], %[b]\n"
+            "2:\n\t"
+            ".endr\n\t"
+            "addi   %[p], %[p], 32\n\t"
+            "bne    %[p], %[end], 1b\n\t"
+            : [m] "+r"(m), [p] "+r"(p), [b] "=&r"(b)
+            : [end] "r"(end)
+            : "memory");
+        j = n & ~7u;
     }
 #endif
     for (; j < n; j++) {
@@ -141,9 +171,33 @@ static uint32_t amax_bits2(const float *x, uint32_t n)
         : [p] "r"(p), [inv] "t"(inv), [half] "r"(0x3F000000u)                                      \
         : "r4", "r5", "r6", "r7", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "memory")
 
-/* One group: q[j], j < len (int8, or int16 with wide), and its scale *s. Out of line, so that the
- * loop over the groups keeps its few values in registers around the assembly (which takes r4-r11). */
-__attribute__((noinline)) static void quantize_group(void *qg, float *s, const float *xg, uint32_t len, int wide)
+#if QUANTIZE_RV32
+/* 8 elements a pass from p to end, q stored by `st` (sh, sb) of `size` bytes through o. */
+#define RV32_QUANTIZE_8(st, size)                                                                  \
+    __asm__ volatile(                                                                              \
+        "1:\n\t"                                                                                    \
+        ".irp k, 0, 1, 2, 3, 4, 5, 6, 7\n\t"                                                        \
+        "flw    %[h], 4*\\k(%[p])\n\t"                                                              \
+        "fmul.s %[t], %[h], %[inv]\n\t"           /* x * inv */                                    \
+        "fsgnj.s %[h], %[half], %[h]\n\t"         /* (x >= 0 ? .5f : -.5f) by x's sign bit */       \
+        "fadd.s %[t], %[t], %[h]\n\t"                                                               \
+        "fcvt.w.s %[b], %[t], rtz\n\t"            /* truncation, as the C cast */                  \
+        st "     %[b], " size "*\\k(%[o])\n\t"                                                        \
+        ".endr\n\t"                                                                                 \
+        "addi   %[p], %[p], 32\n\t"                                                                 \
+        "addi   %[o], %[o], 8*" size "\n\t"                                                          \
+        "bne    %[p], %[end], 1b\n\t"                                                               \
+        : [p] "+r"(p), [o] "+r"(o), [b] "=&r"(b), [t] "=&f"(t), [h] "=&f"(h)                      \
+        : [end] "r"(end), [inv] "f"(inv), [half] "f"(0.5f)                                        \
+        : "memory")
+#endif
+
+/* One group of len: q[j] for j in [lo, hi) (int8, or int16 with wide), and its scale *s unless s
+ * is NULL; amax is always the whole group's, so parts of a group quantized apart (cluster workers
+ * sharing it) give the whole group's q and s. Out of line, so that the loop over the groups keeps
+ * its few values in registers around the assembly (which takes r4-r11). */
+__attribute__((noinline)) static void quantize_group(void *qg, float *s, const float *xg, uint32_t len, uint32_t lo,
+                                                     uint32_t hi, int wide)
 {
     const float qmax = wide ? 32767.0f : 127.0f;
     const int32_t qi = wide ? 32767 : 127;
@@ -161,32 +215,49 @@ __attribute__((noinline)) static void quantize_group(void *qg, float *s, const f
         memcpy(&amax, &b, 4);
     }
     if (amax == 0.0f) {
-        *s = 0.0f;
-        for (uint32_t j = 0; j < len; j++) {
+        if (s) *s = 0.0f;
+        for (uint32_t j = lo; j < hi; j++) {
             if (wide) q16[j] = 0;
             else q8[j] = 0;
         }
         return;
     }
-    *s = amax / qmax;
+    if (s) *s = amax / qmax;
     const float inv = qmax / amax;
-    uint32_t j = 0;
+    uint32_t j = lo;
 #if QUANTIZE_ASM
     if (m < 0xFF000000u && bits_of(inv) < 0x7F800000u) {                     /* amax, inv finite */
-        const float *p = xg, *const end = xg + (len & ~7u);
+        const uint32_t n = hi - lo;
+        const float *p = xg + lo, *const end = p + (n & ~7u);
         if (wide) {
-            int16_t *o = q16;
+            int16_t *o = q16 + lo;
             if (p != end) QUANTIZE_8("strh", "2");
-            if (len & 4u) QUANTIZE_4("strh", "2");
+            if (n & 4u) QUANTIZE_4("strh", "2");
         } else {
-            int8_t *o = q8;
+            int8_t *o = q8 + lo;
             if (p != end) QUANTIZE_8("strb", "1");
-            if (len & 4u) QUANTIZE_4("strb", "1");
+            if (n & 4u) QUANTIZE_4("strb", "1");
         }
-        j = len & ~3u;
+        j = lo + (n & ~3u);
     }
 #endif
-    for (; j < len; j++) {
+#if QUANTIZE_RV32
+    if (m < 0xFF000000u && bits_of(inv) < 0x7F800000u && hi - lo >= 8u) {    /* amax, inv finite */
+        const uint32_t n = hi - lo;
+        const float *p = xg + lo, *const end = p + (n & ~7u);
+        int32_t b;
+        float t, h;
+        if (wide) {
+            int16_t *o = q16 + lo;
+            RV32_QUANTIZE_8("sh", "2");
+        } else {
+            int8_t *o = q8 + lo;
+            RV32_QUANTIZE_8("sb", "1");
+        }
+        j = lo + (n & ~7u);
+    }
+#endif
+    for (; j < hi; j++) {
         int32_t v = (int32_t)(xg[j] * inv + (xg[j] >= 0.0f ? 0.5f : -0.5f));
         if (v > qi) v = qi;
         if (v < -qi) v = -qi;
@@ -197,12 +268,26 @@ __attribute__((noinline)) static void quantize_group(void *qg, float *s, const f
 
 void esl_quantize_i8(int8_t *q, float *s, const float *x, uint32_t n, uint32_t gs)
 {
-    for (uint32_t g = 0, start = 0; start < n; g++, start += gs)
-        quantize_group(q + start, s + g, x + start, (start + gs < n) ? gs : n - start, 0);
+    for (uint32_t g = 0, start = 0; start < n; g++, start += gs) {
+        const uint32_t len = (start + gs < n) ? gs : n - start;
+        quantize_group(q + start, s + g, x + start, len, 0u, len, 0);
+    }
 }
 
 void esl_quantize_i16(int16_t *q, float *s, const float *x, uint32_t n, uint32_t gs)
 {
-    for (uint32_t g = 0, start = 0; start < n; g++, start += gs)
-        quantize_group(q + start, s + g, x + start, (start + gs < n) ? gs : n - start, 1);
+    for (uint32_t g = 0, start = 0; start < n; g++, start += gs) {
+        const uint32_t len = (start + gs < n) ? gs : n - start;
+        quantize_group(q + start, s + g, x + start, len, 0u, len, 1);
+    }
+}
+
+void esl_quantize_i8_part(int8_t *q, float *s, const float *x, uint32_t len, uint32_t lo, uint32_t hi)
+{
+    quantize_group(q, s, x, len, lo, hi, 0);
+}
+
+void esl_quantize_i16_part(int16_t *q, float *s, const float *x, uint32_t len, uint32_t lo, uint32_t hi)
+{
+    quantize_group(q, s, x, len, lo, hi, 1);
 }

@@ -4,10 +4,13 @@
 
 void esl_embed_w8f(float *o, const esl_weight_t *table, uint32_t token)
 {
-    const int8_t *row = (const int8_t *)table->data + token * table->cols;
+    const uint32_t cols = table->cols, gs = table->group_size;
+    const int8_t *row = (const int8_t *)table->data + token * cols;
     const float *s = table->scales + token * table->n_groups;
-    for (uint32_t j = 0; j < table->cols; j++) {
-        o[j] = (float)row[j] * s[j / table->group_size];
+    for (uint32_t j = 0; j < cols; s++) {               /* group by group: no division per element */
+        const float sg = *s;
+        const uint32_t end = cols - j < gs ? cols : j + gs;
+        for (; j < end; j++) o[j] = (float)row[j] * sg;
     }
 }
 

@@ -6,14 +6,17 @@
  * (DSP only) x16 int16[cols]; the
  * Cortex-M fast path for groups of 32 (below) lays xs and x16 out again as one stream of groups.
  * On a cluster (ESL_CLUSTER_CORES, esl_cluster.h) two forks: the workers quantize x by ranges of
- * whole groups (each group's max and scale are its own; skipped when the step before left this x
- * quantized in the scratch), then take contiguous ranges of rows (shares differing by one row at
- * most: a share's last rows % 4 go one at a time, cheaper than a busiest worker with 3 rows more),
- * each streaming its rows through its L1 by DMA in tiles (double-buffered; the first tile
- * prefetched by the matmul before): the planner's tiling is in the step's n. Every group's and
- * every row's arithmetic is the same whichever core runs it, so the result is bit for bit the
- * single-core one. An ISA branch for the cluster's own cores (Xpulp, ESL_KERNELS_XPULP: pv.sdotsp.b, 4 int8 MACs per instruction)
- * would go in esl_dot_i8.h beside the DSP, Helium and RV32 ones; QEMU cannot run it. */
+ * whole groups, or with fewer groups than workers by parts of groups (each group's max and scale
+ * are its own; skipped when the step before left this x quantized in the scratch), then take
+ * contiguous ranges of rows (shares differing by one row at most: a share's last rows % 4 go as a
+ * pair and one, cheaper than a busiest worker with 3 rows more), each streaming its rows through
+ * its L1 by DMA in tiles (double-buffered; the first tile prefetched by the matmul before; x from
+ * the scratch, unless the matmul before left it in the worker's L1): the planner's tiling is in
+ * the step's n. Every group's and every row's arithmetic is the same whichever core runs it, so
+ * the result is bit for bit the single-core one. The rows' RV32 branch (the stand-in's cores) is
+ * below; an ISA branch for the cluster's own cores (Xpulp, ESL_KERNELS_XPULP: pv.sdotsp.b, 4 int8
+ * MACs per instruction) would go in esl_dot_i8.h beside the DSP, Helium and RV32 ones; QEMU
+ * cannot run it. */
 #include "esl_kernels.h"
 
 /* The int8 dot products (portable, DSP, Helium and RV32 branches) are shared with matmul_s8; with
@@ -33,11 +36,228 @@ static void quantize_x(xq_t *q, float *s, const float *x, uint32_t n, uint32_t g
 #endif
 }
 
+#if defined(ESL_CLUSTER_CORES)
+/* Elements [lo, hi) of one group of len, and its scale unless s is NULL (esl_quantize_*_part). */
+static void quantize_x_part(xq_t *q, float *s, const float *x, uint32_t len, uint32_t lo, uint32_t hi)
+{
+#if ESL_MATMUL_X16
+    esl_quantize_i16_part(q, s, x, len, lo, hi);
+#else
+    esl_quantize_i8_part(q, s, x, len, lo, hi);
+#endif
+}
+#endif
+
 /* x's scales in the scratch, after xq padded to 4 bytes. */
 static float *x_scales(void *scratch, uint32_t cols)
 {
     return (float *)(void *)((uint8_t *)scratch + ((cols * (uint32_t)sizeof(xq_t) + 3u) & ~3u));
 }
+
+#if defined(__riscv) && __riscv_xlen == 32 && defined(__riscv_mul) && defined(__riscv_flen) && \
+    !ESL_KERNELS_DSP && !ESL_KERNELS_MVE
+/* RV32 with an FPU (the GAP9 stand-in's workers): 4, 2 or 1 rows over their whole groups in one
+ * assembly loop, each group's float work included, so that a group of 32 and four rows costs its
+ * MACs (esl_dot_i8.h's columns: 13 instructions per column; the first column's products start the
+ * sums) plus 30: the block's pointer bumps and branch, xs[g], and per row its scale, ws * xs,
+ * (float)isum, the product and the sum, in the C's order and rounding (FMUL, FCVT.S.W, FMUL, FADD:
+ * no fused multiply-add). The C loop below spends about 60 around the same MACs. Blocks of 32
+ * columns (16 when gs is an odd multiple of 16, the sums zeroed per group); another gs takes the
+ * C, and so does a short last group (rv_last_group, after the asm's groups: the order stays). */
+#define MATMUL_RV32 1
+
+/* One group's float work for row r, its scale at 0(ptr): f<r> += (float)a<r> * (ws * xs[g]), fx = xs[g]. */
+#define RV_FLOAT(r, ptr)                                                                           \
+    "flw    %[fw], 0(" ptr ")\n\t"                                                                  \
+    "fmul.s %[fw], %[fw], %[fx]\n\t"                                                                \
+    "fcvt.s.w %[ft], %[a" #r "]\n\t"                                                                \
+    "fmul.s %[ft], %[ft], %[fw]\n\t"                                                                \
+    "fadd.s %[f" #r "], %[f" #r "], %[ft]\n\t"
+/* Row r's scale is w0 + r * wst: t0 steps through them. */
+#define RV_FLOAT4 RV_FLOAT(0, "%[w0]") RV_NEXT_WS("%[w0]") RV_FLOAT(1, "%[t0]") RV_NEXT_WS("%[t0]")   \
+    RV_FLOAT(2, "%[t0]") RV_NEXT_WS("%[t0]") RV_FLOAT(3, "%[t0]")
+#define RV_FLOAT2 RV_FLOAT(0, "%[w0]") RV_NEXT_WS("%[w0]") RV_FLOAT(1, "%[t0]")
+#define RV_FLOAT1 RV_FLOAT(0, "%[w0]")
+#define RV_NEXT_WS(from) "add    %[t0], " from ", %[wst]\n\t"
+
+/* Column k of two rows (p0, p1 into a0, a1), as esl_dot_i8.h's ESL_RV_COL4 and ESL_RV_COL1. */
+#define RV_COL2(k)                                                                                 \
+    ESL_RV_LX " %[xk], " ESL_RV_XB "*" #k "(%[x])\n\t"                                             \
+    "lb   %[t0], " #k "(%[p0])\n\t"                                                                \
+    "lb   %[t1], " #k "(%[p1])\n\t"                                                                \
+    "mul  %[t0], %[t0], %[xk]\n\t"                                                                 \
+    "mul  %[t1], %[t1], %[xk]\n\t"                                                                 \
+    "add  %[a0], %[a0], %[t0]\n\t"                                                                 \
+    "add  %[a1], %[a1], %[t1]\n\t"
+#define RV_NEXT2(c) "addi %[p1], %[p1], " #c "\n\t" ESL_RV_NEXT1(c)
+
+/* Column k of four rows as the first of a group: the products start the sums (no zeroing, no ADD). */
+#define RV_COL4_FIRST(k)                                                                           \
+    ESL_RV_LX " %[xk], " ESL_RV_XB "*" #k "(%[x])\n\t"                                             \
+    "lb   %[t0], " #k "(%[p0])\n\t"                                                                \
+    "lb   %[t1], " #k "(%[p1])\n\t"                                                                \
+    "mul  %[a0], %[t0], %[xk]\n\t"                                                                 \
+    "mul  %[a1], %[t1], %[xk]\n\t"                                                                 \
+    "lb   %[t0], " #k "(%[p2])\n\t"                                                                \
+    "lb   %[t1], " #k "(%[p3])\n\t"                                                                \
+    "mul  %[a2], %[t0], %[xk]\n\t"                                                                 \
+    "mul  %[a3], %[t1], %[xk]\n\t"
+
+/* Blocks of 16 or 32 columns of `col` (offsets spelled out: they are stringified into the asm). */
+#define RV_COLS_1_15(col)                                                                          \
+    col(1) col(2) col(3) col(4) col(5) col(6) col(7) col(8) col(9) col(10) col(11) col(12) col(13) \
+    col(14) col(15)
+#define RV_COLS_16_31(col)                                                                         \
+    col(16) col(17) col(18) col(19) col(20) col(21) col(22) col(23) col(24) col(25) col(26)       \
+    col(27) col(28) col(29) col(30) col(31)
+#define RV_COLS16(col) col(0) RV_COLS_1_15(col)
+#define RV_COLS32(col) col(0) RV_COLS_1_15(col) RV_COLS_16_31(col)
+
+/* The group loop: `setup` once (rows 1.. from p0 and st, the float sums to +0.0f), then per group
+ * `start` (zeroing the int sums, or with `first` a whole first block that starts them, then `2f`
+ * if the group has no more), the blocks to x + gb (`body`, `bump`), xs[g] and `flt`; ends at xse.
+ * The outputs (at most 30 operands with these 4 inputs: what can be derived is) follow. */
+#define RV_GROUPS(setup, start, body, bump, flt, ...)                                              \
+    __asm__ volatile(setup "1:\n\t"                                                                 \
+                     "add    %[end], %[x], %[gb]\n\t" start                                         \
+                     "2:\n\t" body bump                                                             \
+                     "bne    %[x], %[end], 2b\n"                                                    \
+                     "3:\n\t"                                                                       \
+                     "flw    %[fx], 0(%[xs])\n\t"                                                   \
+                     "addi   %[xs], %[xs], 4\n\t" flt                                               \
+                     "addi   %[w0], %[w0], 4\n\t"                                                   \
+                     "bne    %[xs], %[xse], 1b\n\t"                                                 \
+                     : __VA_ARGS__                                                                  \
+                     : [st] "r"(cols), [wst] "r"(wst), [gb] "r"(gb), [xse] "r"(xse)                 \
+                     : "memory")
+
+#define RV_SETUP4                                                                                  \
+    "add    %[p1], %[p0], %[st]\n\t"                                                                \
+    "add    %[p2], %[p1], %[st]\n\t"                                                                \
+    "add    %[p3], %[p2], %[st]\n\t"                                                                \
+    "fmv.w.x %[f0], zero\n\t"                                                                       \
+    "fmv.s  %[f1], %[f0]\n\t"                                                                       \
+    "fmv.s  %[f2], %[f0]\n\t"                                                                       \
+    "fmv.s  %[f3], %[f0]\n"
+#define RV_ZERO4 "li %[a0], 0\n\tli %[a1], 0\n\tli %[a2], 0\n\tli %[a3], 0\n\t"
+#define RV_OUT4                                                                                    \
+    [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [p0] "+r"(p0), [p1] "=&r"(p1),  \
+    [p2] "=&r"(p2), [p3] "=&r"(p3), [x] "+r"(xp), [xs] "+r"(xsp), [w0] "+r"(w0), [end] "=&r"(e),    \
+    [xk] "=&r"(xk), [t0] "=&r"(t0), [t1] "=&r"(t1), [f0] "=&f"(f0), [f1] "=&f"(f1), [f2] "=&f"(f2), \
+    [f3] "=&f"(f3), [fx] "=&f"(fx), [fw] "=&f"(fw), [ft] "=&f"(ft)
+#define RV_SETUP2 "add %[p1], %[p0], %[st]\n\tfmv.w.x %[f0], zero\n\tfmv.s %[f1], %[f0]\n"
+#define RV_ZERO2 "li %[a0], 0\n\tli %[a1], 0\n\t"
+#define RV_OUT2                                                                                    \
+    [a0] "=&r"(a0), [a1] "=&r"(a1), [p0] "+r"(p0), [p1] "=&r"(p1), [x] "+r"(xp), [xs] "+r"(xsp),   \
+    [w0] "+r"(w0), [end] "=&r"(e), [xk] "=&r"(xk), [t0] "=&r"(t0), [t1] "=&r"(t1), [f0] "=&f"(f0), \
+    [f1] "=&f"(f1), [fx] "=&f"(fx), [fw] "=&f"(fw), [ft] "=&f"(ft)
+#define RV_SETUP1 "fmv.w.x %[f0], zero\n"
+#define RV_ZERO1 "li %[a0], 0\n\t"
+#define RV_OUT1                                                                                    \
+    [a0] "=&r"(a0), [p0] "+r"(p0), [x] "+r"(xp), [xs] "+r"(xsp), [w0] "+r"(w0), [end] "=&r"(e),     \
+    [xk] "=&r"(xk), [t0] "=&r"(t0), [f0] "=&f"(f0), [fx] "=&f"(fx), [fw] "=&f"(fw), [ft] "=&f"(ft)
+
+/* What the three share: the operands. */
+#define RV_ROWS_VARS                                                                               \
+    const int8_t *p0 = row;                                                                         \
+    const float *w0 = ws, *xsp = xs;                                                                \
+    const float *const xse = xs + full;                                                             \
+    const xv_t *xp = xv, *e;                                                                        \
+    const uint32_t gb = gs * (uint32_t)sizeof(xv_t), wst = ng * 4u;                                 \
+    int32_t xk, t0;                                                                                 \
+    float fx, fw, ft
+
+/* y[0..3] = rows row + r * cols of W @ x over the groups [0, full) (full >= 1, gs % 16 == 0). */
+static void rv_rows4(float *y, const int8_t *row, uint32_t cols, const xv_t *xv, const float *xs, const float *ws,
+                     uint32_t ng, uint32_t gs, uint32_t full)
+{
+    RV_ROWS_VARS;
+    const int8_t *p1, *p2, *p3;
+    int32_t a0, a1, a2, a3, t1;
+    float f0, f1, f2, f3;
+    if (gs % 32u == 0u)
+        RV_GROUPS(RV_SETUP4,
+                  RV_COL4_FIRST(0) RV_COLS_1_15(ESL_RV_COL4) RV_COLS_16_31(ESL_RV_COL4) ESL_RV_NEXT4(32)
+                  "beq    %[x], %[end], 3f\n",
+                  RV_COLS32(ESL_RV_COL4), ESL_RV_NEXT4(32), RV_FLOAT4, RV_OUT4);
+    else
+        RV_GROUPS(RV_SETUP4, RV_ZERO4, RV_COLS16(ESL_RV_COL4), ESL_RV_NEXT4(16), RV_FLOAT4, RV_OUT4);
+    y[0] = f0;
+    y[1] = f1;
+    y[2] = f2;
+    y[3] = f3;
+}
+
+/* The same for two rows. */
+static void rv_rows2(float *y, const int8_t *row, uint32_t cols, const xv_t *xv, const float *xs, const float *ws,
+                     uint32_t ng, uint32_t gs, uint32_t full)
+{
+    RV_ROWS_VARS;
+    const int8_t *p1;
+    int32_t a0, a1, t1;
+    float f0, f1;
+    if (gs % 32u == 0u)
+        RV_GROUPS(RV_SETUP2, RV_ZERO2, RV_COLS32(RV_COL2), RV_NEXT2(32), RV_FLOAT2, RV_OUT2);
+    else
+        RV_GROUPS(RV_SETUP2, RV_ZERO2, RV_COLS16(RV_COL2), RV_NEXT2(16), RV_FLOAT2, RV_OUT2);
+    y[0] = f0;
+    y[1] = f1;
+}
+
+/* The same for one row. */
+static void rv_rows1(float *y, const int8_t *row, uint32_t cols, const xv_t *xv, const float *xs, const float *ws,
+                     uint32_t ng, uint32_t gs, uint32_t full)
+{
+    RV_ROWS_VARS;
+    int32_t a0;
+    float f0;
+    if (gs % 32u == 0u)
+        RV_GROUPS(RV_SETUP1, RV_ZERO1, RV_COLS32(ESL_RV_COL1), ESL_RV_NEXT1(32), RV_FLOAT1, RV_OUT1);
+    else
+        RV_GROUPS(RV_SETUP1, RV_ZERO1, RV_COLS16(ESL_RV_COL1), ESL_RV_NEXT1(16), RV_FLOAT1, RV_OUT1);
+    y[0] = f0;
+}
+
+/* The short last group of rows [begin, end) (full < ng), added to what rv_rows* left in y: the
+ * stored float is the sum so far, so the order and the bits are the C loop's. */
+__attribute__((noinline)) static void rv_last_group(float *y, const esl_weight_t *w, const xv_t *xv, const float *xs,
+                                                    uint32_t begin, uint32_t end, uint32_t full)
+{
+    const uint32_t cols = w->cols, ng = w->n_groups, start = full * w->group_size, n = cols - start;
+    const int8_t *row = (const int8_t *)w->data + begin * cols + start;
+    const float *ws = w->scales + begin * ng + full;
+    const float xsg = xs[full];
+    uint32_t i = begin;
+    for (; i + 4u <= end; i += 4u, row += 4u * cols, ws += 4u * ng) {
+        int32_t s[4];
+        dot_group4(row, cols, xv + start, n, s);
+        y[i] = y[i] + (float)s[0] * (ws[0] * xsg);
+        y[i + 1u] = y[i + 1u] + (float)s[1] * (ws[ng] * xsg);
+        y[i + 2u] = y[i + 2u] + (float)s[2] * (ws[2u * ng] * xsg);
+        y[i + 3u] = y[i + 3u] + (float)s[3] * (ws[3u * ng] * xsg);
+    }
+    for (; i < end; i++, row += cols, ws += ng) y[i] = y[i] + (float)dot_group(row, xv + start, n) * (ws[0] * xsg);
+}
+
+/* matmul_rows' rows on RV32 (gs % 16 == 0, at least one whole group): fours, then a pair, then
+ * one; then the short last group, if any. */
+__attribute__((noinline)) static void rv_matmul_rows(float *y, const esl_weight_t *w, const xv_t *xv,
+                                                     const float *xs, uint32_t begin, uint32_t end)
+{
+    const uint32_t cols = w->cols, ng = w->n_groups, gs = w->group_size, full = cols / gs;
+    const int8_t *row = (const int8_t *)w->data + begin * cols;
+    const float *ws = w->scales + begin * ng;
+    uint32_t i = begin;
+    for (; i + 4u <= end; i += 4u, row += 4u * cols, ws += 4u * ng)
+        rv_rows4(y + i, row, cols, xv, xs, ws, ng, gs, full);
+    if (i + 2u <= end) {
+        rv_rows2(y + i, row, cols, xv, xs, ws, ng, gs, full);
+        i += 2u, row += 2u * cols, ws += 2u * ng;
+    }
+    if (i < end) rv_rows1(y + i, row, cols, xv, xs, ws, ng, gs, full);
+    if (full < ng) rv_last_group(y, w, xv, xs, begin, end, full);
+}
+#endif
 
 /* Rows [begin, end) of y = W @ x, x already quantized and prepared (xv, xs). On a cluster each
  * worker runs it on its own rows and it is not inlined: in the worker's job gcc 12 (rv32) would
@@ -45,8 +265,8 @@ static float *x_scales(void *scratch, uint32_t cols)
 #if defined(ESL_CLUSTER_CORES)
 __attribute__((noinline))
 #endif
-static void matmul_rows(float *y, const esl_weight_t *w, const xv_t *xv, const float *xs, uint32_t begin,
-                        uint32_t end)
+static void matmul_rows_c(float *y, const esl_weight_t *w, const xv_t *xv, const float *xs, uint32_t begin,
+                          uint32_t end)
 {
     const uint32_t cols = w->cols, ng = w->n_groups, gs = w->group_size;
     const int8_t *row = (const int8_t *)w->data + begin * cols;
@@ -77,6 +297,19 @@ static void matmul_rows(float *y, const esl_weight_t *w, const xv_t *xv, const f
         }
         y[i] = acc;
     }
+}
+
+/* matmul_rows_c, or on RV32 the assembly rows where they fit (a check, then a call). */
+static inline void matmul_rows(float *y, const esl_weight_t *w, const xv_t *xv, const float *xs, uint32_t begin,
+                               uint32_t end)
+{
+#if MATMUL_RV32
+    if (w->group_size % 16u == 0u && w->cols >= w->group_size) {
+        rv_matmul_rows(y, w, xv, xs, begin, end);
+        return;
+    }
+#endif
+    matmul_rows_c(y, w, xv, xs, begin, end);
 }
 
 #if ESL_KERNELS_DSP && !ESL_KERNELS_MVE && ESL_DSP_VFP && !defined(ESL_CLUSTER_CORES)
@@ -388,7 +621,10 @@ static void matmul_g32(float *y, const esl_weight_t *w, const xq_t *xq, uint8_t 
 #include "esl_cluster.h"
 
 
-/* The quantization of x, by groups: worker k quantizes its contiguous range of whole groups. */
+/* The quantization of x, by groups: worker k quantizes its contiguous range of whole groups; with
+ * fewer groups than workers, cores / n_groups workers share each group (x of 64: 2 groups, 8
+ * workers, 4 a group), each forming the group's amax and quantizing its part of 8-element
+ * blocks, the first part's worker writing the scale: the same q and s, in a quarter of the time. */
 typedef struct {
     xq_t *xq;
     float *xs;
@@ -399,12 +635,21 @@ typedef struct {
 static void quantize_job(void *arg)
 {
     const quantize_job_t *j = arg;
-    uint32_t g0, g1;
-    esl_cl_split(j->n_groups, 1u, esl_cl_core_id(), esl_cl_cores(), &g0, &g1);
-    if (g0 < g1) {
-        const uint32_t start = g0 * j->gs, end = (g1 * j->gs < j->cols) ? g1 * j->gs : j->cols;
-        quantize_x(j->xq + start, j->xs + g0, j->x + start, end - start, j->gs);
+    const uint32_t core = esl_cl_core_id(), cores = esl_cl_cores(), ng = j->n_groups, gs = j->gs;
+    const uint32_t parts = ng < cores ? cores / ng : 1u;          /* workers per group */
+    uint32_t b, e;
+    esl_cl_split(ng * parts, 1u, core, cores, &b, &e);
+    if (b >= e) return;
+    if (parts == 1u) {
+        const uint32_t start = b * gs, end = (e * gs < j->cols) ? e * gs : j->cols;
+        quantize_x(j->xq + start, j->xs + b, j->x + start, end - start, gs);
+        return;
     }
+    const uint32_t g = b / parts, part = b % parts, start = g * gs;   /* one part each (ng * parts <= cores) */
+    const uint32_t len = (start + gs < j->cols) ? gs : j->cols - start;
+    uint32_t lo, hi;
+    esl_cl_split(len, 8u, part, parts, &lo, &hi);
+    if (lo < hi) quantize_x_part(j->xq + start, part == 0u ? j->xs + g : NULL, j->x + start, len, lo, hi);
 }
 
 /* A worker's L1 tiles (esl_cl_l1_tiles, sized by the planner: edgeslm.lower.plan_cluster.matmul_l1_bytes):
@@ -436,12 +681,12 @@ static prefetch_t prefetched[ESL_CLUSTER_CORES];
 
 /* Start worker `core`'s first tile of the matmul step s (the planner's next one) into the end of
  * its L1 tiles, where that matmul will look for it. */
-static void prefetch(const esl_step_t *s, uint32_t core)
+static void prefetch(const esl_step_t *s, uint32_t core, uint32_t cores)
 {
     const esl_weight_t *w = s->w;
     const uint32_t tile_rows = ESL_CL_TILE_ROWS(s->n);
     uint32_t begin, end;
-    esl_cl_split(w->rows, 1u, core, esl_cl_cores(), &begin, &end);
+    esl_cl_split(w->rows, 1u, core, cores, &begin, &end);
     if (begin == end || tile_rows == 0u) return;
     prefetch_t *p = &prefetched[core];
     p->w = w;
@@ -460,24 +705,28 @@ typedef struct {
     uint32_t tile_rows;        /* rows per DMA tile (the planner's, a multiple of 4); 0: W read in L2 */
     uint32_t slot;             /* the L1 slot of its first tiles */
     const esl_step_t *next;    /* the matmul step whose first tiles this one prefetches, or NULL */
+    uint32_t x_rows;           /* the rows of the matmul just before, which left this x in the L1 of
+                                  each of its workers that had rows (those with core < x_rows); 0: none */
 } matmul_job_t;
 
 /* One worker's share: its contiguous range of rows, tile by tile through its L1 tiles, the DMA
  * fetching tile k + 1 while the core computes tile k, and, while it computes the last, the next
- * matmul's first tile into the other slot (tile 0 of this one is that prefetch, if it was made). */
+ * matmul's first tile into the other slot (tile 0 of this one is that prefetch, if it was made).
+ * x and its scales come in one command where they lie together in the scratch as in L1 (RV32:
+ * xv is xq), and not at all where the matmul before left them in this worker's L1. */
 static void matmul_job(void *arg)
 {
     const matmul_job_t *j = arg;
     const esl_weight_t *w = j->w;
-    const uint32_t core = esl_cl_core_id();
+    const uint32_t core = esl_cl_core_id(), cores = esl_cl_cores();
     uint32_t begin, end;
-    esl_cl_split(w->rows, 1u, core, esl_cl_cores(), &begin, &end);
+    esl_cl_split(w->rows, 1u, core, cores, &begin, &end);
     if (j->tile_rows == 0u) {
         matmul_rows(j->y, w, j->xv, j->xs, begin, end);
         return;
     }
     if (begin == end) {
-        if (j->next) prefetch(j->next, core);
+        if (j->next) prefetch(j->next, core, cores);
         return;
     }
     const uint32_t cols = w->cols, ng = w->n_groups, rows = j->tile_rows, tb = tile_bytes(w, rows);
@@ -485,11 +734,17 @@ static void matmul_job(void *arg)
     uint8_t *area = esl_cl_l1_tiles(core);
     xv_t *xv = (xv_t *)(void *)area;
     float *xs = (float *)(void *)(area + x_bytes);
-    uint8_t *const buf[2] = { area + x_bytes + 4u * ng, area + x_bytes + 4u * ng + tb };
     const uint8_t *tile = esl_cl_l1_first_tile(core, j->slot, tb);
     esl_cl_dma_t in[2], own[2], cmd[2][2];
-    esl_cl_dma_memcpy(xv, j->xv, cols * (uint32_t)sizeof(xv_t), &in[0]);
-    esl_cl_dma_memcpy(xs, j->xs, ng * 4u, &in[1]);
+    uint32_t n_in = 0;
+    if (core >= j->x_rows) {
+        if ((const uint8_t *)j->xs == (const uint8_t *)j->xv + x_bytes) {
+            esl_cl_dma_memcpy(xv, j->xv, x_bytes + ng * 4u, &in[n_in++]);
+        } else {
+            esl_cl_dma_memcpy(xv, j->xv, cols * (uint32_t)sizeof(xv_t), &in[n_in++]);
+            esl_cl_dma_memcpy(xs, j->xs, ng * 4u, &in[n_in++]);
+        }
+    }
     prefetch_t *p = &prefetched[core];
     const uint32_t n0 = end - begin < rows ? end - begin : rows;
     esl_cl_dma_t *first = own;
@@ -498,31 +753,33 @@ static void matmul_job(void *arg)
     else
         fetch_tile((uint8_t *)tile, w, rows, begin, n0, own);
     p->w = NULL;
-    esl_cl_dma_wait(&in[0]);
-    esl_cl_dma_wait(&in[1]);
+    for (uint32_t k = 0; k < n_in; k++) esl_cl_dma_wait(&in[k]);
     esl_cl_dma_wait(&first[0]);
     esl_cl_dma_wait(&first[1]);
+    uint8_t *const buf0 = area + x_bytes + 4u * ng;
     for (uint32_t t = begin, k = 0;; k++) {
         const uint32_t n = end - t < rows ? end - t : rows, next_t = t + n;
+        uint8_t *const next_buf = buf0 + (k & 1u) * tb;          /* tiles 1, 3, ... in A, 2, 4, ... in B */
         if (next_t < end)
-            fetch_tile(buf[k & 1u], w, rows, next_t, end - next_t < rows ? end - next_t : rows, cmd[k & 1u]);
+            fetch_tile(next_buf, w, rows, next_t, end - next_t < rows ? end - next_t : rows, cmd[k & 1u]);
         else if (j->next)
-            prefetch(j->next, core);            /* the last tile: the next matmul's first, other slot */
+            prefetch(j->next, core, cores);     /* the last tile: the next matmul's first, other slot */
         const esl_weight_t view = { tile, (const float *)(const void *)(tile + ((rows * cols + 3u) & ~3u)), n,
                                     cols, w->group_size, w->n_groups, w->bits };
         matmul_rows(j->y + t, &view, xv, xs, 0u, n);
         if (next_t >= end) return;
         esl_cl_dma_wait(&cmd[k & 1u][0]);
         esl_cl_dma_wait(&cmd[k & 1u][1]);
-        tile = buf[k & 1u];
+        tile = next_buf;
         t = next_t;
     }
 }
 
 /* y = W @ x on the cluster: the workers quantize x by groups (unless the planner's n says the
- * step before left this x quantized in the scratch), then compute their rows (n: esl_cluster.h). */
+ * step before left this x quantized in the scratch), then compute their rows (n: esl_cluster.h);
+ * x_rows: matmul_job_t's. */
 static void matmul_cluster(float *y, const esl_weight_t *w, const float *x, void *scratch, uint32_t n,
-                           const esl_step_t *next)
+                           const esl_step_t *next, uint32_t x_rows)
 {
     xq_t *xq = (xq_t *)scratch;
     float *xs = x_scales(scratch, w->cols);
@@ -532,7 +789,7 @@ static void matmul_cluster(float *y, const esl_weight_t *w, const float *x, void
         esl_cl_team_fork(quantize_job, &q);
     }
     matmul_job_t j = { y, w, prepare_x(xq, x16, w->cols, w->group_size, 0), xs, ESL_CL_TILE_ROWS(n), ESL_CL_SLOT(n),
-                       next };
+                       next, x_rows };
     esl_cl_team_fork(matmul_job, &j);
 }
 #endif
@@ -560,7 +817,7 @@ __attribute__((always_inline)) static inline void matmul_one_core(float *y, cons
 void esl_matmul_w8f(float *y, const esl_weight_t *w, const float *x, void *scratch)
 {
 #if defined(ESL_CLUSTER_CORES)
-    matmul_cluster(y, w, x, scratch, 0u, NULL);  /* no tiling, x to quantize: W read in L2 */
+    matmul_cluster(y, w, x, scratch, 0u, NULL, 0u);  /* no tiling, x to quantize: W read in L2 */
 #else
     matmul_one_core(y, w, x, scratch, 0);
 #endif
@@ -572,8 +829,10 @@ void esl_step_matmul_w8f(const esl_step_t *s, const esl_ctx_t *c)
 {
 #if defined(ESL_CLUSTER_CORES)
     const uint32_t next = ESL_CL_NEXT_STEP(s->n);
+    /* x prepared by the step before (esl_types.h), a tiled matmul on the same x: its workers keep x in L1 */
+    const uint32_t x_rows = (s->n & ESL_MATMUL_X_READY) && ESL_CL_TILE_ROWS(s[-1].n) ? s[-1].w->rows : 0u;
     matmul_cluster(c->arena + s->out, s->w, c->arena + s->in, c->scratch, s->n,
-                   next ? &c->m->steps[next - 1u] : NULL);
+                   next ? &c->m->steps[next - 1u] : NULL, x_rows);
 #else
     matmul_one_core(c->arena + s->out, s->w, c->arena + s->in, c->scratch, (s->n & ESL_MATMUL_X_READY) != 0u);
 #endif

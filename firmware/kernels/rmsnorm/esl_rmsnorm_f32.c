@@ -10,7 +10,14 @@
 static float rms_factor(const float *x, uint32_t n, float eps)
 {
     float ss = 0.0f;
-    for (uint32_t j = 0; j < n; j++) {
+    uint32_t j = 0;
+    for (; j + 4u <= n; j += 4u) {          /* the same sum in the same order, a quarter of the loop's overhead */
+        ss += x[j] * x[j];
+        ss += x[j + 1u] * x[j + 1u];
+        ss += x[j + 2u] * x[j + 2u];
+        ss += x[j + 3u] * x[j + 3u];
+    }
+    for (; j < n; j++) {
         ss += x[j] * x[j];
     }
     ss = ss / (float)n;

@@ -120,10 +120,11 @@ def split_rows(rows: int, cores: int, align: int = 1) -> list[int]:
 
 
 def _matmul_parts(step: Step) -> tuple[int, int, int]:
-    """(bytes of x each worker fetches, weight bytes per row, scale bytes per row) of a matmul."""
+    """(bytes of x each worker fetches, weight bytes per row, scale bytes per row) of a matmul.
+    w8f: x padded to 4 bytes and its scales, as they lie in the scratch and in L1: one command."""
     if step.contract == "w8f":
         ng = -(-step.cols // step.group_size)
-        return _x_bytes(step) + 4 * ng, step.cols, 4 * ng
+        return _round4(_x_bytes(step)) + 4 * ng, step.cols, 4 * ng
     return step.cols, step.cols, 0                         # s8: int8 x and rows; bias etc. in L2
 
 
@@ -144,28 +145,32 @@ def matmul_l1_bytes(step: Step, tile_rows: int, cores: int) -> int:
     after its first (which is in a slot)."""
     x, _, _ = _matmul_parts(step)
     tiles = -(-max(split_rows(step.rows, cores)) // tile_rows)
-    return _round4(_x_bytes(step)) + (x - _x_bytes(step)) + min(tiles - 1, 2) * tile_bytes(step, tile_rows)
+    return _round4(x) + min(tiles - 1, 2) * tile_bytes(step, tile_rows)
 
 
 def _matmul_dma(step: Step, tile_rows: int, cores: int, timing: ClusterTiming,
-                window: float) -> ClusterStep:
+                window: float, x_kept: int = 0) -> ClusterStep:
     """Bytes and commands of one call, and the DMA wait the model expects on the busiest path:
-    x (and its scales), which the workers fetch as the step starts, and of the first tile what
-    its prefetch, issued `window` cycles before the step, has not brought yet. Later tiles come
-    while the core computes: hidden as long as a tile's rows take longer than its DMA (here about
-    ROW_INSTRUCTIONS_PER_MAC * cols cycles per row against cores / dma_bytes_per_cycle per byte)."""
+    x (and its scales: one command), which the workers fetch as the step starts, and of the first
+    tile what its prefetch, issued `window` cycles before the step, has not brought yet. Later
+    tiles come while the core computes: hidden as long as a tile's rows take longer than its DMA
+    (here about ROW_INSTRUCTIONS_PER_MAC * cols cycles per row against cores / dma_bytes_per_cycle
+    per byte). x_kept: the rows of the matmul before on the same x (w8f, the schedule's
+    input_prepared), whose workers with rows (the first x_kept) still hold x in L1: they skip it."""
     x, row, scales = _matmul_parts(step)
     shares = [n for n in split_rows(step.rows, cores) if n]
     first = min(max(shares), tile_rows)
     if step.contract == "w8f":      # x and its scales, then per tile the weights and their scales
-        commands, x_parts, tile_parts = 2, [_x_bytes(step), x - _x_bytes(step)], [first * row, first * scales]
+        tile_commands, tile_parts = 2, [first * row, first * scales]
+        x_fetches = max(0, len(shares) - x_kept)
     else:                           # x, then per tile the weights
-        commands, x_parts, tile_parts = 1, [step.cols], [first * row]
+        tile_commands, tile_parts = 1, [first * row]
+        x_fetches = len(shares)
     tiles = sum(-(-n // tile_rows) for n in shares)
     fetch = sum(timing.dma_cycles(b, cores) for b in tile_parts)
-    wait = sum(timing.dma_cycles(b, cores) for b in x_parts) + max(0.0, fetch - window)
-    return ClusterStep(dma_bytes=len(shares) * x + step.rows * (row + scales),
-                       dma_commands=(len(shares) + tiles) * commands, overhead_cycles=round(wait))
+    wait = (timing.dma_cycles(x, cores) if x_fetches else 0) + max(0.0, fetch - window)
+    return ClusterStep(dma_bytes=x_fetches * x + step.rows * (row + scales),
+                       dma_commands=x_fetches + tiles * tile_commands, overhead_cycles=round(wait))
 
 
 def _prefetch_window(step: Step, tile_rows: int, cores: int) -> float:
@@ -233,7 +238,9 @@ def plan_cluster(board: Board, planned: list[PlannedStep], scratch: int) -> Clus
             # q, k, v (and w1, w3) read one input (the schedule's input_prepared): the first
             # quantizes it into the shared scratch, the others find it there and skip that fork
             forks -= ps.kernel.name == "matmul_w8f" and ps.step.input_prepared
-            dma = _matmul_dma(ps.step, rows[i], cores, timing, window)
+            # and (w8f) its workers find x in their L1, where the matmul before left it
+            x_kept = planned[i - 1].step.rows if ps.step.input_prepared and i - 1 in rows else 0
+            dma = _matmul_dma(ps.step, rows[i], cores, timing, window, x_kept)
             window = _prefetch_window(ps.step, rows[i], cores)
             steps.append(replace(ps, tile_rows=rows[i], slot=slot[i], forks=forks))
             per_step.append(replace(dma, overhead_cycles=dma.overhead_cycles + forks * fork))
