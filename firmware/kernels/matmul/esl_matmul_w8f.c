@@ -3,8 +3,8 @@
  * per row i and group g: isum = sum((int32_t)Wq * (int32_t)xq) (exact),
  * y[i] = y[i] + (float)isum * (ws[i][g] * xs[g]), groups in order, y[i] starting at 0.0f.
  * scratch: xq int8[cols] (int16 with ESL_MATMUL_X16) padded to 4 bytes, xs float[n_groups], then
- * (DSP only) x16 int16[cols]; the
- * Cortex-M fast path for groups of 32 (below) lays xs and x16 out again as one stream of groups.
+ * (DSP only) x16 int16[cols]; the Cortex-M fast path for groups of 32 (below) lays xs and x16 out
+ * again as one stream of groups.
  * On a cluster (ESL_CLUSTER_CORES, esl_cluster.h) two forks: the workers quantize x by ranges of
  * whole groups, or with fewer groups than workers by parts of groups (each group's max and scale
  * are its own; skipped when the step before left this x quantized in the scratch), then take
@@ -15,8 +15,8 @@
  * the step's n. Every group's and every row's arithmetic is the same whichever core runs it, so
  * the result is bit for bit the single-core one. The rows' RV32 branch (the stand-in's cores) is
  * below; an ISA branch for the cluster's own cores (Xpulp, ESL_KERNELS_XPULP: pv.sdotsp.b, 4 int8
- * MACs per instruction) would go in esl_dot_i8.h beside the DSP, Helium and RV32 ones; QEMU
- * cannot run it. */
+ * MACs per instruction; pv.sdotsp.h, 2, for int16 x) would go in esl_dot_i8.h before the RV32 one;
+ * QEMU cannot run it. */
 #include "esl_kernels.h"
 
 /* The int8 dot products (portable, DSP, Helium and RV32 branches) are shared with matmul_s8; with
@@ -260,8 +260,8 @@ __attribute__((noinline)) static void rv_matmul_rows(float *y, const esl_weight_
 #endif
 
 /* Rows [begin, end) of y = W @ x, x already quantized and prepared (xv, xs). On a cluster each
- * worker runs it on its own rows and it is not inlined: in the worker's job gcc 12 (rv32) would
- * spill the four row sums in the inner loop (9.2 instead of 4.25 instructions per MAC). */
+ * worker runs it on its own rows, out of line: inlined into the worker's job, gcc 12 (rv32) spilled
+ * the four row sums of the C loop. */
 #if defined(ESL_CLUSTER_CORES)
 __attribute__((noinline))
 #endif
