@@ -229,25 +229,23 @@ static inline void dot_group4(const int8_t *w, uint32_t stride, const xv_t *x16,
 #define ESL_RV_XB "1"
 #endif
 
-/* Column k of four rows (p0..p3 into a0..a3): x[k] in xk, two rows' products at a time in t0, t1. */
-#define ESL_RV_COL4(k)                                                                             \
-    ESL_RV_LX " %[xk], " ESL_RV_XB "*" #k "(%[x])\n\t"                                             \
-    "lb   %[t0], " #k "(%[p0])\n\t"                                                                \
-    "lb   %[t1], " #k "(%[p1])\n\t"                                                                \
+/* x[k] into xk. */
+#define ESL_RV_LDX(k) ESL_RV_LX " %[xk], " ESL_RV_XB "*" #k "(%[x])\n\t"
+/* Column k of two rows (pa, pb into aa, ab), x[k] in xk, the products in t0, t1. */
+#define ESL_RV_PAIR(k, pa, pb, aa, ab)                                                             \
+    "lb   %[t0], " #k "(%[" #pa "])\n\t"                                                           \
+    "lb   %[t1], " #k "(%[" #pb "])\n\t"                                                           \
     "mul  %[t0], %[t0], %[xk]\n\t"                                                                 \
     "mul  %[t1], %[t1], %[xk]\n\t"                                                                 \
-    "add  %[a0], %[a0], %[t0]\n\t"                                                                 \
-    "add  %[a1], %[a1], %[t1]\n\t"                                                                 \
-    "lb   %[t0], " #k "(%[p2])\n\t"                                                                \
-    "lb   %[t1], " #k "(%[p3])\n\t"                                                                \
-    "mul  %[t0], %[t0], %[xk]\n\t"                                                                 \
-    "mul  %[t1], %[t1], %[xk]\n\t"                                                                 \
-    "add  %[a2], %[a2], %[t0]\n\t"                                                                 \
-    "add  %[a3], %[a3], %[t1]\n\t"
+    "add  %[" #aa "], %[" #aa "], %[t0]\n\t"                                                       \
+    "add  %[" #ab "], %[" #ab "], %[t1]\n\t"
+/* Column k of two rows (p0, p1 into a0, a1) and of four (p0..p3 into a0..a3). */
+#define ESL_RV_COL2(k) ESL_RV_LDX(k) ESL_RV_PAIR(k, p0, p1, a0, a1)
+#define ESL_RV_COL4(k) ESL_RV_LDX(k) ESL_RV_PAIR(k, p0, p1, a0, a1) ESL_RV_PAIR(k, p2, p3, a2, a3)
 
 /* Column k of one row (p0 into a0). */
 #define ESL_RV_COL1(k)                                                                             \
-    ESL_RV_LX " %[xk], " ESL_RV_XB "*" #k "(%[x])\n\t"                                             \
+    ESL_RV_LDX(k)                                                                                  \
     "lb   %[t0], " #k "(%[p0])\n\t"                                                                \
     "mul  %[t0], %[t0], %[xk]\n\t"                                                                 \
     "add  %[a0], %[a0], %[t0]\n\t"

@@ -80,20 +80,11 @@ static float *x_scales(void *scratch, uint32_t cols)
 #define RV_FLOAT1 RV_FLOAT(0, "%[w0]")
 #define RV_NEXT_WS(from) "add    %[t0], " from ", %[wst]\n\t"
 
-/* Column k of two rows (p0, p1 into a0, a1), as esl_dot_i8.h's ESL_RV_COL4 and ESL_RV_COL1. */
-#define RV_COL2(k)                                                                                 \
-    ESL_RV_LX " %[xk], " ESL_RV_XB "*" #k "(%[x])\n\t"                                             \
-    "lb   %[t0], " #k "(%[p0])\n\t"                                                                \
-    "lb   %[t1], " #k "(%[p1])\n\t"                                                                \
-    "mul  %[t0], %[t0], %[xk]\n\t"                                                                 \
-    "mul  %[t1], %[t1], %[xk]\n\t"                                                                 \
-    "add  %[a0], %[a0], %[t0]\n\t"                                                                 \
-    "add  %[a1], %[a1], %[t1]\n\t"
 #define RV_NEXT2(c) "addi %[p1], %[p1], " #c "\n\t" ESL_RV_NEXT1(c)
 
 /* Column k of four rows as the first of a group: the products start the sums (no zeroing, no ADD). */
 #define RV_COL4_FIRST(k)                                                                           \
-    ESL_RV_LX " %[xk], " ESL_RV_XB "*" #k "(%[x])\n\t"                                             \
+    ESL_RV_LDX(k)                                             \
     "lb   %[t0], " #k "(%[p0])\n\t"                                                                \
     "lb   %[t1], " #k "(%[p1])\n\t"                                                                \
     "mul  %[a0], %[t0], %[xk]\n\t"                                                                 \
@@ -197,9 +188,9 @@ static void rv_rows2(float *y, const int8_t *row, uint32_t cols, const xv_t *xv,
     int32_t a0, a1, t1;
     float f0, f1;
     if (gs % 32u == 0u)
-        RV_GROUPS(RV_SETUP2, RV_ZERO2, RV_COLS32(RV_COL2), RV_NEXT2(32), RV_FLOAT2, RV_OUT2);
+        RV_GROUPS(RV_SETUP2, RV_ZERO2, RV_COLS32(ESL_RV_COL2), RV_NEXT2(32), RV_FLOAT2, RV_OUT2);
     else
-        RV_GROUPS(RV_SETUP2, RV_ZERO2, RV_COLS16(RV_COL2), RV_NEXT2(16), RV_FLOAT2, RV_OUT2);
+        RV_GROUPS(RV_SETUP2, RV_ZERO2, RV_COLS16(ESL_RV_COL2), RV_NEXT2(16), RV_FLOAT2, RV_OUT2);
     y[0] = f0;
     y[1] = f1;
 }
