@@ -2,6 +2,7 @@
  * x = clamp(mbqm(mbqm(a', m1, sh1) + mbqm(b', m2, sh2), my, shy) + out_zp), in place in x = a. */
 #include "esl_fixedpoint.h"
 #include "esl_kernels.h"
+#include "esl_step_range.h"
 
 void esl_add_s8(int8_t *x, const int8_t *y, uint32_t n, const esl_add_s8_t *p)
 {
@@ -16,34 +17,14 @@ void esl_add_s8(int8_t *x, const int8_t *y, uint32_t n, const esl_add_s8_t *p)
     }
 }
 
-#if defined(ESL_CLUSTER_CORES)
-/* On a cluster (esl_cluster.h): each worker a contiguous range of the elements. */
-#include "esl_cluster.h"
-
-typedef struct {
-    int8_t *x;
-    const int8_t *y;
-    uint32_t n;
-    const esl_add_s8_t *p;
-} add_job_t;
-
-static void add_job(void *arg)
-{
-    const add_job_t *j = arg;
-    uint32_t begin, end;
-    esl_cl_split(j->n, 1u, esl_cl_core_id(), esl_cl_cores(), &begin, &end);
-    esl_add_s8(j->x + begin, j->y + begin, end - begin, j->p);
-}
-#endif
-
-/* Step: arena[out] = add(arena[out], arena[in]) over n. */
-void esl_step_add_s8(const esl_step_t *s, const esl_ctx_t *c)
+/* Step: arena[out] = add(arena[out], arena[in]) over n (items [begin, end) of it). */
+static void add_range(const esl_step_t *s, const esl_ctx_t *c, uint32_t begin, uint32_t end)
 {
     int8_t *a = (int8_t *)c->arena;
-#if defined(ESL_CLUSTER_CORES)
-    add_job_t j = { a + s->out, a + s->in, s->n, (const esl_add_s8_t *)s->p };
-    esl_cl_team_fork(add_job, &j);
-#else
-    esl_add_s8(a + s->out, a + s->in, s->n, (const esl_add_s8_t *)s->p);
-#endif
+    esl_add_s8(a + s->out + begin, a + s->in + begin, end - begin, (const esl_add_s8_t *)s->p);
+}
+
+void esl_step_add_s8(const esl_step_t *s, const esl_ctx_t *c)
+{
+    esl_step_over_range(s, c, s->n, add_range);
 }

@@ -2,6 +2,7 @@
  * v[2p] = a*cos[p] - b*sin[p]; v[2p+1] = a*sin[p] + b*cos[p]  (cos/sin: host-made tables).
  * On a cluster (ESL_CLUSTER_CORES, esl_cluster.h) the workers take contiguous ranges of heads. */
 #include "esl_kernels.h"
+#include "esl_step_range.h"
 
 void esl_rope_f32(float *v, const float *cos, const float *sin, uint32_t n_heads, uint32_t head_size)
 {
@@ -14,31 +15,14 @@ void esl_rope_f32(float *v, const float *cos, const float *sin, uint32_t n_heads
     }
 }
 
-#if defined(ESL_CLUSTER_CORES)
-#include "esl_cluster.h"
-
-typedef struct {
-    float *v;
-    const float *cos, *sin;
-    uint32_t n_heads, head_size;
-} rope_job_t;
-
-static void rope_job(void *arg)
+/* Step: rotate arena[out] (n heads) by the position's table rows; heads [begin, end) of them. */
+static void rope_range(const esl_step_t *s, const esl_ctx_t *c, uint32_t begin, uint32_t end)
 {
-    const rope_job_t *j = arg;
-    uint32_t begin, end;
-    esl_cl_split(j->n_heads, 1u, esl_cl_core_id(), esl_cl_cores(), &begin, &end);
-    esl_rope_f32(j->v + begin * j->head_size, j->cos, j->sin, end - begin, j->head_size);
+    const uint32_t hs = c->m->head_size;
+    esl_rope_f32(c->arena + s->out + begin * hs, c->cos, c->sin, end - begin, hs);
 }
-#endif
 
-/* Step: rotate arena[out] (n heads) by the position's table rows. */
 void esl_step_rope_f32(const esl_step_t *s, const esl_ctx_t *c)
 {
-#if defined(ESL_CLUSTER_CORES)
-    rope_job_t j = { c->arena + s->out, c->cos, c->sin, s->n, c->m->head_size };
-    esl_cl_team_fork(rope_job, &j);
-#else
-    esl_rope_f32(c->arena + s->out, c->cos, c->sin, s->n, c->m->head_size);
-#endif
+    esl_step_over_range(s, c, s->n, rope_range);
 }

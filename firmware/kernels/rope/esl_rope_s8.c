@@ -4,6 +4,7 @@
  * v[2p+1] = clamp(mbqm(s*a + c*b, mult, shift) + out_zp). */
 #include "esl_fixedpoint.h"
 #include "esl_kernels.h"
+#include "esl_step_range.h"
 
 void esl_rope_s8(int8_t *v, uint32_t n_heads, uint32_t head_size, uint32_t pos, const esl_rope_s8_t *p)
 {
@@ -19,32 +20,14 @@ void esl_rope_s8(int8_t *v, uint32_t n_heads, uint32_t head_size, uint32_t pos, 
     }
 }
 
-#if defined(ESL_CLUSTER_CORES)
-/* On a cluster (esl_cluster.h): each worker a contiguous range of the heads. */
-#include "esl_cluster.h"
-
-typedef struct {
-    int8_t *v;
-    uint32_t n_heads, head_size, pos;
-    const esl_rope_s8_t *p;
-} rope_job_t;
-
-static void rope_job(void *arg)
+/* Step: rotate arena[out] (n heads) by the position's table rows; heads [begin, end) of them. */
+static void rope_range(const esl_step_t *s, const esl_ctx_t *c, uint32_t begin, uint32_t end)
 {
-    const rope_job_t *j = arg;
-    uint32_t begin, end;
-    esl_cl_split(j->n_heads, 1u, esl_cl_core_id(), esl_cl_cores(), &begin, &end);
-    esl_rope_s8(j->v + begin * j->head_size, end - begin, j->head_size, j->pos, j->p);
+    const uint32_t hs = c->m->head_size;
+    esl_rope_s8((int8_t *)c->arena + s->out + begin * hs, end - begin, hs, c->pos, (const esl_rope_s8_t *)s->p);
 }
-#endif
 
-/* Step: rotate arena[out] (n heads) by the position's table rows. */
 void esl_step_rope_s8(const esl_step_t *s, const esl_ctx_t *c)
 {
-#if defined(ESL_CLUSTER_CORES)
-    rope_job_t j = { (int8_t *)c->arena + s->out, s->n, c->m->head_size, c->pos, (const esl_rope_s8_t *)s->p };
-    esl_cl_team_fork(rope_job, &j);
-#else
-    esl_rope_s8((int8_t *)c->arena + s->out, s->n, c->m->head_size, c->pos, (const esl_rope_s8_t *)s->p);
-#endif
+    esl_step_over_range(s, c, s->n, rope_range);
 }

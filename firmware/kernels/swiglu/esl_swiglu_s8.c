@@ -3,6 +3,7 @@
  * h1 = clamp(mbqm((silu - silu_zp) * (h3 - h3_zp), gate_mult, gate_shift) + out_zp). */
 #include "esl_fixedpoint.h"
 #include "esl_kernels.h"
+#include "esl_step_range.h"
 
 void esl_swiglu_s8(int8_t *h1, const int8_t *h3, uint32_t n, const esl_swiglu_s8_t *p)
 {
@@ -13,34 +14,14 @@ void esl_swiglu_s8(int8_t *h1, const int8_t *h3, uint32_t n, const esl_swiglu_s8
     }
 }
 
-#if defined(ESL_CLUSTER_CORES)
-/* On a cluster (esl_cluster.h): each worker a contiguous range of the elements. */
-#include "esl_cluster.h"
-
-typedef struct {
-    int8_t *h1;
-    const int8_t *h3;
-    uint32_t n;
-    const esl_swiglu_s8_t *p;
-} swiglu_job_t;
-
-static void swiglu_job(void *arg)
-{
-    const swiglu_job_t *j = arg;
-    uint32_t begin, end;
-    esl_cl_split(j->n, 1u, esl_cl_core_id(), esl_cl_cores(), &begin, &end);
-    esl_swiglu_s8(j->h1 + begin, j->h3 + begin, end - begin, j->p);
-}
-#endif
-
-/* Step: arena[out] = swiglu(arena[out], arena[in]) over n. */
-void esl_step_swiglu_s8(const esl_step_t *s, const esl_ctx_t *c)
+/* Step: arena[out] = swiglu(arena[out], arena[in]) over n (items [begin, end) of it). */
+static void swiglu_range(const esl_step_t *s, const esl_ctx_t *c, uint32_t begin, uint32_t end)
 {
     int8_t *a = (int8_t *)c->arena;
-#if defined(ESL_CLUSTER_CORES)
-    swiglu_job_t j = { a + s->out, a + s->in, s->n, (const esl_swiglu_s8_t *)s->p };
-    esl_cl_team_fork(swiglu_job, &j);
-#else
-    esl_swiglu_s8(a + s->out, a + s->in, s->n, (const esl_swiglu_s8_t *)s->p);
-#endif
+    esl_swiglu_s8(a + s->out + begin, a + s->in + begin, end - begin, (const esl_swiglu_s8_t *)s->p);
+}
+
+void esl_step_swiglu_s8(const esl_step_t *s, const esl_ctx_t *c)
+{
+    esl_step_over_range(s, c, s->n, swiglu_range);
 }
