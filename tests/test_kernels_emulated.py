@@ -124,7 +124,7 @@ def test_every_kernel_on_the_emulated_board_equals_golden(board_id, vectors, too
     flags = target.flags(board.core)
     console = {"ESL_CONSOLE_BASE": f"{int(str(board.console['base']), 0):#x}u"} if "base" in board.console else {}
     defines = [f"-D{k}={v}" for k, v in {"ESL_TARGET": 1, **target.defines(variant), **console}.items()]
-    srcs = kernel_sources() + sorted((FIRMWARE / "arch" / target.arch_dir).glob("*.c")) + \
+    srcs = kernel_sources() + sorted((FIRMWARE / board.arch_dir).glob("*.c")) + \
         sorted((FIRMWARE / "ports" / board.port).glob("*.c")) + [TESTS / "c" / "kernel_check.c"]
     elf = tmp_path / "kernel_check.elf"
     t0 = time.monotonic()

@@ -219,7 +219,7 @@ def _test_firmware(board_id: str, out, *defines: str):
     (out / "link.ld").write_text(link_script(board))
     if "base" in board.console:
         defines += (f"-DESL_CONSOLE_BASE={int(str(board.console['base']), 0):#x}u",)
-    srcs = sorted((FIRMWARE / "arch" / target.arch_dir).glob("*.c")) \
+    srcs = sorted((FIRMWARE / board.arch_dir).glob("*.c")) \
         + sorted((FIRMWARE / "ports" / board.port).glob("*.c")) + [FIRMWARE / "runtime" / "protocol.c", FIRMWARE / "runtime" / "fault.c", TESTS / "c" / "fault_main.c"]
     elf = out / ("stall.elf" if "-DSTALL" in defines else "fault.elf")
     r = subprocess.run([target.toolchain_prefix + "gcc", *target.flags(board.core), *FIRMWARE_CFLAGS, *defines,

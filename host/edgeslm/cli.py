@@ -498,7 +498,8 @@ def _print_region_usage(elf: Path, board) -> None:
 
 def cmd_build(args) -> int:
     ctx = _prepare(args, build=True)
-    _print_region_usage(ctx["elf"], ctx["board"])
+    if ctx["board"].cluster.get("backend") != "pmsis":     # the GAP SDK's image has its own sections
+        _print_region_usage(ctx["elf"], ctx["board"])
     print(ctx["elf"])
     return 0
 

@@ -20,6 +20,7 @@ from ..targets import CoreConfig, Target, TargetError, get_target
 BOARDS_DIR = paths.BOARDS
 SCHEMA_VERSION = 2
 HOLDS = ("code", "weights", "ram", "l1")      # l1: a cluster's worker stacks and scratches
+CLUSTER_BACKENDS = ("qemu", "pmsis")
 
 
 class BoardError(EdgeslmError):
@@ -54,6 +55,13 @@ class Board:
     unverified: str = ""                # what of this file could not be checked here
     path: str = ""
     cluster: dict = field(default_factory=dict)   # a multi-core target's cluster: cores, L1 region
+
+    @property
+    def arch_dir(self) -> str:
+        """The arch sources, relative to firmware/: the target's folder, on a cluster its back end's
+        (arch/riscv_pulp/qemu, arch/riscv_pulp/pmsis)."""
+        backend = self.cluster.get("backend")
+        return f"arch/{self.target.arch_dir}" + (f"/{backend}" if backend else "")
 
     @property
     def cores(self) -> int:
@@ -152,8 +160,17 @@ def parse_board(board_id: str, data: dict, path: str = "") -> Board:
         l1 = _require(cluster, "l1_region", str, w)
         if l1 not in {r.name for r in regions}:
             raise BoardError(f"{w}: l1_region '{l1}' is not one of the memory regions")
-        # each worker's stack, in L1 (after it, its scratch: the planner's)
-        cluster = {**cluster, "worker_stack_bytes": _int(cluster.get("worker_stack_bytes", 1024), w)}
+        # the back end of firmware/arch/<arch>/ that implements esl_cluster.h: "qemu" (the stand-in's
+        # harts) or "pmsis" (GreenWaves' PMSIS, built with the GAP SDK: edgeslm.lower.gap_sdk)
+        backend = cluster.get("backend", "qemu")
+        if backend not in CLUSTER_BACKENDS:
+            raise BoardError(f"{w}: backend must be one of {', '.join(CLUSTER_BACKENDS)}, got {backend!r}")
+        # each worker's stack, in L1 (after it, its scratch: the planner's); under PMSIS also the
+        # cluster controller's stack (it runs the step loop) and what the runtime keeps in L1
+        cluster = {**cluster, "backend": backend,
+                   "worker_stack_bytes": _int(cluster.get("worker_stack_bytes", 1024), w),
+                   "controller_stack_bytes": _int(cluster.get("controller_stack_bytes", 0), w),
+                   "l1_reserved_bytes": _int(cluster.get("l1_reserved_bytes", 0), w)}
     return Board(
         id=board_id, name=data.get("name", board_id), target=target, core=core,
         clock_hz=_int(_require(e, "clock_hz", (int, str), where), where),

@@ -29,6 +29,9 @@ from . import cdata
 from .plan import Plan
 
 TEMPLATES_DIR = paths.TEMPLATES
+# What every firmware build of the kernels needs, whatever builds it (PlatformIO, the GAP SDK's
+# make): golden's float arithmetic, one rounding per operation (no fused multiply-add), no errno.
+ARITHMETIC_CFLAGS = ("-ffp-contract=off", "-fno-math-errno")
 BUILD_SETTINGS_SCHEMA = 1         # build/<board>/gen/build.json, read by firmware/pio/platform/builder
 FIRMWARE_DIR = paths.FIRMWARE
 
@@ -99,21 +102,28 @@ def build_settings(plan: Plan) -> dict:
     (relative to firmware/). Read by firmware/pio/platform/builder/main.py."""
     board, target = plan.board, plan.board.target
     flags = target.flags(board.core)
+    backend = board.cluster.get("backend")             # a cluster's back end (Board.arch_dir)
     return {
         "schema": BUILD_SETTINGS_SCHEMA,
         "board": board.id, "target": target.name, "core": board.core.id,
         "kernel_variant": plan.kernel_variant,
         "toolchain_prefix": target.toolchain_prefix,
-        "cflags": flags, "link_flags": flags + list(target.link_flags), "libs": list(target.libs),
+        "cflags": flags + list(ARITHMETIC_CFLAGS), "link_flags": flags + list(target.link_flags),
+        "libs": list(target.libs),
         "defines": {"ESL_TARGET": 1, **target.defines(plan.kernel_variant),
                     **({"ESL_CONSOLE_BASE": f"{int(str(board.console['base']), 0):#010x}u"}
                        if "base" in board.console else {}),
                     **({"ESL_CLUSTER_CORES": board.cores} if board.cluster else {}),
                     **({"ESL_CLINT_BASE": f"{int(str(board.cluster['clint_base']), 0):#010x}u"}
                        if "clint_base" in board.cluster else {}),
-                    **(_cluster_defines(plan) if plan.cluster else {}), **scheme_defines(plan.scheme)},
+                    **(_cluster_defines(plan) if plan.cluster and backend == "qemu" else {}),
+                    **(_pmsis_defines(plan) if plan.cluster and backend == "pmsis" else {}),
+                    **scheme_defines(plan.scheme)},
         "scheme_defines": scheme_defines(plan.scheme),
-        "sources": ["runtime", "kernels", f"arch/{target.arch_dir}", f"ports/{board.port}"],
+        "sources": ["runtime", "kernels", board.arch_dir, f"ports/{board.port}"],
+        # files of those folders that this build leaves out: under PMSIS the OS starts the program
+        # (pmsis_kickoff in the port's main.c), not runtime/main.c
+        "exclude": ["runtime/main.c"] if backend == "pmsis" else [],
     }
 
 
@@ -136,6 +146,18 @@ def _cluster_defines(plan: Plan) -> dict[str, int]:
         ticks = per_instruction // 10**9
     return {"ESL_CL_DMA_SETUP_CYCLES": t.dma_setup_cycles, "ESL_CL_DMA_BYTES_PER_CYCLE": t.dma_bytes_per_cycle,
             "ESL_CL_TICKS_PER_CYCLE": ticks}
+
+
+def _pmsis_defines(plan: Plan) -> dict[str, int]:
+    """The cluster's L1 layout for the PMSIS back end (firmware/arch/riscv_pulp/pmsis/), which
+    allocates it at run time from these sizes (the QEMU back end has them from the linker script),
+    and the stacks of the cluster task it sends each token."""
+    c = plan.board.cluster
+    return {"ESL_CLUSTER_PMSIS": 1, "ESL_CL_SCRATCH_BYTES": plan.l1_scratch_bytes, "ESL_CL_TILES_AT": plan.cluster.tiles_at,
+            "ESL_CL_SLOT0_BYTES": plan.cluster.slot_bytes[0],
+            "ESL_CL_WORKER_STACK_BYTES": c["worker_stack_bytes"],
+            "ESL_CL_CONTROLLER_STACK_BYTES": c["controller_stack_bytes"],
+            "ESL_CONSOLE_BAUD": int(plan.board.console.get("baud", 115200))}
 
 
 def _float_tensors(qm: QuantModel, plan: Plan, ro) -> tuple[list[_Array], list[dict], dict[str, str]]:

@@ -1,7 +1,8 @@
 """The lowering pipeline: model -> quantized -> planned -> generated sources -> firmware.elf.
 
     compile_model(model, tokenizer, board, scheme, max_seq, out_dir) -> Compiled
-    build_firmware(board, project_dir) -> Path to firmware.elf   (PlatformIO, offline)
+    build_firmware(board, project_dir) -> Path to firmware.elf   (PlatformIO, offline; a PMSIS
+                                          board: the GAP SDK's make, edgeslm.lower.gap_sdk)
 
 Compilation is skipped when nothing it depends on changed (a stamp in the gen folder).
 
@@ -164,6 +165,10 @@ def build_firmware(board: Board, project_dir: Path = PROJECT_DIR, verbose: bool 
     import configparser
     if project_dir == PROJECT_DIR:
         paths.ensure_project()              # an installed edgeslm: its working copy of the sources
+    if board.cluster.get("backend") == "pmsis":        # GAP9: the GAP SDK's make, not PlatformIO
+        from .gap_sdk import build_gap_sdk
+        with config_lock(build_dir(board.id, project_dir)):
+            return build_gap_sdk(board, project_dir, build_dir(board.id, project_dir))
     ini = configparser.ConfigParser()
     ini.read(project_dir / "platformio.ini")
     if f"env:{board.id}" not in ini:

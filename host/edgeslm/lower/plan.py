@@ -201,6 +201,9 @@ def plan(cfg: ModelConfig, scheme: Scheme, board: Board, max_seq: int | None = N
         planned = cluster.steps
         ram += [Item("cluster L1: worker stacks", "l1", board.cores * board.cluster["worker_stack_bytes"]),
                 Item("cluster L1: worker scratches (DMA tiles)", "l1", board.cores * cluster.scratch_bytes)]
+        if board.cluster["controller_stack_bytes"] or board.cluster["l1_reserved_bytes"]:    # PMSIS
+            ram += [Item("cluster L1: controller stack", "l1", board.cluster["controller_stack_bytes"]),
+                    Item("cluster L1: PMSIS runtime (reserved)", "l1", board.cluster["l1_reserved_bytes"])]
     items = [Item("code", "code", board.code_budget_bytes), Item("step table", "weights", table)] + \
         _weight_items(cfg, scheme, max_seq, tokenizer_bytes(cfg.vocab_size, vocab_blob_bytes)) + ram
     free = {r.name: r.length_bytes for r in board.memory}

@@ -201,7 +201,8 @@ def plan_cluster(board: Board, planned: list[PlannedStep], scratch: int) -> Clus
     """Tiles, prefetches, forks and the time model of the steps on the board's cluster."""
     cores, timing = board.cores, ClusterTiming.of(board)
     l1 = next(r for r in board.memory if r.name == board.cluster["l1_region"])
-    budget = (l1.length_bytes // cores - board.cluster["worker_stack_bytes"]) // 8 * 8
+    shared = board.cluster["controller_stack_bytes"] + board.cluster["l1_reserved_bytes"]   # PMSIS only
+    budget = ((l1.length_bytes - shared) // cores - board.cluster["worker_stack_bytes"]) // 8 * 8
     tiles_at = (scratch + 7) // 8 * 8
     tiled = [i for i, ps in enumerate(planned) if ps.kernel.name in TILED_KERNELS]
     slot = {i: k % 2 for k, i in enumerate(tiled)}

@@ -43,12 +43,12 @@ env.Replace(
     AR=prefix + "gcc-ar", AS=prefix + "gcc", CC=prefix + "gcc", CXX=prefix + "g++", LINK=prefix + "gcc",
     OBJCOPY=prefix + "objcopy", RANLIB=prefix + "gcc-ranlib", SIZETOOL=prefix + "size",
     PROGNAME="firmware", PROGSUFFIX=".elf",
-    SRC_FILTER=["+<%s/>" % d for d in cfg["sources"]],
+    SRC_FILTER=["+<%s/>" % d for d in cfg["sources"]] + ["-<%s>" % f for f in cfg.get("exclude", [])],
     LDSCRIPT_PATH=os.path.join(gen_dir, "link.ld"),
 )
 env.Append(
     ASFLAGS=cfg["cflags"],
-    CCFLAGS=cfg["cflags"] + ["-O2", "-g", "-ffp-contract=off", "-fno-math-errno", "-ffunction-sections",
+    CCFLAGS=cfg["cflags"] + ["-O2", "-g", "-ffunction-sections",
                              "-fdata-sections", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion"],
     CFLAGS=["-std=c11"],
     CPPDEFINES=sorted(cfg["defines"].items()),

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <string.h>
 #include "esl_cluster.h"
+#include "cluster_counts.h"
 
 #ifndef ESL_CLUSTER_CORES
 #error "cluster_qemu.c needs ESL_CLUSTER_CORES (the board's cluster.cores)"
@@ -138,6 +139,9 @@ __attribute__((noreturn)) void esl_cluster_worker(uint32_t hart)
         MSIP(0) = 1u;
     }
 }
+
+/* The step loop runs on the fabric controller, which forks (hart 0): a call. */
+void esl_cluster_run(esl_cl_fn_t fn, void *arg) { fn(arg); }
 
 uint32_t esl_cl_cores(void) { return cores; }
 

@@ -6,7 +6,7 @@
  * (esl_port_cycles subtracts, per fork, every tick that was not the busiest worker's own
  * instructions: the other workers, the emulation's one-by-one waking, the DMA copies). */
 #include "esl_port.h"
-#include "esl_cluster.h"
+#include "cluster_counts.h"
 
 static uint64_t start;
 
