@@ -147,8 +147,10 @@ def test_planner_picks_the_best_variant_the_core_allows(stories, kernels, want):
     p = plan(stories[0].config, get_scheme("q8"), load_board("mps2_an386"), kernels=kernels)
     mm = {ps.kernel.variant for ps in p.steps if ps.step.op == "matmul"}
     assert mm == {want} and p.kernel_variant == want
-    others = {ps.kernel.variant for ps in p.steps if ps.step.op != "matmul"}
-    assert others == {"portable"}                       # no other kernel has a DSP branch yet
+    others = {(ps.step.op, ps.kernel.variant) for ps in p.steps if ps.step.op != "matmul"}
+    dsp_attention = want != "portable"                  # attention_f32's FPU assembly is its dsp variant
+    assert {v for op, v in others if op != "attention"} == {"portable"}
+    assert {v for op, v in others if op == "attention"} == {"dsp" if dsp_attention else "portable"}
     assert {ps.kernel.name for ps in p.steps} >= {"embed_w8f", "matmul_w8f", "attention_f32", "kvstore_f32"}
 
 

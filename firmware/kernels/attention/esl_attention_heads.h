@@ -29,6 +29,119 @@
 #define ESL_ATT_UNROLL(n)
 #endif
 
+/* The Cortex-M branch of attention_f32 (its dsp variant, with a hardware FPU): a pair of heads of
+ * size 8 scores and sums in assembly, one VLDM per key or value row feeding both heads (the C
+ * loads each element: 8 VLDR). The arithmetic is the C's, operation for operation: VMUL then VADD,
+ * never fused, in the same order. */
+#if ESL_KERNELS_DSP && defined(__ARM_FP) && (__ARM_FP & 4) && defined(__thumb2__)
+#define ESL_ATT_VFP 1
+#include <string.h>
+
+static inline uint32_t esl_att_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/* Element i of the row (s<i>) against q[i] of both heads (s<a>, s<b>): da, db (s8, s9) += products. */
+#define ESL_ATT_SCORE(i, a, b)                                                                        \
+    "vmul.f32 s10, s" #a ", s" #i "\n\t"                                                             \
+    "vadd.f32 s8, s8, s10\n\t"                                                                       \
+    "vmul.f32 s11, s" #b ", s" #i "\n\t"                                                             \
+    "vadd.f32 s9, s9, s11\n\t"
+/* Element i of the value row (s<i>) into both heads' output i (s<a>, s<b>), by pa, pb (s8, s9). */
+#define ESL_ATT_VALUE(i, a, b)                                                                        \
+    "vmul.f32 s12, s8, s" #i "\n\t"                                                                  \
+    "vadd.f32 s" #a ", s" #a ", s12\n\t"                                                             \
+    "vmul.f32 s13, s9, s" #i "\n\t"                                                                  \
+    "vadd.f32 s" #b ", s" #b ", s13\n\t"
+
+/* For t < n (n >= 1), key row k (stride bytes apart), heads q[0..7] and q[8..15]:
+ *   da = q[0] * k0;  da = da + q[i] * ki (i = 1..7);  da = da * inv;  ea[t] = da;  if (da > *ma) *ma = da;
+ * and db from q[8 + i] into eb, *mb. q in s16-s31 for the whole loop; per position one VLDM of the
+ * row, 16 VMUL and 14 VADD, two scalings, two stores, two max updates: 46 instructions. */
+__attribute__((noinline)) static void esl_scores8x2_vfp(float *ea, float *eb, const float *q, const float *k,
+                                                        uint32_t stride, uint32_t n, float inv, float *ma,
+                                                        float *mb)
+{
+    __asm__ volatile(
+        "vldmia  %[q], {s16-s31}\n\t"
+        "vmov    s14, %[inv]\n\t"
+        "vldr    s12, [%[ma]]\n\t"
+        "vldr    s13, [%[mb]]\n\t"
+        "1:\n\t"
+        "vldmia  %[k], {s0-s7}\n\t"
+        "add     %[k], %[k], %[stride]\n\t"
+        "vmul.f32 s8, s16, s0\n\t"
+        "vmul.f32 s9, s24, s0\n\t"
+        ESL_ATT_SCORE(1, 17, 25) ESL_ATT_SCORE(2, 18, 26) ESL_ATT_SCORE(3, 19, 27) ESL_ATT_SCORE(4, 20, 28)
+        ESL_ATT_SCORE(5, 21, 29) ESL_ATT_SCORE(6, 22, 30) ESL_ATT_SCORE(7, 23, 31)
+        "vmul.f32 s8, s8, s14\n\t"
+        "vmul.f32 s9, s9, s14\n\t"
+        "vstmia  %[ea]!, {s8}\n\t"
+        "vstmia  %[eb]!, {s9}\n\t"
+        "vcmp.f32 s8, s12\n\t"
+        "vmrs    APSR_nzcv, fpscr\n\t"
+        "it      gt\n\t"
+        "vmovgt.f32 s12, s8\n\t"
+        "vcmp.f32 s9, s13\n\t"
+        "vmrs    APSR_nzcv, fpscr\n\t"
+        "it      gt\n\t"
+        "vmovgt.f32 s13, s9\n\t"
+        "subs    %[n], %[n], #1\n\t"
+        "bne     1b\n\t"
+        "vstr    s12, [%[ma]]\n\t"
+        "vstr    s13, [%[mb]]\n\t"
+        : [ea] "+r"(ea), [eb] "+r"(eb), [k] "+r"(k), [n] "+r"(n)
+        : [q] "r"(q), [stride] "r"(stride), [inv] "r"(esl_att_bits(inv)), [ma] "r"(ma), [mb] "r"(mb)
+        : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14",
+          "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29",
+          "s30", "s31", "cc", "memory");
+}
+
+/* For t < n (n >= 1), value row v (stride bytes apart):  pa = ea[t] * inva;
+ *   o[i] = o[i] + pa * v[i]  (i = 0..7, from +0.0f), and pb = eb[t] * invb into o[8 + i].
+ * The sums in s16-s31 for the whole loop; per position two loads and scalings, one VLDM of the
+ * row, 16 VMUL and 16 VADD: 40 instructions. */
+__attribute__((noinline)) static void esl_values8x2_vfp(float *o, const float *ea, const float *eb, const float *v,
+                                                        uint32_t stride, uint32_t n, float inva, float invb)
+{
+    const uint32_t zero = 0u;
+    __asm__ volatile(
+        "vmov    s16, s17, %[zero], %[zero]\n\t"
+        "vmov    s18, s19, %[zero], %[zero]\n\t"
+        "vmov    s20, s21, %[zero], %[zero]\n\t"
+        "vmov    s22, s23, %[zero], %[zero]\n\t"
+        "vmov    s24, s25, %[zero], %[zero]\n\t"
+        "vmov    s26, s27, %[zero], %[zero]\n\t"
+        "vmov    s28, s29, %[zero], %[zero]\n\t"
+        "vmov    s30, s31, %[zero], %[zero]\n\t"
+        "vmov    s10, %[ia]\n\t"
+        "vmov    s11, %[ib]\n\t"
+        "1:\n\t"
+        "vldmia  %[ea]!, {s8}\n\t"
+        "vldmia  %[eb]!, {s9}\n\t"
+        "vmul.f32 s8, s8, s10\n\t"
+        "vmul.f32 s9, s9, s11\n\t"
+        "vldmia  %[v], {s0-s7}\n\t"
+        "add     %[v], %[v], %[stride]\n\t"
+        ESL_ATT_VALUE(0, 16, 24) ESL_ATT_VALUE(1, 17, 25) ESL_ATT_VALUE(2, 18, 26) ESL_ATT_VALUE(3, 19, 27)
+        ESL_ATT_VALUE(4, 20, 28) ESL_ATT_VALUE(5, 21, 29) ESL_ATT_VALUE(6, 22, 30) ESL_ATT_VALUE(7, 23, 31)
+        "subs    %[n], %[n], #1\n\t"
+        "bne     1b\n\t"
+        "vstmia  %[o], {s16-s31}\n\t"
+        : [ea] "+r"(ea), [eb] "+r"(eb), [v] "+r"(v), [n] "+r"(n)
+        : [o] "r"(o), [stride] "r"(stride), [ia] "r"(esl_att_bits(inva)), [ib] "r"(esl_att_bits(invb)),
+          [zero] "r"(zero)
+        : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13",
+          "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29",
+          "s30", "s31", "cc", "memory");
+}
+#else
+#define ESL_ATT_VFP 0
+#endif
+
 /* Element i of cached row r (kv_dim elements apart from the previous row) as float. */
 #define ESL_KV_AT(kv8, base, r, i) ((kv8) ? (float)((const int8_t *)(base))[(r) + (i)] \
                                           : ((const float *)(base))[(r) + (i)])
@@ -43,6 +156,11 @@ __attribute__((always_inline)) static inline void esl_attend(
 {
     float *const ea = att, *const eb = att + n;
     float ma = -FLT_MAX, mb = -FLT_MAX;
+#if ESL_ATT_VFP
+    if (!kv8 && hs == 8u && nh == 2u)
+        esl_scores8x2_vfp(ea, eb, q, (const float *)k, kv_dim * 4u, n, inv_sqrt_hs, &ma, &mb);
+    else
+#endif
     for (uint32_t t = 0, r = 0; t < n; t++, r += kv_dim) {
         const float k0 = ESL_KV_AT(kv8, k, r, 0u);
         float da = q[0] * k0, db = 0.0f;
@@ -78,6 +196,12 @@ __attribute__((always_inline)) static inline void esl_attend(
         }
     }
     const float inva = 1.0f / sa, invb = (nh == 2u) ? 1.0f / sb : 0.0f;
+#if ESL_ATT_VFP
+    if (!kv8 && hs == 8u && nh == 2u) {
+        esl_values8x2_vfp(o, ea, eb, (const float *)v, kv_dim * 4u, n, inva, invb);
+        return;
+    }
+#endif
     if (ESL_ATT_SPECIALIZE && hs == 8u) {   /* every output of both heads in a register, one pass over t */
         float oa[8] = { 0.0f }, ob[8] = { 0.0f };
         for (uint32_t t = 0, r = 0; t < n; t++, r += kv_dim) {

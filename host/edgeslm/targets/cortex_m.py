@@ -111,6 +111,8 @@ KERNELS = (
     KernelSpec("matmul", "w8f", "dsp", _matmul_w8f_dsp_scratch, about="SXTB16 + SMLAD, x widened once"),
     KernelSpec("matmul", "w8f", "mve", _matmul_q_scratch, about="VMLADAVA over 16 int8 lanes, predicated tail"),
     KernelSpec("matmul", "w4f", "dsp", _matmul_w4f_dsp_scratch, about="8 nibbles per load, UXTB16 + SMLAD"),
+    KernelSpec("attention", "f32", "dsp", _attention_pair_scratch,
+               about="head size 8, a pair of heads: one VLDM per key and value row (FPU assembly)"),
     *S8_KERNELS,
     KernelSpec("matmul", "s8", "dsp", _matmul_s8_dsp_scratch, about="SXTB16 + SMLAD, 4 rows per pass",
                param_bytes=20),
