@@ -87,7 +87,7 @@ class _Decls:
         return name
 
     def weight(self, qt: QTensor) -> str:
-        data = self.array(qt.packed())
+        data = self.array(qt.packed(), align=8)  # 8-byte aligned as the generated weights are
         scales = self.array(qt.scales) if qt.bits != 32 else "NULL"
         rows, cols = qt.shape
         name = self._name("w")
@@ -148,6 +148,30 @@ def build_cases(seed: int = SEED) -> tuple[list[Case], list[str]]:
                               f"matmul_{contract}", {"w": f"&{d.weight(qt)}", "x": d.array(x)},
                               [("y", y)], 4 * rows,
                               Step("matmul", contract, rows=rows, cols=cols, group_size=qt.group_size)))
+
+    # ---- matmul_w4f's DSP fast paths, groups of 32 and 16: rows of 64 four at a time with 1-3 rows
+    # after the quads (a pair, an odd row), other widths in pairs with a short last group of 8 + 4,
+    # 8 or 4 elements, a single group, an all-zero row and input group, the largest sums (weights
+    # +-7 against +-127, all of one sign), products that underflow (subnormal ws * xs)
+    for gs in (32, 16):
+        for rows, cols, kind in ((23, 64, "zero"), (6, 64, ""), (5, 172, ""), (3, 40, ""), (4, 36, ""),
+                                 (3, gs, ""), (5, 64, "extreme"), (7, 44, "extreme"), (6, 64, "tiny")):
+            w = normal(rows, cols)
+            x = normal(cols)
+            if kind == "zero":
+                w[0] = 0.0
+                x[gs:2 * gs] = 0.0
+            elif kind == "extreme":
+                sign = np.where(rng.random(cols) < 0.5, F(-1.0), F(1.0))
+                x = sign.copy()
+                w = np.where(rng.random((rows, cols)) < 0.5, F(-1.0), F(1.0))
+                w[0], w[1] = sign, -sign
+            elif kind == "tiny":
+                w, x = w * F(1e-17), x * F(1e-22)
+            qt = quantize_matrix(w, 4, gs)
+            cases.append(Case(f"matmul_w4f {rows}x{cols} gs{gs}" + (f" {kind}" if kind else ""), "matmul_w4f",
+                              {"w": f"&{d.weight(qt)}", "x": d.array(x)}, [("y", _Matmul(qt)(x))], 4 * rows,
+                              Step("matmul", "w4f", rows=rows, cols=cols, group_size=gs)))
 
     # ---- embed: a ragged last group (70 = 32 + 32 + 6), first, middle and last token
     table = normal(20, 70)

@@ -164,6 +164,14 @@ class TestMps2An386(_EveryScheme):
         assert b"without --calib" in r.stderr
         assert b"all 24 tokens equal the golden model's" in r.stderr
 
+    def test_q4_in_groups_of_16_equals_golden(self):
+        """q4 with --group-size 16: matmul_w4f's DSP fast path for groups of 16 (the 64-wide matrices
+        four rows at a time, w2's 172 = 10 * 16 + 12 in pairs with a short last group)."""
+        r = edgeslm("run", "--emulate", "--board", "mps2_an386", "--quant", "q4", "--group-size", "16",
+                    "--prompt", "Once upon a time", "--steps", "24")
+        assert r.returncode == 0, r.stderr.decode()
+        assert b"all 24 tokens equal the golden model's" in r.stderr
+
     def test_linker_agrees_with_the_plan(self):
         board = load_board("mps2_an386")
         elf = build_firmware(board)
