@@ -173,6 +173,30 @@ def build_cases(seed: int = SEED) -> tuple[list[Case], list[str]]:
                               {"w": f"&{d.weight(qt)}", "x": d.array(x)}, [("y", _Matmul(qt)(x))], 4 * rows,
                               Step("matmul", "w4f", rows=rows, cols=cols, group_size=gs)))
 
+    # ---- matmul_w8f's DSP fast path for groups of 16 (int8 activations here; q8's int16 ones differ
+    # only in how x is laid out, tested by the q8 runs): rows of 64 four at a time with 1-3 rows after
+    # the quads, other widths in pairs with a short last group of 12, 8 or 4 elements (172 = 10 * 16
+    # + 12), a single group, an all-zero row and input group, the largest sums (weights +-127 against
+    # +-127, all of one sign), products that underflow (subnormal ws * xs)
+    for rows, cols, kind in ((23, 64, "zero"), (6, 64, ""), (5, 172, ""), (3, 40, ""), (4, 36, ""),
+                             (3, 16, ""), (5, 64, "extreme"), (7, 44, "extreme"), (6, 64, "tiny")):
+        w = normal(rows, cols)
+        x = normal(cols)
+        if kind == "zero":
+            w[0] = 0.0
+            x[16:32] = 0.0
+        elif kind == "extreme":
+            sign = np.where(rng.random(cols) < 0.5, F(-1.0), F(1.0))
+            x = sign.copy()
+            w = np.where(rng.random((rows, cols)) < 0.5, F(-1.0), F(1.0))
+            w[0], w[1] = sign, -sign
+        elif kind == "tiny":
+            w, x = w * F(1e-17), x * F(1e-22)
+        qt = quantize_matrix(w, 8, 16)
+        cases.append(Case(f"matmul_w8f {rows}x{cols} gs16" + (f" {kind}" if kind else ""), "matmul_w8f",
+                          {"w": f"&{d.weight(qt)}", "x": d.array(x)}, [("y", _Matmul(qt)(x))], 4 * rows,
+                          Step("matmul", "w8f", rows=rows, cols=cols, group_size=16)))
+
     # ---- embed: a ragged last group (70 = 32 + 32 + 6), first, middle and last token
     table = normal(20, 70)
     for bits, contract in ((32, "f32"), (8, "w8f")):

@@ -172,6 +172,15 @@ class TestMps2An386(_EveryScheme):
         assert r.returncode == 0, r.stderr.decode()
         assert b"all 24 tokens equal the golden model's" in r.stderr
 
+    def test_q8_in_groups_of_16_equals_golden(self):
+        """q8 with --group-size 16: matmul_w8f's DSP fast path for groups of 16 with q8's int16
+        activations (the 64-wide matrices four rows at a time, w2's 172 = 10 * 16 + 12 in pairs with
+        a short last group; q4 g16's int8 classifier takes the same path with int8 activations)."""
+        r = edgeslm("run", "--emulate", "--board", "mps2_an386", "--quant", "q8", "--group-size", "16",
+                    "--prompt", "Once upon a time", "--steps", "24")
+        assert r.returncode == 0, r.stderr.decode()
+        assert b"all 24 tokens equal the golden model's" in r.stderr
+
     def test_linker_agrees_with_the_plan(self):
         board = load_board("mps2_an386")
         elf = build_firmware(board)

@@ -3,8 +3,8 @@
  * per row i and group g: isum = sum((int32_t)Wq * (int32_t)xq) (exact),
  * y[i] = y[i] + (float)isum * (ws[i][g] * xs[g]), groups in order, y[i] starting at 0.0f.
  * scratch: xq int8[cols] (int16 with ESL_MATMUL_X16) padded to 4 bytes, xs float[n_groups], then
- * (DSP only) x16 int16[cols]; the Cortex-M fast path for groups of 32 (below) lays xs and x16 out
- * again as one stream of groups.
+ * (DSP only) x16 int16[cols]; the Cortex-M fast path for groups of 32 or 16 (below) lays xs and
+ * x16 out again as one stream of groups.
  * On a cluster (ESL_CLUSTER_CORES, esl_cluster.h) two forks: the workers quantize x by ranges of
  * whole groups, or with fewer groups than workers by parts of groups (each group's max and scale
  * are its own; skipped when the step before left this x quantized in the scratch), then take
@@ -304,34 +304,37 @@ static inline void matmul_rows(float *y, const esl_weight_t *w, const xv_t *xv, 
 }
 
 #if ESL_KERNELS_DSP && !ESL_KERNELS_MVE && ESL_DSP_VFP && !defined(ESL_CLUSTER_CORES)
-/* Cortex-M DSP fast path for groups of 32 (the default) with W word-aligned (data and cols): the
- * rows go through assembly routines that also do each group's float work, so per group a row
+/* Cortex-M DSP fast path for groups of 32 (the default) or 16 with W word-aligned (data and cols):
+ * the rows go through assembly routines that also do each group's float work, so per group a row
  * costs its integer MACs plus VCVT, a share of VMOV and of the scale loads, VMUL (ws * xs) and
  * VMLA. VMLA.F32 on FPv4/FPv5 is the chained (not fused) multiply-add: the product is rounded,
  * then the sum, as y + (float)isum * (ws * xs) is written in C (VFMA, the fused one, is not used).
  *
  * x is laid out once per call as a stream of groups: xs[g], then the group's int16 in the order of
- * esl_dot_i8.h (each 4-chunk as x0, x2, x1, x3); 68 bytes a full group. It takes the place of xs
- * and x16 in the scratch (4 * n_groups + 2 * cols bytes, the same total).
- *   g32x4    rows of 64 (two groups), four rows a pass: one pointer reaches the four rows by
- *            immediate offsets, which leaves registers for four sums. Per 8 elements one LDM of
- *            4 activation words, then per row one LDRD of 8 weights, 4 SXTB16 and 4 SMLAD (37
- *            instructions per 32 MACs); per 4 rows 296 of those and 40 for the float work and
- *            the loop: 336 instructions for 256 MACs.
- *   g32_rows any width, two rows a pass (19 instructions per 16 MACs; per group and pair 13 more:
- *            89 for 64 MACs), then the short last group by 4-chunks; also the rows g32x4 leaves,
- *            and an odd last row as a pair with itself. */
-#define G32_BYTES 68u                  /* a full group in the stream: float xs[g], int16[32] */
+ * esl_dot_i8.h (each 4-chunk as x0, x2, x1, x3); 4 + 2 * gs bytes a full group. It takes the place
+ * of xs and x16 in the scratch (4 * n_groups + 2 * cols bytes, the same total).
+ *   w8x4_32, w8x4_16  rows of 64 (two groups of 32, four of 16), four rows a pass: one pointer
+ *            reaches the four rows by immediate offsets, which leaves registers for four sums. Per
+ *            8 elements one LDM of 4 activation words, then per row one LDRD of 8 weights, 4 SXTB16
+ *            and 4 SMLAD (37 instructions per 32 MACs); per 4 rows 296 of those, then the float
+ *            work and the loop: 336 instructions for 256 MACs with groups of 32, 366 with 16.
+ *   w8_rows32, w8_rows16  any width, two rows a pass (19 instructions per 16 MACs; per full group
+ *            and pair 13 more: 89 for 64 MACs with groups of 32, 51 for 32 with 16), then the short
+ *            last group by 4-chunks; also the rows w8x4_* leave, and an odd last row as a pair with
+ *            itself. Groups of 16 are the same routines with 2 8-chunks a group instead of 4. */
+#define W8_BYTES(gs) (4u + 2u * (gs))   /* a full group in the stream: float xs[g], int16[gs] */
 
 /* The stream from xq and xs (xs lies at the stream's start): built from the last group back to
- * the first, each group's scale read before the group is written over it. cols % 4 == 0, xq
- * word-aligned. Per 8 elements: LDRD, 4 SXTB16, 2 STRD (int16 xq: per 4, LDRD, PKHBT, PKHTB, STRD). */
+ * the first, each group's scale read before the group is written over it (group g's bytes start
+ * at or after xs[g]). gs 16 or 32, cols % 4 == 0, xq word-aligned. Per 8 elements: LDRD,
+ * 4 SXTB16, 2 STRD (int16 xq: per 4, LDRD, PKHBT, PKHTB, STRD). */
 #if ESL_MATMUL_X16
-static void prepare_g32(uint8_t *stream, const int16_t *xq, uint32_t cols, uint32_t ng)
+static inline __attribute__((always_inline)) void prepare_w8(uint8_t *stream, const int16_t *xq, uint32_t cols,
+                                                             uint32_t ng, uint32_t gs)
 {
     for (uint32_t g = ng; g-- > 0u;) {
-        const uint32_t start = 32u * g, n = (cols - start < 32u) ? cols - start : 32u;
-        uint32_t *o = (uint32_t *)(void *)(stream + G32_BYTES * g);
+        const uint32_t start = gs * g, n = (cols - start < gs) ? cols - start : gs;
+        uint32_t *o = (uint32_t *)(void *)(stream + W8_BYTES(gs) * g);
         const uint32_t xsg = ((const uint32_t *)(const void *)stream)[g];
         const uint32_t *q = (const uint32_t *)(const void *)(xq + start), *const q_end = q + n / 2u;
         uint32_t *p = o + 1;
@@ -351,11 +354,12 @@ static void prepare_g32(uint8_t *stream, const int16_t *xq, uint32_t cols, uint3
     }
 }
 #else
-static void prepare_g32(uint8_t *stream, const int8_t *xq, uint32_t cols, uint32_t ng)
+static inline __attribute__((always_inline)) void prepare_w8(uint8_t *stream, const int8_t *xq, uint32_t cols,
+                                                             uint32_t ng, uint32_t gs)
 {
     for (uint32_t g = ng; g-- > 0u;) {
-        const uint32_t start = 32u * g, n = (cols - start < 32u) ? cols - start : 32u;
-        uint32_t *o = (uint32_t *)(void *)(stream + G32_BYTES * g);
+        const uint32_t start = gs * g, n = (cols - start < gs) ? cols - start : gs;
+        uint32_t *o = (uint32_t *)(void *)(stream + W8_BYTES(gs) * g);
         const uint32_t xsg = ((const uint32_t *)(const void *)stream)[g];
         const uint32_t *q = (const uint32_t *)(const void *)(xq + start), *const q8 = q + (n / 8u) * 2u;
         uint32_t *p = o + 1;
@@ -386,147 +390,174 @@ static void prepare_g32(uint8_t *stream, const int8_t *xq, uint32_t cols, uint32
 }
 #endif
 
-/* What g32_rows reads; the first seven words are copied to its stack (it advances y there). */
+/* What w8_rows32 / w8_rows16 read; the first seven words are copied to their stack (they advance
+ * y there). */
 typedef struct {
     float *y;                 /* the first pair's outputs */
     float *y_end;             /* y + 2 * pairs */
     uint32_t ws_skip;         /* bytes from a row's scales after its groups to those 2 rows below */
     uint32_t w_skip;          /* the same for the weights */
     const uint8_t *x;         /* the stream */
-    const uint8_t *x_full;    /* x + 68 * (full groups) */
+    const uint8_t *x_full;    /* x + W8_BYTES(gs) * (full groups) */
     const uint8_t *x_end;     /* the end of the stream (x_full if there is no short group) */
     const int8_t *w0, *w1;    /* the first pair's rows */
     const float *ws0, *ws1;   /* and their scales */
-} g32_rows_t;
+} w8_rows_t;
 
-/* y[i] = seqsum over the groups of (float)isum * (ws[i][g] * xs[g]) for pairs of rows, at least
- * one full group. Registers: r0 x, r1 r2 the two rows' weights, r3 r4 their int sums, r5-r8
+/* The body of w8_rows32 and w8_rows16: y[i] = seqsum over the groups of (float)isum *
+ * (ws[i][g] * xs[g]) for pairs of rows, at least one full group, `steps` 8-chunks (a string: "4",
+ * "2") a full group. Registers: r0 x, r1 r2 the two rows' weights, r3 r4 their int sums, r5-r8
  * activation words, r9 r10 weights, r11 a temporary, r12 lr the two rows' scales; s4 xs[g], s8 s9
  * the float sums. Per 8 elements one LDM, then per row LDRD, 4 SXTB16, 4 SMLAD. */
-__attribute__((naked, noinline)) static void g32_rows(__attribute__((unused)) const g32_rows_t *a)
+#define W8_ROWS_ASM(steps)                                                                         \
+    ESL_ASM_ROW8                               /* 8 weights (r9, r10) x r5-r8 */                   \
+    ".macro W8R_STEP first\n\t"                /* 8 elements of both rows */                       \
+    "ldmia   r0!, {r5, r6, r7, r8}\n\t"                                                            \
+    "ldrd    r9, r10, [r1], #8\n\t"                                                                \
+    "ESL_ROW8 r3, r9, r10, r11, r5, r6, r7, r8, \\first\n\t"                                       \
+    "ldrd    r9, r10, [r2], #8\n\t"                                                                \
+    "ESL_ROW8 r4, r9, r10, r11, r5, r6, r7, r8, \\first\n\t"                                       \
+    ".endm\n\t"                                                                                    \
+    ".macro W8R_FLOAT\n\t"                     /* s8, s9 += (float)(r3, r4) * (ws * s4) */         \
+    "vmov    s0, s1, r3, r4\n\t"                                                                   \
+    "vcvt.f32.s32 s0, s0\n\t"                                                                      \
+    "vcvt.f32.s32 s1, s1\n\t"                                                                      \
+    "vldmia  r12!, {s2}\n\t"                   /* ws[i][g] */                                      \
+    "vldmia  lr!, {s3}\n\t"                    /* ws[i + 1][g] */                                  \
+    "vmul.f32 s2, s2, s4\n\t"                                                                      \
+    "vmul.f32 s3, s3, s4\n\t"                                                                      \
+    "vmla.f32 s8, s0, s2\n\t"                                                                      \
+    "vmla.f32 s9, s1, s3\n\t"                                                                      \
+    ".endm\n\t"                                                                                    \
+    "push    {r4-r11, lr}\n\t"                                                                     \
+    "sub     sp, sp, #28\n\t"                                                                      \
+    "ldmia   r0, {r1-r11}\n\t"                                                                     \
+    "stmia   sp, {r1-r7}\n\t"                  /* y, y_end, ws_skip, w_skip, x, x_full, x_end */   \
+    "mov     r0, r5\n\t"                                                                           \
+    "mov     r1, r8\n\t"                                                                           \
+    "mov     r2, r9\n\t"                                                                           \
+    "mov     r12, r10\n\t"                                                                         \
+    "mov     lr, r11\n\t"                                                                          \
+    "1:\n\t"                                   /* a pair of rows */                                \
+    "movs    r11, #0\n\t"                                                                          \
+    "vmov    s8, s9, r11, r11\n\t"             /* the float sums start at 0.0f */                  \
+    "2:\n\t"                                   /* a full group */                                  \
+    "vldmia  r0!, {s4}\n\t"                    /* xs[g] */                                         \
+    "W8R_STEP 1\n\t"                                                                               \
+    ".rept   " steps " - 1\n\t"                                                                    \
+    "W8R_STEP 0\n\t"                                                                               \
+    ".endr\n\t"                                                                                    \
+    "W8R_FLOAT\n\t"                                                                                \
+    "ldr     r11, [sp, #20]\n\t"                                                                   \
+    "cmp     r0, r11\n\t"                                                                          \
+    "bne     2b\n\t"                                                                               \
+    "ldr     r10, [sp, #24]\n\t"                                                                   \
+    "cmp     r0, r10\n\t"                                                                          \
+    "beq     4f\n\t"                                                                               \
+    "vldmia  r0!, {s4}\n\t"                    /* the short group, 4 elements at a time */         \
+    "movs    r3, #0\n\t"                                                                           \
+    "movs    r4, #0\n\t"                                                                           \
+    "3:\n\t"                                                                                       \
+    "ldrd    r5, r6, [r0], #8\n\t"                                                                 \
+    "ldr     r9, [r1], #4\n\t"                                                                     \
+    "sxtb16  r11, r9\n\t"                                                                          \
+    "smlad   r3, r11, r5, r3\n\t"                                                                  \
+    "sxtb16  r9, r9, ror #8\n\t"                                                                   \
+    "smlad   r3, r9, r6, r3\n\t"                                                                   \
+    "ldr     r9, [r2], #4\n\t"                                                                     \
+    "sxtb16  r11, r9\n\t"                                                                          \
+    "smlad   r4, r11, r5, r4\n\t"                                                                  \
+    "sxtb16  r9, r9, ror #8\n\t"                                                                   \
+    "smlad   r4, r9, r6, r4\n\t"                                                                   \
+    "cmp     r0, r10\n\t"                                                                          \
+    "bne     3b\n\t"                                                                               \
+    "W8R_FLOAT\n\t"                                                                                \
+    "4:\n\t"                                                                                       \
+    "ldmia   sp, {r5-r9}\n\t"                  /* y, y_end, ws_skip, w_skip, x */                  \
+    "vstmia  r5!, {s8, s9}\n\t"                                                                    \
+    "str     r5, [sp]\n\t"                                                                         \
+    "add     r12, r12, r7\n\t"                                                                     \
+    "add     lr, lr, r7\n\t"                                                                       \
+    "add     r1, r1, r8\n\t"                                                                       \
+    "add     r2, r2, r8\n\t"                                                                       \
+    "mov     r0, r9\n\t"                                                                           \
+    "cmp     r5, r6\n\t"                                                                           \
+    "bne     1b\n\t"                                                                               \
+    "add     sp, sp, #28\n\t"                                                                      \
+    "pop     {r4-r11, pc}\n\t"                                                                     \
+    ".purgem W8R_FLOAT\n\t"                                                                        \
+    ".purgem W8R_STEP\n\t"                                                                         \
+    ESL_ASM_ROW8_END
+
+/* Groups of 32: 89 instructions per 64 MACs a full group and pair (1.39 a MAC). */
+__attribute__((naked, noinline)) static void w8_rows32(__attribute__((unused)) const w8_rows_t *a)
 {
-    __asm__ volatile(
-        ESL_ASM_ROW8                               /* 8 weights (r9, r10) x r5-r8 */
-        ".macro G32_STEP first\n\t"                /* 8 elements of both rows */
-        "ldmia   r0!, {r5, r6, r7, r8}\n\t"
-        "ldrd    r9, r10, [r1], #8\n\t"
-        "ESL_ROW8 r3, r9, r10, r11, r5, r6, r7, r8, \\first\n\t"
-        "ldrd    r9, r10, [r2], #8\n\t"
-        "ESL_ROW8 r4, r9, r10, r11, r5, r6, r7, r8, \\first\n\t"
-        ".endm\n\t"
-        ".macro G32_FLOAT\n\t"                     /* s8, s9 += (float)(r3, r4) * (ws * s4) */
-        "vmov    s0, s1, r3, r4\n\t"
-        "vcvt.f32.s32 s0, s0\n\t"
-        "vcvt.f32.s32 s1, s1\n\t"
-        "vldmia  r12!, {s2}\n\t"                   /* ws[i][g] */
-        "vldmia  lr!, {s3}\n\t"                    /* ws[i + 1][g] */
-        "vmul.f32 s2, s2, s4\n\t"
-        "vmul.f32 s3, s3, s4\n\t"
-        "vmla.f32 s8, s0, s2\n\t"
-        "vmla.f32 s9, s1, s3\n\t"
-        ".endm\n\t"
-        "push    {r4-r11, lr}\n\t"
-        "sub     sp, sp, #28\n\t"
-        "ldmia   r0, {r1-r11}\n\t"
-        "stmia   sp, {r1-r7}\n\t"                  /* y, y_end, ws_skip, w_skip, x, x_full, x_end */
-        "mov     r0, r5\n\t"
-        "mov     r1, r8\n\t"
-        "mov     r2, r9\n\t"
-        "mov     r12, r10\n\t"
-        "mov     lr, r11\n\t"
-        "1:\n\t"                                   /* a pair of rows */
-        "movs    r11, #0\n\t"
-        "vmov    s8, s9, r11, r11\n\t"             /* the float sums start at 0.0f */
-        "2:\n\t"                                   /* a full group */
-        "vldmia  r0!, {s4}\n\t"                    /* xs[g] */
-        "G32_STEP 1\n\t"
-        "G32_STEP 0\n\t"
-        "G32_STEP 0\n\t"
-        "G32_STEP 0\n\t"
-        "G32_FLOAT\n\t"
-        "ldr     r11, [sp, #20]\n\t"
-        "cmp     r0, r11\n\t"
-        "bne     2b\n\t"
-        "ldr     r10, [sp, #24]\n\t"
-        "cmp     r0, r10\n\t"
-        "beq     4f\n\t"
-        "vldmia  r0!, {s4}\n\t"                    /* the short group, 4 elements at a time */
-        "movs    r3, #0\n\t"
-        "movs    r4, #0\n\t"
-        "3:\n\t"
-        "ldrd    r5, r6, [r0], #8\n\t"
-        "ldr     r9, [r1], #4\n\t"
-        "sxtb16  r11, r9\n\t"
-        "smlad   r3, r11, r5, r3\n\t"
-        "sxtb16  r9, r9, ror #8\n\t"
-        "smlad   r3, r9, r6, r3\n\t"
-        "ldr     r9, [r2], #4\n\t"
-        "sxtb16  r11, r9\n\t"
-        "smlad   r4, r11, r5, r4\n\t"
-        "sxtb16  r9, r9, ror #8\n\t"
-        "smlad   r4, r9, r6, r4\n\t"
-        "cmp     r0, r10\n\t"
-        "bne     3b\n\t"
-        "G32_FLOAT\n\t"
-        "4:\n\t"
-        "ldmia   sp, {r5-r9}\n\t"                  /* y, y_end, ws_skip, w_skip, x */
-        "vstmia  r5!, {s8, s9}\n\t"
-        "str     r5, [sp]\n\t"
-        "add     r12, r12, r7\n\t"
-        "add     lr, lr, r7\n\t"
-        "add     r1, r1, r8\n\t"
-        "add     r2, r2, r8\n\t"
-        "mov     r0, r9\n\t"
-        "cmp     r5, r6\n\t"
-        "bne     1b\n\t"
-        "add     sp, sp, #28\n\t"
-        "pop     {r4-r11, pc}\n\t"
-        ".purgem G32_FLOAT\n\t"
-        ".purgem G32_STEP\n\t"
-        ESL_ASM_ROW8_END);
+    __asm__ volatile(W8_ROWS_ASM("4"));
 }
 
-/* What g32x4 reads. */
+/* Groups of 16: 51 instructions per 32 MACs a full group and pair (1.59 a MAC; the 13 of xs,
+ * float work and loop come every 32 MACs). */
+__attribute__((naked, noinline)) static void w8_rows16(__attribute__((unused)) const w8_rows_t *a)
+{
+    __asm__ volatile(W8_ROWS_ASM("2"));
+}
+
+/* What w8x4_32 / w8x4_16 read. */
 typedef struct {
     float *y;
     float *y_end;             /* y + 4 * quads */
     const int8_t *w;          /* row 0 (64 weights a row) */
-    const float *ws;          /* row 0's two scales */
-    const uint8_t *x;         /* the stream (two full groups) */
-} g32x4_t;
+    const float *ws;          /* row 0's scales (2 or 4 a row) */
+    const uint8_t *x;         /* the stream (2 or 4 full groups) */
+} w8x4_t;
 
-/* Rows of 64 (two groups), four at a time. Registers: r0 x, r1 row 0 (rows 1-3 at +64, +128,
- * +192), r2-r5 the int sums, r6-r9 activation words, r10 r11 weights, r12 a temporary, lr the
- * scales; s0-s7 ws * xs, s8-s11 the float sums, s12 s13 xs[0] xs[1], s14 s15 temporaries. */
-__attribute__((naked, noinline)) static void g32x4(__attribute__((unused)) const g32x4_t *a)
+/* The macros of w8x4_32 and w8x4_16 (rows of 64, four at a time). Registers: r0 x, r1 row 0 (rows
+ * 1-3 at +64, +128, +192), r2-r5 the int sums, r6-r9 activation words, r10 r11 weights, r12 a
+ * temporary; s8-s11 the float sums, s14 s15 temporaries. W8X4_GROUP steps: a group of the four
+ * rows into r2-r5, 37 instructions an 8-chunk (LDM of x, per row LDRD and 8); W8X4_FLOAT:
+ * s8-s11 += (float)r2-r5 * \s0-\s3 (ws * xs of the group), 10 instructions. */
+#define W8X4_MACROS                                                                                \
+    ESL_ASM_ROW8                               /* 8 weights (r10, r11) x r6-r9 */                  \
+    ".macro W8X4_STEP first\n\t"               /* 8 elements of the four rows */                   \
+    "ldmia   r0!, {r6, r7, r8, r9}\n\t"                                                            \
+    "ldrd    r10, r11, [r1, #64]\n\t"                                                              \
+    "ESL_ROW8 r3, r10, r11, r12, r6, r7, r8, r9, \\first\n\t"                                      \
+    "ldrd    r10, r11, [r1, #128]\n\t"                                                             \
+    "ESL_ROW8 r4, r10, r11, r12, r6, r7, r8, r9, \\first\n\t"                                      \
+    "ldrd    r10, r11, [r1, #192]\n\t"                                                             \
+    "ESL_ROW8 r5, r10, r11, r12, r6, r7, r8, r9, \\first\n\t"                                      \
+    "ldrd    r10, r11, [r1], #8\n\t"           /* row 0 last: it moves the pointer */              \
+    "ESL_ROW8 r2, r10, r11, r12, r6, r7, r8, r9, \\first\n\t"                                      \
+    ".endm\n\t"                                                                                    \
+    ".macro W8X4_GROUP steps\n\t"                                                                  \
+    "W8X4_STEP 1\n\t"                                                                              \
+    ".rept   \\steps - 1\n\t"                                                                      \
+    "W8X4_STEP 0\n\t"                                                                              \
+    ".endr\n\t"                                                                                    \
+    ".endm\n\t"                                                                                    \
+    ".macro W8X4_FLOAT s0, s1, s2, s3\n\t"                                                         \
+    "vmov    s14, s15, r2, r3\n\t"                                                                 \
+    "vcvt.f32.s32 s14, s14\n\t"                                                                    \
+    "vcvt.f32.s32 s15, s15\n\t"                                                                    \
+    "vmla.f32 s8, s14, \\s0\n\t"                                                                   \
+    "vmla.f32 s9, s15, \\s1\n\t"                                                                   \
+    "vmov    s14, s15, r4, r5\n\t"                                                                 \
+    "vcvt.f32.s32 s14, s14\n\t"                                                                    \
+    "vcvt.f32.s32 s15, s15\n\t"                                                                    \
+    "vmla.f32 s10, s14, \\s2\n\t"                                                                  \
+    "vmla.f32 s11, s15, \\s3\n\t"                                                                  \
+    ".endm\n\t"
+#define W8X4_MACROS_END                                                                            \
+    ".purgem W8X4_FLOAT\n\t.purgem W8X4_GROUP\n\t.purgem W8X4_STEP\n\t" ESL_ASM_ROW8_END
+
+/* Groups of 32, rows of 64 (two groups), four at a time: y[i] = seqsum over the groups of
+ * (float)isum * (ws[i][g] * xs[g]). 336 instructions per 256 MACs (1.31 a MAC): 2 groups of 148
+ * and 10 of float work, 8 VMUL of ws * xs, 12 more. Also lr the scales; s0-s7 ws * xs, s12 s13
+ * xs[0] xs[1]. */
+__attribute__((naked, noinline)) static void w8x4_32(__attribute__((unused)) const w8x4_t *a)
 {
     __asm__ volatile(
-        ESL_ASM_ROW8                               /* 8 weights (r10, r11) x r6-r9 */
-        ".macro G32X4_GROUP\n\t"                   /* 32 elements of the four rows into r2-r5 */
-        ".irp first, 1, 0, 0, 0\n\t"
-        "ldmia   r0!, {r6, r7, r8, r9}\n\t"
-        "ldrd    r10, r11, [r1, #64]\n\t"
-        "ESL_ROW8 r3, r10, r11, r12, r6, r7, r8, r9, \\first\n\t"
-        "ldrd    r10, r11, [r1, #128]\n\t"
-        "ESL_ROW8 r4, r10, r11, r12, r6, r7, r8, r9, \\first\n\t"
-        "ldrd    r10, r11, [r1, #192]\n\t"
-        "ESL_ROW8 r5, r10, r11, r12, r6, r7, r8, r9, \\first\n\t"
-        "ldrd    r10, r11, [r1], #8\n\t"           /* row 0 last: it moves the pointer */
-        "ESL_ROW8 r2, r10, r11, r12, r6, r7, r8, r9, \\first\n\t"
-        ".endr\n\t"
-        ".endm\n\t"
-        ".macro G32X4_FLOAT s0, s1, s2, s3\n\t"    /* s8-s11 += (float)r2-r5 * \s0-\s3 */
-        "vmov    s14, s15, r2, r3\n\t"
-        "vcvt.f32.s32 s14, s14\n\t"
-        "vcvt.f32.s32 s15, s15\n\t"
-        "vmla.f32 s8, s14, \\s0\n\t"
-        "vmla.f32 s9, s15, \\s1\n\t"
-        "vmov    s14, s15, r4, r5\n\t"
-        "vcvt.f32.s32 s14, s14\n\t"
-        "vcvt.f32.s32 s15, s15\n\t"
-        "vmla.f32 s10, s14, \\s2\n\t"
-        "vmla.f32 s11, s15, \\s3\n\t"
-        ".endm\n\t"
+        W8X4_MACROS
         "push    {r4-r11, lr}\n\t"
         "sub     sp, sp, #12\n\t"
         "ldmia   r0, {r1-r5}\n\t"                  /* y, y_end, w, ws, x */
@@ -549,11 +580,11 @@ __attribute__((naked, noinline)) static void g32x4(__attribute__((unused)) const
         "vmul.f32 s5, s5, s13\n\t"
         "vmul.f32 s6, s6, s12\n\t"
         "vmul.f32 s7, s7, s13\n\t"
-        "G32X4_GROUP\n\t"
-        "G32X4_FLOAT s0, s2, s4, s6\n\t"
+        "W8X4_GROUP 4\n\t"
+        "W8X4_FLOAT s0, s2, s4, s6\n\t"
         "add     r0, r0, #4\n\t"                   /* over xs[1] */
-        "G32X4_GROUP\n\t"
-        "G32X4_FLOAT s1, s3, s5, s7\n\t"
+        "W8X4_GROUP 4\n\t"
+        "W8X4_FLOAT s1, s3, s5, s7\n\t"
         "ldmia   sp, {r10, r11}\n\t"               /* y, y_end */
         "vstmia  r10!, {s8-s11}\n\t"
         "str     r10, [sp]\n\t"
@@ -563,47 +594,122 @@ __attribute__((naked, noinline)) static void g32x4(__attribute__((unused)) const
         "bne     1b\n\t"
         "add     sp, sp, #12\n\t"
         "pop     {r4-r11, pc}\n\t"
-        ".purgem G32X4_FLOAT\n\t"
-        ".purgem G32X4_GROUP\n\t"
-        ESL_ASM_ROW8_END);
+        W8X4_MACROS_END);
 }
 
-/* Whether W and the scratch suit the fast path: groups of 32, rows and scratch word-aligned. */
-static int g32_fits(const esl_weight_t *w, const void *scratch)
+/* Groups of 16, rows of 64 (four groups), four at a time: y[i] = seqsum over the groups of
+ * (float)isum * (ws[i][g] * xs[g]). 366 instructions per 256 MACs (1.43 a MAC): 4 groups of 74
+ * and 10 of float work, 16 VMUL of ws * xs, 14 more. Also lr the scales; s0-s3 xs[0]-xs[3],
+ * s16-s31 ws * xs (s16 + 4 * r + g: row r, group g; callee-saved, so VPUSH / VPOP once a call). */
+__attribute__((naked, noinline)) static void w8x4_16(__attribute__((unused)) const w8x4_t *a)
 {
-    return w->group_size == 32u && w->cols >= 32u &&
+    __asm__ volatile(
+        W8X4_MACROS
+        "push    {r4-r11, lr}\n\t"
+        "vpush   {s16-s31}\n\t"
+        "sub     sp, sp, #12\n\t"
+        "ldmia   r0, {r1-r5}\n\t"                  /* y, y_end, w, ws, x */
+        "stmia   sp, {r1, r2}\n\t"                 /* [sp]: y, y_end */
+        "vldr    s0, [r5]\n\t"                     /* xs[0] */
+        "vldr    s1, [r5, #36]\n\t"                /* xs[1] */
+        "vldr    s2, [r5, #72]\n\t"                /* xs[2] */
+        "vldr    s3, [r5, #108]\n\t"               /* xs[3] */
+        "mov     lr, r4\n\t"
+        "add     r0, r5, #4\n\t"
+        "mov     r1, r3\n\t"
+        "1:\n\t"                                   /* four rows */
+        "movs    r10, #0\n\t"
+        "vmov    s8, s9, r10, r10\n\t"             /* the float sums start at 0.0f */
+        "vmov    s10, s11, r10, r10\n\t"
+        "vldmia  lr!, {s16-s31}\n\t"               /* ws[i][0..3], ws[i+1][0..3], ... ws[i+3][0..3] */
+        ".irp    p, s16, s20, s24, s28\n\t"        /* ws * xs */
+        "vmul.f32 \\p, \\p, s0\n\t"
+        ".endr\n\t"
+        ".irp    p, s17, s21, s25, s29\n\t"
+        "vmul.f32 \\p, \\p, s1\n\t"
+        ".endr\n\t"
+        ".irp    p, s18, s22, s26, s30\n\t"
+        "vmul.f32 \\p, \\p, s2\n\t"
+        ".endr\n\t"
+        ".irp    p, s19, s23, s27, s31\n\t"
+        "vmul.f32 \\p, \\p, s3\n\t"
+        ".endr\n\t"
+        "W8X4_GROUP 2\n\t"
+        "W8X4_FLOAT s16, s20, s24, s28\n\t"
+        "add     r0, r0, #4\n\t"                   /* over xs[1] */
+        "W8X4_GROUP 2\n\t"
+        "W8X4_FLOAT s17, s21, s25, s29\n\t"
+        "add     r0, r0, #4\n\t"                   /* over xs[2] */
+        "W8X4_GROUP 2\n\t"
+        "W8X4_FLOAT s18, s22, s26, s30\n\t"
+        "add     r0, r0, #4\n\t"                   /* over xs[3] */
+        "W8X4_GROUP 2\n\t"
+        "W8X4_FLOAT s19, s23, s27, s31\n\t"
+        "ldmia   sp, {r10, r11}\n\t"               /* y, y_end */
+        "vstmia  r10!, {s8-s11}\n\t"
+        "str     r10, [sp]\n\t"
+        "sub     r0, r0, #140\n\t"                 /* x again */
+        "add     r1, r1, #192\n\t"                 /* row 0 + 64 -> row 4 */
+        "cmp     r10, r11\n\t"
+        "bne     1b\n\t"
+        "add     sp, sp, #12\n\t"
+        "vpop    {s16-s31}\n\t"
+        "pop     {r4-r11, pc}\n\t"
+        W8X4_MACROS_END);
+}
+
+/* Whether W and the scratch suit the fast path for groups of gs (32 or 16): at least one full
+ * group, rows and scratch word-aligned. */
+static inline int w8_fits(const esl_weight_t *w, const void *scratch, uint32_t gs)
+{
+    return w->group_size == gs && w->cols >= gs &&
            (((uintptr_t)w->data | (uintptr_t)scratch | w->cols) & 3u) == 0u;
 }
 
-/* y = W @ x for g32_fits; with ready, the stream is already laid out (by the matmul before, which
- * took this path too: the same cols and group size, and the generated weights are 8-byte aligned). */
-static void matmul_g32(float *y, const esl_weight_t *w, const xq_t *xq, uint8_t *stream, int ready)
+/* y = W @ x for w8_fits, gs its group size (a constant: one copy of this per group size); with
+ * ready, the stream is already laid out (by the matmul before, which took this path too: the same
+ * cols and group size, and the generated weights are 8-byte aligned). */
+static inline __attribute__((always_inline)) void matmul_w8_gs(float *y, const esl_weight_t *w, const xq_t *xq,
+                                                               uint8_t *stream, int ready, uint32_t gs)
 {
     const uint32_t rows = w->rows, cols = w->cols, ng = w->n_groups;
     const int8_t *data = (const int8_t *)w->data;
     const float *ws = w->scales;
-    if (!ready) prepare_g32(stream, xq, cols, ng);
+    void (*const pairs)(const w8_rows_t *) = (gs == 16u) ? w8_rows16 : w8_rows32;
+    if (!ready) prepare_w8(stream, xq, cols, ng, gs);
     uint32_t i = 0;
     if (cols == 64u && rows >= 4u) {
         i = rows & ~3u;
-        const g32x4_t a = { y, y + i, data, ws, stream };
-        g32x4(&a);
+        const w8x4_t a = { y, y + i, data, ws, stream };
+        if (gs == 16u) w8x4_16(&a);
+        else w8x4_32(&a);
     }
-    const uint8_t *x_full = stream + G32_BYTES * (cols / 32u), *x_end = stream + 4u * ng + 2u * cols;
+    const uint8_t *x_full = stream + W8_BYTES(gs) * (cols / gs), *x_end = stream + 4u * ng + 2u * cols;
     if (i + 2u <= rows) {
         const uint32_t n = (rows - i) & ~1u;
-        const g32_rows_t a = { y + i, y + i + n, 4u * ng, cols, stream, x_full, x_end,
-                               data + i * cols, data + (i + 1u) * cols, ws + i * ng, ws + (i + 1u) * ng };
-        g32_rows(&a);
+        const w8_rows_t a = { y + i, y + i + n, 4u * ng, cols, stream, x_full, x_end,
+                              data + i * cols, data + (i + 1u) * cols, ws + i * ng, ws + (i + 1u) * ng };
+        pairs(&a);
         i += n;
     }
     if (i < rows) {                                   /* an odd last row: a pair with itself */
         float y2[2];
-        const g32_rows_t a = { y2, y2 + 2, 0u, 0u, stream, x_full, x_end,
-                               data + i * cols, data + i * cols, ws + i * ng, ws + i * ng };
-        g32_rows(&a);
+        const w8_rows_t a = { y2, y2 + 2, 0u, 0u, stream, x_full, x_end,
+                              data + i * cols, data + i * cols, ws + i * ng, ws + i * ng };
+        pairs(&a);
         y[i] = y2[0];
     }
+}
+
+/* matmul_w8_gs for each group size (out of line: matmul_one_core is inlined twice). */
+static void matmul_w8_32(float *y, const esl_weight_t *w, const xq_t *xq, uint8_t *stream, int ready)
+{
+    matmul_w8_gs(y, w, xq, stream, ready, 32u);
+}
+
+static void matmul_w8_16(float *y, const esl_weight_t *w, const xq_t *xq, uint8_t *stream, int ready)
+{
+    matmul_w8_gs(y, w, xq, stream, ready, 16u);
 }
 #endif
 
@@ -795,8 +901,13 @@ __attribute__((always_inline)) static inline void matmul_one_core(float *y, cons
     int16_t *x16 = (int16_t *)(void *)(xs + w->n_groups);
     if (!ready) quantize_x(xq, xs, x, w->cols, w->group_size);
 #if ESL_KERNELS_DSP && !ESL_KERNELS_MVE && ESL_DSP_VFP
-    if (g32_fits(w, scratch)) {
-        matmul_g32(y, w, xq, (uint8_t *)xs, ready);
+    /* groups of 32 the likely case: its call keeps its own epilogue (no extra branch to a shared one) */
+    if (__builtin_expect(w8_fits(w, scratch, 32u), 1)) {
+        matmul_w8_32(y, w, xq, (uint8_t *)xs, ready);
+        return;
+    }
+    if (w8_fits(w, scratch, 16u)) {
+        matmul_w8_16(y, w, xq, (uint8_t *)xs, ready);
         return;
     }
 #endif
