@@ -32,11 +32,16 @@ def _no_scratch(step: Step, max_seq: int) -> int:
 def work_units(step: Step, cfg: ModelConfig, pos: int) -> dict[str, float]:
     """What a step does at position pos, in the units its cost is counted in (one "call" each).
     matmul: MACs, rows and columns (the input is quantized once per call, unless the previous
-    matmul prepared it); attention: scores (one per head and cached position, each a dot
-    product, an exp and a weighted sum of head_size); everything else: elements."""
+    matmul prepared it) and, for the quantized ones, groups (rows x groups per row: each has its
+    float work, twice as many with groups of 16 as of 32); attention: scores (one per head and
+    cached position, each a dot product, an exp and a weighted sum of head_size); everything else:
+    elements."""
     if step.op == "matmul":     # an input the previous matmul prepared is not quantized again
-        return {"call": 1, "mac": step.rows * step.cols, "row": step.rows,
-                "col": 0 if step.input_prepared else step.cols}
+        units = {"call": 1, "mac": step.rows * step.cols, "row": step.rows,
+                 "col": 0 if step.input_prepared else step.cols}
+        if step.group_size:
+            units["group"] = step.rows * -(-step.cols // step.group_size)
+        return units
     if step.op == "attention":
         return {"call": 1, "score": cfg.n_heads * (pos + 1)}
     if step.op == "embed":
