@@ -16,6 +16,17 @@
 #define ESL_DSP_VFP 0
 #endif
 
+/* The group sizes the matmuls' DSP fast paths serve in this build: the scheme's (ESL_MATMUL_GROUP_SIZE,
+ * from edgeslm.lower.codegen.scheme_defines), or both where the build does not say (the kernel
+ * checks). A build for groups of 32 then links no routine for 16, and the reverse. */
+#if defined(ESL_MATMUL_GROUP_SIZE)
+#define ESL_FAST_G32 (ESL_MATMUL_GROUP_SIZE == 32)
+#define ESL_FAST_G16 (ESL_MATMUL_GROUP_SIZE == 16)
+#else
+#define ESL_FAST_G32 1
+#define ESL_FAST_G16 1
+#endif
+
 /* LDR of 4 bytes at any address: unaligned access is fine on v7-M and v8-M Mainline. */
 static inline uint32_t esl_ld32(const void *p)
 {

@@ -500,10 +500,15 @@ static void matmul_one_core(float *y, const esl_weight_t *w, const float *x, voi
     int16_t *x16 = (int16_t *)(void *)(xsum + w->n_groups);
     if (!ready) esl_quantize_i8(xq, xs, x, w->cols, w->group_size);
 #if ESL_DSP_VFP
-    if (w4_fits(w, scratch)) {
-        if (w->group_size == 16u) matmul_w4(y, w, xq, (uint8_t *)xs, ready, 16u);
-        else matmul_w4(y, w, xq, (uint8_t *)xs, ready, 32u);
-        return;
+    if (w4_fits(w, scratch)) {                  /* only the build's group size (esl_arm_dsp.h) */
+        if (ESL_FAST_G16 && w->group_size == 16u) {
+            matmul_w4(y, w, xq, (uint8_t *)xs, ready, 16u);
+            return;
+        }
+        if (ESL_FAST_G32 && w->group_size == 32u) {
+            matmul_w4(y, w, xq, (uint8_t *)xs, ready, 32u);
+            return;
+        }
     }
 #endif
     if (!ready) prepare_x(xq, x16, xsum, w->cols, w->group_size);

@@ -901,12 +901,13 @@ __attribute__((always_inline)) static inline void matmul_one_core(float *y, cons
     int16_t *x16 = (int16_t *)(void *)(xs + w->n_groups);
     if (!ready) quantize_x(xq, xs, x, w->cols, w->group_size);
 #if ESL_KERNELS_DSP && !ESL_KERNELS_MVE && ESL_DSP_VFP
-    /* groups of 32 the likely case: its call keeps its own epilogue (no extra branch to a shared one) */
-    if (__builtin_expect(w8_fits(w, scratch, 32u), 1)) {
+    /* groups of 32 the likely case: its call keeps its own epilogue (no extra branch to a shared one);
+     * only the build's group size (esl_arm_dsp.h) */
+    if (ESL_FAST_G32 && __builtin_expect(w8_fits(w, scratch, 32u), 1)) {
         matmul_w8_32(y, w, xq, (uint8_t *)xs, ready);
         return;
     }
-    if (w8_fits(w, scratch, 16u)) {
+    if (ESL_FAST_G16 && w8_fits(w, scratch, 16u)) {
         matmul_w8_16(y, w, xq, (uint8_t *)xs, ready);
         return;
     }

@@ -128,8 +128,12 @@ def build_settings(plan: Plan) -> dict:
 
 
 def scheme_defines(scheme) -> dict[str, int]:
-    """What the kernels take from the scheme at build time: the w8f matmuls' int16 activations."""
-    return {"ESL_MATMUL_X16": 1} if scheme.act_bits == 16 else {}
+    """What the kernels take from the scheme at build time: the w8f matmuls' int16 activations, and
+    the group size the quantized matmuls work in (their DSP fast paths link only that one's routines)."""
+    out = {"ESL_MATMUL_X16": 1} if scheme.act_bits == 16 else {}
+    if scheme.name in ("q8", "q4"):
+        out["ESL_MATMUL_GROUP_SIZE"] = scheme.kernel_group_size
+    return out
 
 
 def _cluster_defines(plan: Plan) -> dict[str, int]:
