@@ -556,45 +556,9 @@ typedef struct {
  * xs[0] xs[1]. */
 __attribute__((naked, noinline)) static void w8x4_32(__attribute__((unused)) const w8x4_t *a)
 {
-    __asm__ volatile(
-        W8X4_MACROS
-        "push    {r4-r11, lr}\n\t"
-        "sub     sp, sp, #12\n\t"
-        "ldmia   r0, {r1-r5}\n\t"                  /* y, y_end, w, ws, x */
-        "stmia   sp, {r1, r2}\n\t"                 /* [sp]: y, y_end */
-        "vldr    s12, [r5]\n\t"                    /* xs[0] */
-        "vldr    s13, [r5, #68]\n\t"               /* xs[1] */
-        "mov     lr, r4\n\t"
-        "add     r0, r5, #4\n\t"
-        "mov     r1, r3\n\t"
-        "1:\n\t"                                   /* four rows */
-        "movs    r10, #0\n\t"
-        "vmov    s8, s9, r10, r10\n\t"             /* the float sums start at 0.0f */
-        "vmov    s10, s11, r10, r10\n\t"
-        "vldmia  lr!, {s0-s7}\n\t"                 /* ws[i][0], ws[i][1], ws[i+1][0], ... ws[i+3][1] */
-        "vmul.f32 s0, s0, s12\n\t"                 /* ws * xs */
-        "vmul.f32 s1, s1, s13\n\t"
-        "vmul.f32 s2, s2, s12\n\t"
-        "vmul.f32 s3, s3, s13\n\t"
-        "vmul.f32 s4, s4, s12\n\t"
-        "vmul.f32 s5, s5, s13\n\t"
-        "vmul.f32 s6, s6, s12\n\t"
-        "vmul.f32 s7, s7, s13\n\t"
-        "W8X4_GROUP 4\n\t"
-        "W8X4_FLOAT s0, s2, s4, s6\n\t"
-        "add     r0, r0, #4\n\t"                   /* over xs[1] */
-        "W8X4_GROUP 4\n\t"
-        "W8X4_FLOAT s1, s3, s5, s7\n\t"
-        "ldmia   sp, {r10, r11}\n\t"               /* y, y_end */
-        "vstmia  r10!, {s8-s11}\n\t"
-        "str     r10, [sp]\n\t"
-        "sub     r0, r0, #132\n\t"                 /* x again */
-        "add     r1, r1, #192\n\t"                 /* row 0 + 64 -> row 4 */
-        "cmp     r10, r11\n\t"
-        "bne     1b\n\t"
-        "add     sp, sp, #12\n\t"
-        "pop     {r4-r11, pc}\n\t"
-        W8X4_MACROS_END);
+    __asm__ volatile(W8X4_MACROS
+                     ESL_X4_G32("W8X4_GROUP", "W8X4_FLOAT", "", "192")
+                     W8X4_MACROS_END);
 }
 
 /* Groups of 16, rows of 64 (four groups), four at a time: y[i] = seqsum over the groups of
@@ -603,59 +567,9 @@ __attribute__((naked, noinline)) static void w8x4_32(__attribute__((unused)) con
  * s16-s31 ws * xs (s16 + 4 * r + g: row r, group g; callee-saved, so VPUSH / VPOP once a call). */
 __attribute__((naked, noinline)) static void w8x4_16(__attribute__((unused)) const w8x4_t *a)
 {
-    __asm__ volatile(
-        W8X4_MACROS
-        "push    {r4-r11, lr}\n\t"
-        "vpush   {s16-s31}\n\t"
-        "sub     sp, sp, #12\n\t"
-        "ldmia   r0, {r1-r5}\n\t"                  /* y, y_end, w, ws, x */
-        "stmia   sp, {r1, r2}\n\t"                 /* [sp]: y, y_end */
-        "vldr    s0, [r5]\n\t"                     /* xs[0] */
-        "vldr    s1, [r5, #36]\n\t"                /* xs[1] */
-        "vldr    s2, [r5, #72]\n\t"                /* xs[2] */
-        "vldr    s3, [r5, #108]\n\t"               /* xs[3] */
-        "mov     lr, r4\n\t"
-        "add     r0, r5, #4\n\t"
-        "mov     r1, r3\n\t"
-        "1:\n\t"                                   /* four rows */
-        "movs    r10, #0\n\t"
-        "vmov    s8, s9, r10, r10\n\t"             /* the float sums start at 0.0f */
-        "vmov    s10, s11, r10, r10\n\t"
-        "vldmia  lr!, {s16-s31}\n\t"               /* ws[i][0..3], ws[i+1][0..3], ... ws[i+3][0..3] */
-        ".irp    p, s16, s20, s24, s28\n\t"        /* ws * xs */
-        "vmul.f32 \\p, \\p, s0\n\t"
-        ".endr\n\t"
-        ".irp    p, s17, s21, s25, s29\n\t"
-        "vmul.f32 \\p, \\p, s1\n\t"
-        ".endr\n\t"
-        ".irp    p, s18, s22, s26, s30\n\t"
-        "vmul.f32 \\p, \\p, s2\n\t"
-        ".endr\n\t"
-        ".irp    p, s19, s23, s27, s31\n\t"
-        "vmul.f32 \\p, \\p, s3\n\t"
-        ".endr\n\t"
-        "W8X4_GROUP 2\n\t"
-        "W8X4_FLOAT s16, s20, s24, s28\n\t"
-        "add     r0, r0, #4\n\t"                   /* over xs[1] */
-        "W8X4_GROUP 2\n\t"
-        "W8X4_FLOAT s17, s21, s25, s29\n\t"
-        "add     r0, r0, #4\n\t"                   /* over xs[2] */
-        "W8X4_GROUP 2\n\t"
-        "W8X4_FLOAT s18, s22, s26, s30\n\t"
-        "add     r0, r0, #4\n\t"                   /* over xs[3] */
-        "W8X4_GROUP 2\n\t"
-        "W8X4_FLOAT s19, s23, s27, s31\n\t"
-        "ldmia   sp, {r10, r11}\n\t"               /* y, y_end */
-        "vstmia  r10!, {s8-s11}\n\t"
-        "str     r10, [sp]\n\t"
-        "sub     r0, r0, #140\n\t"                 /* x again */
-        "add     r1, r1, #192\n\t"                 /* row 0 + 64 -> row 4 */
-        "cmp     r10, r11\n\t"
-        "bne     1b\n\t"
-        "add     sp, sp, #12\n\t"
-        "vpop    {s16-s31}\n\t"
-        "pop     {r4-r11, pc}\n\t"
-        W8X4_MACROS_END);
+    __asm__ volatile(W8X4_MACROS
+                     ESL_X4_G16("W8X4_GROUP", "W8X4_FLOAT", "", "192")
+                     W8X4_MACROS_END);
 }
 
 /* Whether W and the scratch suit the fast path for groups of gs (32 or 16): at least one full
