@@ -149,53 +149,33 @@ def build_cases(seed: int = SEED) -> tuple[list[Case], list[str]]:
                               [("y", y)], 4 * rows,
                               Step("matmul", contract, rows=rows, cols=cols, group_size=qt.group_size)))
 
-    # ---- matmul_w4f's DSP fast paths, groups of 32 and 16: rows of 64 four at a time with 1-3 rows
-    # after the quads (a pair, an odd row), other widths in pairs with a short last group of 8 + 4,
-    # 8 or 4 elements, a single group, an all-zero row and input group, the largest sums (weights
-    # +-7 against +-127, all of one sign), products that underflow (subnormal ws * xs)
-    for gs in (32, 16):
-        for rows, cols, kind in ((23, 64, "zero"), (6, 64, ""), (5, 172, ""), (3, 40, ""), (4, 36, ""),
-                                 (3, gs, ""), (5, 64, "extreme"), (7, 44, "extreme"), (6, 64, "tiny")):
-            w = normal(rows, cols)
-            x = normal(cols)
-            if kind == "zero":
-                w[0] = 0.0
-                x[gs:2 * gs] = 0.0
-            elif kind == "extreme":
-                sign = np.where(rng.random(cols) < 0.5, F(-1.0), F(1.0))
-                x = sign.copy()
-                w = np.where(rng.random((rows, cols)) < 0.5, F(-1.0), F(1.0))
-                w[0], w[1] = sign, -sign
-            elif kind == "tiny":
-                w, x = w * F(1e-17), x * F(1e-22)
-            qt = quantize_matrix(w, 4, gs)
-            cases.append(Case(f"matmul_w4f {rows}x{cols} gs{gs}" + (f" {kind}" if kind else ""), "matmul_w4f",
-                              {"w": f"&{d.weight(qt)}", "x": d.array(x)}, [("y", _Matmul(qt)(x))], 4 * rows,
-                              Step("matmul", "w4f", rows=rows, cols=cols, group_size=gs)))
-
-    # ---- matmul_w8f's DSP fast path for groups of 16 (int8 activations here; q8's int16 ones differ
-    # only in how x is laid out, tested by the q8 runs): rows of 64 four at a time with 1-3 rows after
-    # the quads, other widths in pairs with a short last group of 12, 8 or 4 elements (172 = 10 * 16
-    # + 12), a single group, an all-zero row and input group, the largest sums (weights +-127 against
-    # +-127, all of one sign), products that underflow (subnormal ws * xs)
-    for rows, cols, kind in ((23, 64, "zero"), (6, 64, ""), (5, 172, ""), (3, 40, ""), (4, 36, ""),
-                             (3, 16, ""), (5, 64, "extreme"), (7, 44, "extreme"), (6, 64, "tiny")):
-        w = normal(rows, cols)
-        x = normal(cols)
-        if kind == "zero":
-            w[0] = 0.0
-            x[16:32] = 0.0
-        elif kind == "extreme":
-            sign = np.where(rng.random(cols) < 0.5, F(-1.0), F(1.0))
-            x = sign.copy()
-            w = np.where(rng.random((rows, cols)) < 0.5, F(-1.0), F(1.0))
-            w[0], w[1] = sign, -sign
-        elif kind == "tiny":
-            w, x = w * F(1e-17), x * F(1e-22)
-        qt = quantize_matrix(w, 8, 16)
-        cases.append(Case(f"matmul_w8f {rows}x{cols} gs16" + (f" {kind}" if kind else ""), "matmul_w8f",
-                          {"w": f"&{d.weight(qt)}", "x": d.array(x)}, [("y", _Matmul(qt)(x))], 4 * rows,
-                          Step("matmul", "w8f", rows=rows, cols=cols, group_size=16)))
+    # ---- the DSP fast paths of matmul_w4f (groups of 32 and 16) and matmul_w8f (groups of 16; int8
+    # activations here, q8's int16 ones differ only in how x is laid out, tested by the q8 runs): rows
+    # of 64 four at a time with 1-3 rows after the quads (a pair, an odd row), other widths in pairs
+    # with a short last group (172 = 5 * 32 + 12 = 10 * 16 + 12; 8 + 4, 8 or 4 elements), a single
+    # group, an all-zero row and input group, the largest sums (weights at +-qmax against +-127, all of
+    # one sign), products that underflow (subnormal ws * xs)
+    for bits, contract, sizes in ((4, "w4f", (32, 16)), (8, "w8f", (16,))):
+        for gs in sizes:
+            for rows, cols, kind in ((23, 64, "zero"), (6, 64, ""), (5, 172, ""), (3, 40, ""), (4, 36, ""),
+                                     (3, gs, ""), (5, 64, "extreme"), (7, 44, "extreme"), (6, 64, "tiny")):
+                w = normal(rows, cols)
+                x = normal(cols)
+                if kind == "zero":
+                    w[0] = 0.0
+                    x[gs:2 * gs] = 0.0
+                elif kind == "extreme":
+                    sign = np.where(rng.random(cols) < 0.5, F(-1.0), F(1.0))
+                    x = sign.copy()
+                    w = np.where(rng.random((rows, cols)) < 0.5, F(-1.0), F(1.0))
+                    w[0], w[1] = sign, -sign
+                elif kind == "tiny":
+                    w, x = w * F(1e-17), x * F(1e-22)
+                qt = quantize_matrix(w, bits, gs)
+                cases.append(Case(f"matmul_{contract} {rows}x{cols} gs{gs}" + (f" {kind}" if kind else ""),
+                                  f"matmul_{contract}", {"w": f"&{d.weight(qt)}", "x": d.array(x)},
+                                  [("y", _Matmul(qt)(x))], 4 * rows,
+                                  Step("matmul", contract, rows=rows, cols=cols, group_size=gs)))
 
     # ---- embed: a ragged last group (70 = 32 + 32 + 6), first, middle and last token
     table = normal(20, 70)
