@@ -550,10 +550,8 @@ typedef struct {
 #define W8X4_MACROS_END                                                                            \
     ".purgem W8X4_FLOAT\n\t.purgem W8X4_GROUP\n\t.purgem W8X4_STEP\n\t" ESL_ASM_ROW8_END
 
-/* Groups of 32, rows of 64 (two groups), four at a time: y[i] = seqsum over the groups of
- * (float)isum * (ws[i][g] * xs[g]). 336 instructions per 256 MACs (1.31 a MAC): 2 groups of 148
- * and 10 of float work, 8 VMUL of ws * xs, 12 more. Also lr the scales; s0-s7 ws * xs, s12 s13
- * xs[0] xs[1]. */
+/* Rows of 64, four a pass, groups of 32: y[i] = seqsum over the groups of (float)isum *
+ * (ws[i][g] * xs[g]) in the frame ESL_X4_G32 (esl_arm_dsp.h); 336 instructions per 256 MACs (1.31 a MAC). */
 __attribute__((naked, noinline)) static void w8x4_32(__attribute__((unused)) const w8x4_t *a)
 {
     __asm__ volatile(W8X4_MACROS
@@ -561,10 +559,8 @@ __attribute__((naked, noinline)) static void w8x4_32(__attribute__((unused)) con
                      W8X4_MACROS_END);
 }
 
-/* Groups of 16, rows of 64 (four groups), four at a time: y[i] = seqsum over the groups of
- * (float)isum * (ws[i][g] * xs[g]). 366 instructions per 256 MACs (1.43 a MAC): 4 groups of 74
- * and 10 of float work, 16 VMUL of ws * xs, 14 more. Also lr the scales; s0-s3 xs[0]-xs[3],
- * s16-s31 ws * xs (s16 + 4 * r + g: row r, group g; callee-saved, so VPUSH / VPOP once a call). */
+/* Rows of 64, four a pass, groups of 16: y[i] = seqsum over the groups of (float)isum *
+ * (ws[i][g] * xs[g]) in the frame ESL_X4_G16 (esl_arm_dsp.h); 366 instructions per 256 MACs (1.43 a MAC). */
 __attribute__((naked, noinline)) static void w8x4_16(__attribute__((unused)) const w8x4_t *a)
 {
     __asm__ volatile(W8X4_MACROS
