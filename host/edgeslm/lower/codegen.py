@@ -153,12 +153,12 @@ def _cluster_defines(plan: Plan) -> dict[str, int]:
 
 
 def _pmsis_defines(plan: Plan) -> dict[str, int]:
-    """The cluster's L1 layout for the PMSIS back end (firmware/arch/riscv_pulp/pmsis/), which
-    allocates it at run time from these sizes (the QEMU back end has them from the linker script),
-    and the stacks of the cluster task it sends each token."""
+    """The cluster's L1 layout for the PMSIS back end (firmware/arch/riscv_pulp/pmsis/), which sizes
+    its static L1 array from these (the QEMU back end has them from the linker script), the stacks
+    of the cluster task it sends each token, and the console's baud rate."""
     c = plan.board.cluster
-    return {"ESL_CLUSTER_PMSIS": 1, "ESL_CL_SCRATCH_BYTES": plan.l1_scratch_bytes, "ESL_CL_TILES_AT": plan.cluster.tiles_at,
-            "ESL_CL_SLOT0_BYTES": plan.cluster.slot_bytes[0],
+    return {"ESL_CLUSTER_PMSIS": 1, "ESL_CL_SCRATCH_BYTES": plan.l1_scratch_bytes,
+            "ESL_CL_TILES_AT": plan.cluster.tiles_at, "ESL_CL_SLOT0_BYTES": plan.cluster.slot_bytes[0],
             "ESL_CL_WORKER_STACK_BYTES": c["worker_stack_bytes"],
             "ESL_CL_CONTROLLER_STACK_BYTES": c["controller_stack_bytes"],
             "ESL_CONSOLE_BAUD": int(plan.board.console.get("baud", 115200))}
