@@ -4,9 +4,10 @@
  * stores the byte in a ring and re-arms the read, so a byte that arrives while the runtime computes
  * a token waits in the ring (the host's ABORT, esl_port_getc between tokens). The uDMA behind the
  * driver reads and writes L2 only: every buffer here, and everything the runtime sends, is in L2.
- * Not verified on hardware or GVSoC (neither is available here): whether a callback may re-arm the
- * read depends on the OS layer the SDK is built with (pulpos and FreeRTOS both run callbacks in
- * the event loop on the fabric controller, not in an interrupt). */
+ * The task is initialised again before each read, as pmsis_api's task.h requires of a reused
+ * notification. Not verified on hardware or GVSoC (neither is available here): the API does not say
+ * in which context a callback runs (an interrupt or the OS's event loop), so whether it may start
+ * the next read from there is the SDK's to confirm. */
 #include "pmsis.h"
 #include "esl_port.h"
 

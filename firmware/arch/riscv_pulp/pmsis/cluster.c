@@ -11,9 +11,9 @@
  *
  * The cluster is opened (powered) on the first forward pass and stays open, so L1 keeps what a
  * matmul prefetched for the next token. Sizes come from the planner as defines
- * (edgeslm.lower.codegen._pmsis_defines): each
- * worker's scratch and where its DMA tiles and first-tile slot 0 start, the stacks of the cluster
- * task (the controller's, which runs the step loop, and each worker's).
+ * (edgeslm.lower.codegen._pmsis_defines): each worker's scratch and where its DMA tiles and
+ * first-tile slot 0 start, the stacks of the cluster task (the controller's, which runs the step
+ * loop, and each worker's).
  *
  * Not verified on hardware or GVSoC (neither is available here): whether GAP9's cluster controller
  * (core 8) takes part in pi_cl_team_fork is not in the public API, so the forked entry runs the
