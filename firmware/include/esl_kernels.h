@@ -17,12 +17,21 @@
 #define ESL_KERNELS_H
 
 #include <stdint.h>
+#include <string.h>
 #include "esl_types.h"
 #if ESL_KERNELS_DSP && defined(__ARM_FEATURE_SAT)
 #include <arm_acle.h>
 #endif
 
 /* ---- helpers shared by kernels (firmware/kernels/common) -------------------------------- */
+
+/* A float's IEEE-754 bit pattern (for integer compares, and for assembly operands in core registers). */
+static inline uint32_t esl_f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
 
 /* x clamped to [-87, 88]; k = nearest integer to x*log2(e) (ties away); r = (x - k*LN2_HI) - k*LN2_LO;
  * p = Horner over 1/i!, i = 6..0; returns p * 2^k (exact scaling). Never returns a subnormal. */

@@ -35,15 +35,6 @@
  * never fused, in the same order. */
 #if ESL_KERNELS_DSP && defined(__ARM_FP) && (__ARM_FP & 4) && defined(__thumb2__)
 #define ESL_ATT_VFP 1
-#include <string.h>
-
-static inline uint32_t esl_att_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
 /* Element i of the row (s<i>) against q[i] of both heads (s<a>, s<b>): da, db (s8, s9) += products. */
 #define ESL_ATT_SCORE(i, a, b)                                                                        \
     "vmul.f32 s10, s" #a ", s" #i "\n\t"                                                             \
@@ -94,7 +85,7 @@ __attribute__((noinline)) static void esl_scores8x2_vfp(float *ea, float *eb, co
         "vstr    s12, [%[ma]]\n\t"
         "vstr    s13, [%[mb]]\n\t"
         : [ea] "+r"(ea), [eb] "+r"(eb), [k] "+r"(k), [n] "+r"(n)
-        : [q] "r"(q), [stride] "r"(stride), [inv] "r"(esl_att_bits(inv)), [ma] "r"(ma), [mb] "r"(mb)
+        : [q] "r"(q), [stride] "r"(stride), [inv] "r"(esl_f32_bits(inv)), [ma] "r"(ma), [mb] "r"(mb)
         : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", "s14",
           "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29",
           "s30", "s31", "cc", "memory");
@@ -132,7 +123,7 @@ __attribute__((noinline)) static void esl_values8x2_vfp(float *o, const float *e
         "bne     1b\n\t"
         "vstmia  %[o], {s16-s31}\n\t"
         : [ea] "+r"(ea), [eb] "+r"(eb), [v] "+r"(v), [n] "+r"(n)
-        : [o] "r"(o), [stride] "r"(stride), [ia] "r"(esl_att_bits(inva)), [ib] "r"(esl_att_bits(invb)),
+        : [o] "r"(o), [stride] "r"(stride), [ia] "r"(esl_f32_bits(inva)), [ib] "r"(esl_f32_bits(invb)),
           [zero] "r"(zero)
         : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13",
           "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29",

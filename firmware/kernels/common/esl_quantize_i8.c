@@ -30,13 +30,6 @@
 #define QUANTIZE_RV32 0
 #endif
 
-static inline uint32_t bits_of(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
 /* The largest |x[j]|, j < n, as its bit pattern shifted left by one (a NaN: above 0xFF000000). */
 static uint32_t amax_bits2(const float *x, uint32_t n)
 {
@@ -96,7 +89,7 @@ static uint32_t amax_bits2(const float *x, uint32_t n)
     }
 #endif
     for (; j < n; j++) {
-        const uint32_t b = bits_of(x[j]) << 1;
+        const uint32_t b = esl_f32_bits(x[j]) << 1;
         if (b > m) m = b;
     }
     return m;
@@ -226,7 +219,7 @@ __attribute__((noinline)) static void quantize_group(void *qg, float *s, const f
     const float inv = qmax / amax;
     uint32_t j = lo;
 #if QUANTIZE_ASM
-    if (m < 0xFF000000u && bits_of(inv) < 0x7F800000u) {                     /* amax, inv finite */
+    if (m < 0xFF000000u && esl_f32_bits(inv) < 0x7F800000u) {                     /* amax, inv finite */
         const uint32_t n = hi - lo;
         const float *p = xg + lo, *const end = p + (n & ~7u);
         if (wide) {
@@ -242,7 +235,7 @@ __attribute__((noinline)) static void quantize_group(void *qg, float *s, const f
     }
 #endif
 #if QUANTIZE_RV32
-    if (m < 0xFF000000u && bits_of(inv) < 0x7F800000u && hi - lo >= 8u) {    /* amax, inv finite */
+    if (m < 0xFF000000u && esl_f32_bits(inv) < 0x7F800000u && hi - lo >= 8u) {    /* amax, inv finite */
         const uint32_t n = hi - lo;
         const float *p = xg + lo, *const end = p + (n & ~7u);
         int32_t b;
