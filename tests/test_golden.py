@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgeslm.quant import get_scheme, quantize, quantize_matrix, unpack_int4
-from edgeslm.quant.golden import (EXP_POLY, LN2_HI, LN2_LO, LOG2E, GoldenEngine, _Matmul,
+from edgeslm.quant.golden import (EXP2_HI, EXP2_LO, EXP_SCALE, GoldenEngine, _Matmul,
                                   esl_expf, quantize_i8, softmax)
 from edgeslm.reference import rmsnorm
 
@@ -19,13 +19,11 @@ F = np.float32
 
 def spec_expf(x: float) -> np.float32:
     x = F(min(max(F(x), F(-87.0)), F(88.0)))
-    k = int(x * LOG2E + (F(0.5) if x >= 0 else F(-0.5)))     # int() truncates like a C cast
-    fk = F(k)
-    r = (x - fk * LN2_HI) - fk * LN2_LO
-    p = EXP_POLY[6]
-    for c in EXP_POLY[5::-1]:
-        p = p * r + c
-    return p * struct.unpack("<f", struct.pack("<I", (k + 127) << 23))[0]
+    k = int(x * EXP_SCALE + (F(0.5) if x >= 0 else F(-0.5)))     # int() truncates like a C cast
+    frac, whole = k % 65536, k // 65536                             # k = 65536 * whole + frac
+    m = EXP2_HI[frac // 256] * EXP2_LO[frac % 256]
+    bits = struct.unpack("<I", struct.pack("<f", m))[0] + whole * (1 << 23)
+    return F(struct.unpack("<f", struct.pack("<I", bits))[0])
 
 
 def spec_quantize_i8(x, gs, qmax=127):
@@ -68,6 +66,26 @@ def test_expf_hand_values():
     assert np.isfinite(esl_expf(np.array([1000.0], F))[0])
 
 
+def test_exp_tables_are_the_firmwares_and_the_nearest_float32():
+    """golden's EXP2_HI/EXP2_LO against firmware/kernels/common/esl_exp2_table.c's hex literals, and
+    each entry against the exact power of two (Fraction arithmetic: independent of exp2's rounding)."""
+    import re
+    from fractions import Fraction
+    from pathlib import Path
+    src = (Path(__file__).parent.parent / "firmware/kernels/common/esl_exp2_table.c").read_text()
+    tables = {}
+    for name, body in re.findall(r"const float (esl_exp2_\w+)\[256\] = \{([^}]*)\}", src):
+        tables[name] = np.array([float.fromhex(v.strip().rstrip("f")) for v in body.split(",") if v.strip()], F)
+    assert set(tables) == {"esl_exp2_hi", "esl_exp2_lo"}
+    for table, golden, step in ((tables["esl_exp2_hi"], EXP2_HI, 256), (tables["esl_exp2_lo"], EXP2_LO, 65536)):
+        assert table.shape == (256,) and (table.view(np.uint32) == golden.view(np.uint32)).all()
+        for i in range(0, 256, 5):
+            v, ulp = F(table[i]), np.spacing(F(table[i]))
+            # v nearest to 2^(i/step): (v -+ ulp/2)^step brackets 2^i (powers are monotonic)
+            lo_, hi_ = Fraction(float(v)) - Fraction(float(ulp)) / 2, Fraction(float(v)) + Fraction(float(ulp)) / 2
+            assert lo_ ** step <= 2 ** i <= hi_ ** step, (step, i)
+
+
 def test_expf_matches_spec_and_is_accurate():
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.uniform(-90, 90, 3000), rng.uniform(-1, 1, 3000)]).astype(F)
@@ -75,7 +93,7 @@ def test_expf_matches_spec_and_is_accurate():
     assert all(got[i] == spec_expf(float(x[i])) for i in range(0, len(x), 7))
     inside = (x > -87) & (x < 88)
     rel = np.abs(got[inside] - np.exp(x[inside].astype(np.float64))) / np.exp(x[inside].astype(np.float64))
-    assert rel.max() < 4e-7                      # about 3 ulp at most
+    assert rel.max() < 1.2e-5                    # k's rounding: half of 2^-16 in log2, and x*EXP_SCALE's
     assert (got >= np.finfo(F).tiny).all()       # never subnormal: no FTZ differences between targets
 
 

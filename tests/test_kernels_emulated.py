@@ -153,6 +153,8 @@ def test_every_kernel_on_the_emulated_board_equals_golden(board_id, vectors, too
     if variant in ("dsp", "mve") and board.core.fpu:   # attention_f32's FPU assembly (pairs of heads of 8)
         assert "<esl_scores8x2_vfp" in dis and "<esl_values8x2_vfp" in dis, \
             f"{where}: attention_f32 without its VLDM branch"
+        assert "vmov\ts0, s1, " in function_disassembly(dis, "esl_attention_f32"), \
+            f"{where}: attention_f32 without its exp assembly"
     fpu = "vmul.f32" in function_disassembly(dis, "esl_matmul_f32")
     assert fpu == bool(board.core.fpu), f"{where}: FPU instructions {'missing' if board.core.fpu else 'present'}"
     if not board.core.fpu:

@@ -60,6 +60,7 @@ def driver(tmp_path_factory):
     and the test fails), answering requests on a pipe."""
     exe = tmp_path_factory.mktemp("sampler") / "sampler_driver"
     srcs = [FIRMWARE / "runtime" / "sampler.c", FIRMWARE / "kernels" / "common" / "esl_softmax_f32.c",
+            FIRMWARE / "kernels" / "common" / "esl_exp2_table.c",
             TESTS / "c" / "sampler_driver.c"]
     r = subprocess.run(["gcc", *CFLAGS, *SANITIZE, f"-I{FIRMWARE / 'include'}", "-o", str(exe), *map(str, srcs), "-lm"],
                        capture_output=True, text=True)

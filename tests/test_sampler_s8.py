@@ -89,6 +89,7 @@ def driver(tmp_path_factory):
     (d / "driver.c").write_text(DRIVER)
     exe = d / "driver"
     srcs = [SOURCE, FIRMWARE / "runtime" / "sampler.c", FIRMWARE / "kernels" / "common" / "esl_softmax_f32.c",
+            FIRMWARE / "kernels" / "common" / "esl_exp2_table.c",
             d / "driver.c"]
     r = subprocess.run(["gcc", *CFLAGS, "-Wconversion", *SANITIZE, f"-I{FIRMWARE / 'include'}", "-o", str(exe),
                         *map(str, srcs), "-lm"], capture_output=True, text=True)

@@ -5,18 +5,17 @@ This file is the specification the C kernels mirror. Every value is float32 or a
 float operation is one IEEE-754 single-precision operation (+ - * / sqrt, correctly rounded on x86,
 Cortex-M and RISC-V alike, hard or soft float), in the order written here; sums are sequential,
 left to right ("seqsum"), never pairwise. The C is built with -ffp-contract=off (no fused
-multiply-add) and without fast-math. The only transcendental is esl_expf, a fixed polynomial, so no
+multiply-add) and without fast-math. The only transcendental is esl_expf, two fixed tables, so no
 libm function can change the bits. RoPE's cos/sin are tables computed on the host.
 
 Kernel specs (C: firmware/kernels/<op>/esl_<op>_<contract>.c; helpers in firmware/kernels/common):
 
 esl_expf(x):
     x  = min(max(x, -87.0f), 88.0f)
-    k  = (int32)(x * LOG2E + (x >= 0 ? 0.5f : -0.5f))           C cast: truncation toward zero
-    fk = (float)k
-    r  = (x - fk * LN2_HI) - fk * LN2_LO                          Cody-Waite range reduction
-    p  = C6; p = p*r + C5; p = p*r + C4; ... ; p = p*r + C0        Horner, C_i = float32(1/i!)
-    return p * float_from_bits((k + 127) << 23)                   exact scaling by 2^k
+    k  = (int32)(x * EXP_SCALE + (x >= 0 ? 0.5f : -0.5f))        C cast: truncation toward zero
+    m  = EXP2_HI[(k >> 8) & 255] * EXP2_LO[k & 255]               EXP2_HI[i] = float32(2^(i/256)),
+                                                                  EXP2_LO[j] = float32(2^(j/65536))
+    return float_from_bits(bits(m) + ((k >> 16) << 23))           m in [1, 2): exact scaling by 2^floor
 esl_rmsnorm_f32(o, x, w, n):
     ss = seqsum(x[j] * x[j]);  ss = ss / (float)n;  ss = ss + eps;  r = 1.0f / sqrtf(ss)
     o[j] = w[j] * (r * x[j])
@@ -60,12 +59,10 @@ from .golden_s8 import GOLDEN_S8
 from .quantize import QTensor, QuantModel
 
 F32 = np.float32
-# Exact float32 values, written as the same hex literals as in firmware/include/esl_expf_inline.h.
-LOG2E = F32(float.fromhex("0x1.715476p+0"))
-LN2_HI = F32(float.fromhex("0x1.63p-1"))
-LN2_LO = F32(float.fromhex("-0x1.bd0106p-13"))
-EXP_POLY = tuple(F32(float.fromhex(h)) for h in (  # C0..C6 = float32(1/i!)
-    "0x1p+0", "0x1p+0", "0x1p-1", "0x1.555556p-3", "0x1.555556p-5", "0x1.111112p-7", "0x1.6c16c2p-10"))
+# Exact float32 values, the same as firmware/include/esl_expf_inline.h and esl_exp2_table.c.
+EXP_SCALE = F32(float.fromhex("0x1.715476p+16"))          # float32(log2(e) * 65536)
+EXP2_HI = np.exp2(np.arange(256) / 256.0).astype(F32)     # 2^(i/256), float64 then rounded
+EXP2_LO = np.exp2(np.arange(256) / 65536.0).astype(F32)   # 2^(j/65536)
 EXP_MIN, EXP_MAX = F32(-87.0), F32(88.0)
 
 
@@ -76,13 +73,9 @@ def _half_away(v: np.ndarray) -> np.ndarray:
 
 def esl_expf(x: np.ndarray) -> np.ndarray:
     x = np.minimum(np.maximum(np.asarray(x, F32), EXP_MIN), EXP_MAX)
-    k = _half_away(x * LOG2E)
-    fk = k.astype(F32)
-    r = (x - fk * LN2_HI) - fk * LN2_LO
-    p = np.full_like(r, EXP_POLY[6])
-    for c in EXP_POLY[5::-1]:
-        p = p * r + c
-    return p * ((k + 127).astype(np.int32) << 23).view(F32)
+    k = _half_away(x * EXP_SCALE)
+    m = EXP2_HI[(k >> 8) & 255] * EXP2_LO[k & 255]
+    return (m.view(np.int32) + ((k >> 16) << 23)).view(F32)
 
 
 def quantize_i8(x: np.ndarray, group_size: int, qmax: int = 127) -> tuple[np.ndarray, np.ndarray]:
