@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "esl_kernels.h"   /* esl_f32_bits */
+
 #define ESL_EXP_SCALE 0x1.715476p+16f    /* float32(log2(e) * 65536), the same value golden.py uses */
 
 /* 2^(i/256) and 2^(j/65536), i, j = 0..255 (esl_exp2_table.c). */
@@ -22,9 +24,7 @@ extern const float esl_exp2_lo[256];
 static inline float esl_exp2_fixed(int32_t k)
 {
     const float m = esl_exp2_hi[((uint32_t)k >> 8) & 255u] * esl_exp2_lo[(uint32_t)k & 255u];
-    uint32_t bits;
-    memcpy(&bits, &m, sizeof bits);
-    bits += (uint32_t)(k >> 16) << 23;   /* arithmetic shift: the floor, also for k < 0 */
+    const uint32_t bits = esl_f32_bits(m) + ((uint32_t)(k >> 16) << 23);   /* >>: the floor, also for k < 0 */
     float r;
     memcpy(&r, &bits, sizeof r);
     return r;
