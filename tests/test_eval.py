@@ -29,15 +29,17 @@ def test_parse_variants():
     assert parse_variants("q8:rtn, q4:gptq:kv8 ,i8,q8:g16") == [
         Variant("q8", "rtn"), Variant("q4", "gptq", "i8"), Variant("i8", None, "i8"), Variant("q8", None, "f32", 16)]
     assert [v.label() for v in parse_variants(DEFAULT_COMPARE)] == [
-        "q8 rtn", "q8 gptq, act int8", "q8 gptq", "q4 rtn", "q4 gptq", "i8"]
+        "q8 rtn", "q8 gptq, act int8", "q8 gptq", "q4 rtn, last 2 layers int8", "q4 gptq, every layer int4",
+        "q4 gptq, last 2 layers int8", "i8"]
     assert parse_variants("q8:x8:kv8")[0] == Variant("q8", None, "i8", 32, 0, 8)
-    assert parse_variants("q4:gptq:kv8:g16")[0].label() == "q4 gptq, group 16, kv i8"
+    assert parse_variants("q4:gptq:kv8:g16")[0].label() == "q4 gptq, group 16, last 2 layers int8, kv i8"
+    assert parse_variants("q4:l1")[0] == Variant("q4", None, "f32", 32, 0, None, 1)
     assert parse_variants("q8:a16")[0] == Variant("q8", None, "f32", 32, 16)
     assert parse_variants("q8:a16")[0].label() == "q8 gptq, act group 16"
     for bad, msg in [("q5", "unknown scheme"), ("q8:round", "unknown option"), ("i8:gptq", "q8 and q4"),
                      ("q8:g3", "group size"), (",", "no scheme"), ("q8:a12", "activation group"),
                      ("i8:a16", "activation group"), ("q4:x16", "16-bit activations"),
-                     ("q8:x16:g1024", "overflow")]:
+                     ("q8:x16:g1024", "overflow"), ("q8:l1", "int8-layers 1 does not apply")]:
         with pytest.raises(UsageError, match=msg):
             parse_variants(bad)
 
@@ -75,8 +77,9 @@ def test_cli_compare_writes_one_table(tmp_path):
         assert label in text
     data = json.loads(out.read_text())
     rows = data["rows"]
-    assert [row["label"] for row in rows] == ["q8 rtn", "q4 rtn", "q4 gptq"]
+    assert [row["label"] for row in rows] == ["q8 rtn", "q4 rtn, last 2 layers int8", "q4 gptq, last 2 layers int8"]
     assert rows[2]["rounding"] == "gptq" and "own samples" in rows[2]["hessians"]
+    assert [row["int8_layers"] for row in rows] == [0, 2, 2]
     assert len({row["tokens"] for row in rows}) == 1 and rows[0]["tokens"] >= 150
     for row in rows:
         lo, hi = row["top1_wilson95"]

@@ -221,3 +221,39 @@ def test_s8_parameter_sizes_are_the_c_structs_on_the_target(tmp_path):
                         str(src)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert len(specs) == 7
+
+
+@pytest.mark.parametrize("int8_layers", [None, 0, 1])
+def test_q4_int8_layers_are_the_last_layers_and_the_plan_follows(stories, int8_layers):
+    """q4's last int8_layers layers (default 2) are stored int8 and run matmul_w8f with q4's int8
+    activations; the rest are int4 (w4f); the embedding/classifier table is int8 either way."""
+    from edgeslm.quant.quantize import quantize
+    from edgeslm.sizes import weight_bytes
+    model = stories[0]
+    cfg = model.config
+    scheme = get_scheme("q4", rounding="rtn", int8_layers=int8_layers)
+    n8 = 2 if int8_layers is None else int8_layers
+    assert scheme.int8_layers == n8
+    qm = quantize(model, scheme, "rtn")
+    p = plan(cfg, scheme, load_board("mps2_an386"))
+    for ps in p.steps:
+        if ps.step.op != "matmul":
+            continue
+        last = ps.step.weight.startswith("layers.") and int(ps.step.weight.split(".")[1]) >= cfg.n_layers - n8
+        want = 8 if last or ps.step.weight in ("tok_embeddings", "output") else 4
+        assert qm.tensors[ps.step.weight].bits == want, ps.step.weight
+        assert ps.step.contract == {8: "w8f", 4: "w4f"}[want] and ps.step.act_bits == (8 if want == 8 else 0)
+    # the planner's bytes are the stored tensors' (one int8 layer costs more than one int4 layer)
+    sizes = weight_bytes(cfg, scheme)
+    assert sizes["layers.4.feed_forward.w1"] > sizes["layers.0.feed_forward.w1"] if n8 else \
+        sizes["layers.4.feed_forward.w1"] == sizes["layers.0.feed_forward.w1"]
+
+
+def test_int8_layers_is_a_q4_option():
+    from edgeslm.errors import UsageError
+    for name in ("q8", "f32", "i8"):
+        assert get_scheme(name).int8_layers == 0
+        with pytest.raises(UsageError, match="int8-layers .* does not apply"):
+            get_scheme(name, int8_layers=1)
+    with pytest.raises(UsageError, match="int8-layers .* does not apply"):
+        get_scheme("q4", int8_layers=-1)

@@ -197,21 +197,28 @@ def compare_on_model_text(float_engine: Engine, quant_engines: list[Engine], tok
 
 # ---------------------------------------------------------------- variants, for `eval --compare`
 
-DEFAULT_COMPARE = "q8:rtn,q8:gptq:x8,q8:gptq,q4:rtn,q4:gptq,i8"
+DEFAULT_COMPARE = "q8:rtn,q8:gptq:x8,q8:gptq,q4:rtn,q4:gptq:l0,q4:gptq,i8"
 
 
 @dataclass(frozen=True)
 class Variant:
     """One row of a comparison: a scheme and its options.
     Spelled SCHEME[:OPTION...]; options: rtn | gptq (weight rounding), kv8 | kvf32 (KV cache),
-    g<N> (group size), a<N> (activation group), x8 | x16 (q8's activation bits), e.g. "q4:gptq",
-    "q8:rtn:kv8", "q8:g16", "q8:a16", "q8:x8"."""
+    g<N> (group size), a<N> (activation group), x8 | x16 (q8's activation bits), l<N> (q4: the
+    last N layers int8), e.g. "q4:gptq", "q8:rtn:kv8", "q8:g16", "q8:a16", "q8:x8", "q4:l0"."""
     scheme: str
     rounding: str | None = None      # None: the quantizer's default
     kv: str = "f32"
     group_size: int = 32
     act_group_size: int = 0
     act_bits: int | None = None      # None: the scheme's default
+    int8_layers: int | None = None   # None: the scheme's default (q4: DEFAULT_Q4_INT8_LAYERS)
+
+    def scheme_int8_layers(self) -> int:
+        from .quant.schemes import DEFAULT_Q4_INT8_LAYERS
+        if self.int8_layers is not None:
+            return self.int8_layers
+        return DEFAULT_Q4_INT8_LAYERS if self.scheme == "q4" else 0
 
     def label(self) -> str:
         from .quant.quantize import DEFAULT_ROUNDING
@@ -226,6 +233,9 @@ class Variant:
             parts.append(f"act group {self.act_group_size}")
         if self.act_bits is not None:
             parts.append(f"act int{self.act_bits}")
+        if self.scheme == "q4":
+            n = self.scheme_int8_layers()
+            parts.append(f"last {n} layers int8" if n else "every layer int4")
         if self.kv != "f32":
             parts.append(f"kv {self.kv}")
         return " ".join(parts[:2]) + "".join(", " + p for p in parts[2:])
@@ -243,7 +253,7 @@ def parse_variants(text: str, group_size: int = 32, kv: str = "f32") -> list[Var
         name, *opts = spec.split(":")
         if name not in SCHEME_NAMES:
             raise UsageError(f"--compare {spec!r}: unknown scheme {name!r}", f"choose from {', '.join(SCHEME_NAMES)}")
-        rounding, v_kv, gs, ags, bits = None, kv, group_size, 0, None
+        rounding, v_kv, gs, ags, bits, i8l = None, kv, group_size, 0, None, None
         for o in opts:
             if o in ROUNDINGS:
                 rounding = o
@@ -257,13 +267,15 @@ def parse_variants(text: str, group_size: int = 32, kv: str = "f32") -> list[Var
                 ags = int(o[1:])
             elif o in ("x8", "x16"):
                 bits = int(o[1:])
+            elif o[:1] == "l" and o[1:].isdigit():
+                i8l = int(o[1:])
             else:
                 raise UsageError(f"--compare {spec!r}: unknown option {o!r}",
-                                 "options: rtn, gptq, kv8, kvf32, g<N>, a<N>, x8, x16 (e.g. q4:gptq:kv8, q8:a16, q8:x8)")
-        get_scheme(name, gs, v_kv, act_group_size=ags, act_bits=bits)     # range checks, with their messages
+                                 "options: rtn, gptq, kv8, kvf32, g<N>, a<N>, x8, x16, l<N> (e.g. q4:gptq:kv8, q8:a16, q8:x8, q4:l0)")
+        get_scheme(name, gs, v_kv, act_group_size=ags, act_bits=bits, int8_layers=i8l)   # range checks, with messages
         if name in ("i8", "f32") and rounding is not None:
             raise UsageError(f"--compare {spec!r}: rounding applies to q8 and q4 only")
-        out.append(Variant(name, rounding, "i8" if name == "i8" else v_kv, gs, ags, bits))
+        out.append(Variant(name, rounding, "i8" if name == "i8" else v_kv, gs, ags, bits, i8l))
     if not out:
         raise UsageError("--compare names no scheme", f"e.g. --compare {DEFAULT_COMPARE}")
     return out
@@ -276,7 +288,7 @@ def variant_engine(model, variant: Variant, calib=None, hessians=None) -> Engine
     from .quant.quantize import quantize
     from .quant.schemes import get_scheme
     scheme = get_scheme(variant.scheme, variant.group_size, variant.kv, act_group_size=variant.act_group_size,
-                        act_bits=variant.act_bits)
+                        act_bits=variant.act_bits, int8_layers=variant.int8_layers)
     if scheme.integer:
         return golden_engine(model, scheme, calib)
     return GoldenEngine(quantize(model, scheme, variant.rounding, hessians))

@@ -40,7 +40,7 @@ def weight_bytes(cfg: ModelConfig, scheme: Scheme) -> dict[str, int]:
                 out[name] = shape[0] * shape[1] + I8_ROW_BYTES * shape[0]
         return out
     return {name: shape[0] * 4 if len(shape) == 1 else
-            matrix_bytes(shape[0], shape[1], scheme.matrix_bits(name), scheme.kernel_group_size)
+            matrix_bytes(shape[0], shape[1], scheme.matrix_bits(name, cfg.n_layers), scheme.kernel_group_size)
             for name, shape in tensor_shapes(cfg).items()}
 
 

@@ -96,7 +96,7 @@ def _stamp(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, max_seq: 
            calib=None) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([__version__, model.fingerprint(), scheme.name, scheme.group_size, scheme.kv, scheme.rounding,
-                         scheme.act_group_size, scheme.act_bits,
+                         scheme.act_group_size, scheme.act_bits, scheme.int8_layers,
                          max_seq, kernels, Path(board.path).read_text() if board.path else board.id,
                          board.cluster, [(r.name, r.origin) for r in board.memory],
                          sorted(calib.ranges.items()) if calib else None]).encode())

@@ -249,15 +249,20 @@ def _suggestions(cfg, scheme, board, max_seq, blob, kernels) -> list[str]:
     options = []
     names = [scheme.name] + [n for n in ("q8", "q4") if n != scheme.name and
                              Scheme(n).weight_bits < scheme.weight_bits]
-    for name in names:
+    # q4 also without its int8 layers (every layer int4: the smallest weights)
+    all_int4 = scheme.name == "q4" and scheme.int8_layers == 0
+    candidates = [(n, None if n != scheme.name else scheme.int8_layers) for n in names] + \
+        [("q4", 0)] * ("q4" in names and not all_int4)
+    for name, int8_layers in candidates:
         for kv in dict.fromkeys([scheme.kv, "i8"]):
             s = get_scheme(name, scheme.group_size, kv, scheme.rounding,
                            scheme.act_group_size if name in ("q8", "q4") else 0,
-                           scheme.act_bits if name == scheme.name else None)
+                           scheme.act_bits if name == scheme.name else None, int8_layers)
             seq = longest(s)
             if seq < 1:
                 continue
             flags = ([f"--quant {name}"] if name != scheme.name else []) + \
+                (["--int8-layers 0"] if name == "q4" and int8_layers == 0 and not all_int4 else []) + \
                 ([f"--kv {kv}"] if kv != scheme.kv else []) + \
                 ([f"--max-seq {seq}"] if seq < max_seq else [])
             options.append((len(flags), -seq, " ".join(flags) + " fits"))

@@ -54,8 +54,8 @@ def contracts(scheme: Scheme) -> dict[str, str]:
     return {"rmsnorm": "f32", "rope": "f32", "add": "f32", "swiglu": "f32", "kvstore": kv, "attention": kv}
 
 
-def weight_contract(scheme: Scheme, weight: str) -> str:
-    return "s8" if scheme.integer else _WEIGHT_CONTRACT[scheme.matrix_bits(weight)]
+def weight_contract(scheme: Scheme, weight: str, n_layers: int) -> str:
+    return "s8" if scheme.integer else _WEIGHT_CONTRACT[scheme.matrix_bits(weight, n_layers)]
 
 
 def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step], dict[str, int]]:
@@ -72,7 +72,7 @@ def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step]
 
     def matmul(layer: int, out: str, inp: str, weight: str) -> Step:
         rows, cols = shapes[weight]
-        contract = weight_contract(scheme, weight)
+        contract = weight_contract(scheme, weight, cfg.n_layers)
         return Step("matmul", contract, layer, out=out, inp=inp, weight=weight, rows=rows, cols=cols,
                     group_size=0 if contract == "f32" else scheme.kernel_group_size,
                     act_bits=scheme.act_bits if contract == "w8f" else 0)
@@ -81,7 +81,7 @@ def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step]
         return Step(name, c[name], layer, **kw)
 
     emb = shapes["tok_embeddings"]
-    steps = [Step("embed", weight_contract(scheme, "tok_embeddings"), out="x", weight="tok_embeddings",
+    steps = [Step("embed", weight_contract(scheme, "tok_embeddings", cfg.n_layers), out="x", weight="tok_embeddings",
                   rows=emb[0], cols=emb[1])]
     for l in range(cfg.n_layers):
         p = f"layers.{l}."

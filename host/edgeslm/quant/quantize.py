@@ -166,7 +166,7 @@ def quantize(model: Model, scheme: Scheme, rounding: str | None = None, hessians
         if t.ndim == 1:
             out[name] = t
             continue
-        bits, key = scheme.matrix_bits(name), hessian_key(name, model.config.shared_classifier)
+        bits, key = scheme.matrix_bits(name, model.config.n_layers), hessian_key(name, model.config.shared_classifier)
         if gptq and key is not None:
             if (name, bits) not in cache:
                 cache[(name, bits)] = quantize_matrix_gptq(t, bits, scheme.group_size, hessians[key])

@@ -8,7 +8,9 @@ quantized on the fly, and the KV cache format; the golden model and the firmware
          scales applied in fp32 (Q8_0 family, with wider activations).
     q4   as q8 with int8 activations, but matmul weights int4 in [-7, 7], two per byte (element 2j in the low nibble,
          2j+1 in the high nibble, two's complement; an odd row is padded with a zero nibble).
-         The token embedding and the classifier stay int8 (as q8), since one shared table is both.
+         The token embedding and the classifier stay int8 (as q8), since one shared table is both, and
+         so do the matrices of the last `int8_layers` transformer layers (default 2: precision where
+         it pays, as llama.cpp's Q4_K_M keeps some tensors wider; README: Accuracy).
     i8   integer-only (TFLite-Micro arithmetic, quant/int8.py): int8 per-channel weights, int8
          asymmetric activations with ranges from a calibration file, int8 KV cache; no float on
          the token path. Needs a calibration (edgeslm calibrate); `kv` and `group_size` do not apply.
@@ -32,6 +34,8 @@ DEFAULT_GROUP_SIZE = 32
 ACT_BITS = (8, 16)                  # q8: how the int8-weight matmuls quantize their input
 DEFAULT_ACT_BITS = 16               # q8's default (README: Accuracy): KL a third, on the M4 as fast
 MAX_ACT16_GROUP = 512               # int16 x int8 sums of a group stay within int32: 512*32767*127 < 2^31
+DEFAULT_Q4_INT8_LAYERS = 2          # q4: the last layers, whose error costs most, keep int8 weights
+                                    # (stories260K KL 0.0527 -> 0.0254; README: Accuracy)
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Scheme:
     act_group_size: int = 0         # q8/q4: activations quantized per group of this many (0: group_size)
     act_bits: int = 8               # the int8-weight (w8f) matmuls' activations: int8 or int16
                                     # (q8 only; q4's w4f kernels and its int8 classifier keep 8)
+    int8_layers: int = 0            # q4: the last this many transformer layers store int8 weights
 
     @property
     def kernel_group_size(self) -> int:
@@ -54,10 +59,14 @@ class Scheme:
     def weight_bits(self) -> int:
         return {"f32": 32, "q8": 8, "q4": 4, "i8": 8}[self.name]
 
-    def matrix_bits(self, name: str) -> int:
-        """How a weight matrix is stored: the embedding/classifier table stays int8 (fp32 in f32)."""
+    def matrix_bits(self, name: str, n_layers: int) -> int:
+        """How a weight matrix of a model with n_layers is stored: the embedding/classifier table
+        stays int8 (fp32 in f32), and so do q4's last int8_layers layers."""
         if name in ("tok_embeddings", "output") or self.integer:
             return 32 if self.name == "f32" else 8
+        if self.int8_layers and name.startswith("layers.") and \
+                int(name.split(".")[1]) >= n_layers - self.int8_layers:
+            return 8
         return self.weight_bits
 
     @property
@@ -80,12 +89,15 @@ class Scheme:
         a = f", activations per {self.act_group_size}" if self.act_group_size else ""
         b = f", activations int{self.act_bits}" if self.quantized else ""
         g = f", group {self.group_size}{a}{b}, {self.rounding}" if self.quantized else ""
-        return f"{self.name} (weights {self.weight_bits}-bit{g}, KV cache {self.kv})"
+        w = f"{self.weight_bits}-bit" + (f", the last {self.int8_layers} layers 8-bit" if self.int8_layers else "")
+        return f"{self.name} (weights {w}{g}, KV cache {self.kv})"
 
 
 def get_scheme(name: str, group_size: int = DEFAULT_GROUP_SIZE, kv: str = "f32",
-               rounding: str = DEFAULT_ROUNDING, act_group_size: int = 0, act_bits: int | None = None) -> Scheme:
-    """A checked Scheme; act_bits None: the scheme's default (16 for q8, else 8)."""
+               rounding: str = DEFAULT_ROUNDING, act_group_size: int = 0, act_bits: int | None = None,
+               int8_layers: int | None = None) -> Scheme:
+    """A checked Scheme; act_bits None: the scheme's default (16 for q8, else 8); int8_layers
+    None: q4's default (DEFAULT_Q4_INT8_LAYERS), 0 elsewhere."""
     if name not in SCHEME_NAMES:
         raise UsageError(f"unknown quantization scheme {name!r}",
                          f"choose one of: {', '.join(SCHEME_NAMES)}")
@@ -108,9 +120,14 @@ def get_scheme(name: str, group_size: int = DEFAULT_GROUP_SIZE, kv: str = "f32",
     if act_bits == 16 and (act_group_size or group_size) > MAX_ACT16_GROUP:
         raise UsageError(f"int16 activations with groups of {act_group_size or group_size}: a group's int32 sum could overflow",
                          f"use groups of at most {MAX_ACT16_GROUP} (--act-group-size), or --act-bits 8")
+    if int8_layers is None:
+        int8_layers = DEFAULT_Q4_INT8_LAYERS if name == "q4" else 0
+    if int8_layers < 0 or (int8_layers and name != "q4"):
+        raise UsageError(f"--int8-layers {int8_layers} does not apply to {name}",
+                         "it is a q4 option: the number of last layers that keep int8 weights (0 or more)")
     if name == "i8":
         return Scheme(name="i8", group_size=group_size, kv="i8")
     if act_group_size == group_size:
         act_group_size = 0                   # the same thing, one spelling
     return Scheme(name=name, group_size=group_size, kv=kv, rounding=rounding, act_group_size=act_group_size,
-                  act_bits=act_bits)
+                  act_bits=act_bits, int8_layers=int8_layers)
