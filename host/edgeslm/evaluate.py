@@ -215,10 +215,8 @@ class Variant:
     int8_layers: int | None = None   # None: the scheme's default (q4: DEFAULT_Q4_INT8_LAYERS)
 
     def scheme_int8_layers(self) -> int:
-        from .quant.schemes import DEFAULT_Q4_INT8_LAYERS
-        if self.int8_layers is not None:
-            return self.int8_layers
-        return DEFAULT_Q4_INT8_LAYERS if self.scheme == "q4" else 0
+        from .quant.schemes import default_int8_layers
+        return default_int8_layers(self.scheme) if self.int8_layers is None else self.int8_layers
 
     def label(self) -> str:
         from .quant.quantize import DEFAULT_ROUNDING

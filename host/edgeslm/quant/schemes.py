@@ -93,6 +93,11 @@ class Scheme:
         return f"{self.name} (weights {w}{g}, KV cache {self.kv})"
 
 
+def default_int8_layers(name: str) -> int:
+    """How many last layers keep int8 weights when --int8-layers is not given: q4's default, else 0."""
+    return DEFAULT_Q4_INT8_LAYERS if name == "q4" else 0
+
+
 def get_scheme(name: str, group_size: int = DEFAULT_GROUP_SIZE, kv: str = "f32",
                rounding: str = DEFAULT_ROUNDING, act_group_size: int = 0, act_bits: int | None = None,
                int8_layers: int | None = None) -> Scheme:
@@ -121,7 +126,7 @@ def get_scheme(name: str, group_size: int = DEFAULT_GROUP_SIZE, kv: str = "f32",
         raise UsageError(f"int16 activations with groups of {act_group_size or group_size}: a group's int32 sum could overflow",
                          f"use groups of at most {MAX_ACT16_GROUP} (--act-group-size), or --act-bits 8")
     if int8_layers is None:
-        int8_layers = DEFAULT_Q4_INT8_LAYERS if name == "q4" else 0
+        int8_layers = default_int8_layers(name)
     if int8_layers < 0 or (int8_layers and name != "q4"):
         raise UsageError(f"--int8-layers {int8_layers} does not apply to {name}",
                          "it is a q4 option: the number of last layers that keep int8 weights (0 or more)")
