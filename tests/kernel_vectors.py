@@ -23,7 +23,7 @@ import numpy as np
 from edgeslm.lower import cdata
 from edgeslm.lower.schedule import Step
 from edgeslm.quant import QTensor, quantize_matrix
-from edgeslm.quant.golden import (_Matmul, attention, embed, esl_expf, quantize_i8, rope, rope_tables, softmax,
+from edgeslm.quant.golden import (_Matmul, attention, attention_kv8, embed, esl_expf, quantize_i8, rope, rope_tables, softmax,
                                   swiglu)
 from edgeslm.quant.golden_s8 import GOLDEN_S8, rope_tables_s8, silu_table, softmax_exp_table
 from edgeslm.quant.int8 import rotation_matrices
@@ -283,12 +283,12 @@ def build_cases(seed: int = SEED) -> tuple[list[Case], list[str]]:
             qa = d.array(q)
             t = slice(0, pos + 1)
             for kv, m, want in (
-                    ("f32", m32, attention(q, kf[layer, t], vf[layer, t], None, None, inv)),
-                    ("kv8", m8, attention(q, kq[layer, t], vq[layer, t], ks[layer, t], vs[layer, t], inv))):
+                    ("f32", m32, attention(q, kf[layer, t], vf[layer, t], inv)),
+                    ("kv8", m8, attention_kv8(q, kq[layer, t], vq[layer, t], ks[layer, t], vs[layer, t], inv))):
                 cases.append(Case(f"attention_{kv} hs {hs} heads {heads}/{n_kv} layer {layer} pos {pos}",
                                   f"attention_{kv}", {"q": qa, "m": f"&{m}", "layer": f"{layer}u",
                                                       "pos": f"{pos}u"},
-                                  [("out", want)], 4 * heads * hs, Step("attention", kv, n=heads),
+                                  [("out", want)], 4 * heads * hs, Step("attention", kv, n=heads, cols=hs),
                                   max_seq))
     _s8_cases(rng, d, cases)
     return cases, d.lines

@@ -10,7 +10,7 @@ import pytest
 
 from edgeslm.lower.native import CFLAGS, FIRMWARE, kernel_sources
 from edgeslm.quant import quantize_matrix
-from edgeslm.quant.golden import (_Matmul, attention, embed, esl_expf, quantize_i8, rope,
+from edgeslm.quant.golden import (_Matmul, attention, attention_kv8, embed, esl_expf, quantize_i8, rope,
                                   rope_tables, softmax)
 from edgeslm.reference import rmsnorm
 
@@ -149,7 +149,7 @@ def test_attention(driver, kv, heads, kv_heads, pos):
     vf = RNG.normal(size=(max_seq, kv_heads, hs)).astype(F)
     head = U32(heads, kv_heads, hs, max_seq, pos) + F32(inv) + q.tobytes()
     if kv == "f32":
-        blob, want = head + kf.tobytes() + vf.tobytes(), attention(q, kf[:pos + 1], vf[:pos + 1], None, None, inv)
+        blob, want = head + kf.tobytes() + vf.tobytes(), attention(q, kf[:pos + 1], vf[:pos + 1], inv)
     else:
         quant = [quantize_i8(t.reshape(-1), hs) for t in (kf[p] for p in range(max_seq))]
         kq = np.stack([a for a, _ in quant]).reshape(max_seq, kv_heads, hs)
@@ -158,5 +158,5 @@ def test_attention(driver, kv, heads, kv_heads, pos):
         vq = np.stack([a for a, _ in quant]).reshape(max_seq, kv_heads, hs)
         vs = np.stack([s for _, s in quant])
         blob = head + kq.tobytes() + vq.tobytes() + ks.tobytes() + vs.tobytes()
-        want = attention(q, kq[:pos + 1], vq[:pos + 1], ks[:pos + 1], vs[:pos + 1], inv)
+        want = attention_kv8(q, kq[:pos + 1], vq[:pos + 1], ks[:pos + 1], vs[:pos + 1], inv)
     same_bits(run(driver, f"attention_{kv}", blob), want)

@@ -82,10 +82,10 @@ void esl_kvstore_kv8(int8_t *key, float *key_scale, int8_t *value, float *value_
                      const float *v, uint32_t n, uint32_t head_size);
 
 /* Attention for one layer at position pos; head h reads kv head h / (n_heads / n_kv_heads).
- * f32 KV: score[t] = seqsum_i(q[i]*k[t][i]) * inv_sqrt_hs; out[i] = seqsum_t(p[t] * v[t][i]).
- * kv8:    score[t] = (seqsum_i(q[i]*(float)kq[t][i]) * ks[t]) * inv_sqrt_hs;
- *         out[i] = seqsum_t((p[t] * vs[t]) * (float)vq[t][i]).   p = esl_softmax_f32(score).
- * scratch: the scores of two heads, float[2 * max_seq] (query heads sharing a kv head go in pairs). */
+ * f32 KV: score[t] = seqsum_i(q[i]*k[t][i]) * inv_sqrt_hs; out[i] = seqsum_t(p[t] * v[t][i]),
+ *         p = esl_softmax_f32(score). scratch: two heads' scores, float[2 * max_seq].
+ * kv8:    integer dot products against the int8 keys and values, the softmax in float (the exact
+ *         arithmetic: esl_attention_kv8.c). scratch: float[2 * max_seq], then int16[2 * head_size]. */
 void esl_attention_f32(float *out, const float *q, const esl_model_t *m, uint32_t layer, uint32_t pos,
                        void *scratch);
 void esl_attention_kv8(float *out, const float *q, const esl_model_t *m, uint32_t layer, uint32_t pos,

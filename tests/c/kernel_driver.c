@@ -111,7 +111,8 @@ int main(int argc, char **argv)
         } else {
             m.kv.key_f32 = rd(4u * kv); m.kv.value_f32 = rd(4u * kv); m.kv.kv_bits = 32;
         }
-        float *att = malloc(8u * m.max_seq), *out = malloc(4u * m.n_heads * m.head_size);   /* two heads' scores */
+        /* two heads' scores, then (kv8) their quantized q */
+        float *att = malloc(8u * m.max_seq + 4u * m.head_size), *out = malloc(4u * m.n_heads * m.head_size);
         if (i8) esl_attention_kv8(out, q, &m, 0, pos, att); else esl_attention_f32(out, q, &m, 0, pos, att);
         wr(out, 4u * m.n_heads * m.head_size);
     } else {

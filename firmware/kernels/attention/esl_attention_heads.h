@@ -1,14 +1,13 @@
-/* The body of attention_f32 and attention_kv8 (included by both kernel files, static inline, so
+/* The bodies of attention_f32 and attention_kv8 (included by both kernel files, static inline, so
  * each kernel is still one object with its own copy; kv8 is a constant where it is inlined).
  * For head h (kv head h / (n_heads / n_kv_heads)), t = 0..pos:
  *   f32:  score[t] = seqsum_i(q[i] * k[t][i]) * inv_sqrt_hs
- *   kv8:  score[t] = (seqsum_i(q[i] * (float)kq[t][i]) * ks[t]) * inv_sqrt_hs
- *   p = esl_softmax_f32(score), that is  mx = max score;  e[t] = esl_expf(score[t] - mx);
- *       inv = 1.0f / seqsum_t(e[t]);  p[t] = e[t] * inv
- *   f32:  out[i] = seqsum_t(p[t] * v[t][i])
- *   kv8:  out[i] = seqsum_t((p[t] * vs[t]) * (float)vq[t][i])
+ *         p = esl_softmax_f32(score), that is  mx = max score;  e[t] = esl_expf(score[t] - mx);
+ *         inv = 1.0f / seqsum_t(e[t]);  p[t] = e[t] * inv
+ *         out[i] = seqsum_t(p[t] * v[t][i])
+ *   kv8:  integer dot products over the int8 cache, the softmax in float (esl_attend_kv8 below)
  * Query heads that read the same kv head go two at a time (grouped-query attention), so each key
- * and value load (and int8 conversion) feeds both; the max is kept while scoring, the exp is
+ * and value load (and int8 unpacking) feeds both; the max is kept while scoring, the exp is
  * esl_expf's for x <= 0, and with head size 8 (each head's outputs fit in registers) p[t] is
  * formed inside the weighted sum. A head's arithmetic is the same in a pair or alone. */
 #ifndef ESL_ATTENTION_HEADS_H
@@ -18,6 +17,9 @@
 
 #include "esl_expf_inline.h"
 #include "esl_kernels.h"
+#if ESL_KERNELS_DSP
+#include "esl_arm_dsp.h"
+#endif
 
 /* With hardware float the hot cases (head size 8; a pair) get their own unrolled copies; with soft
  * float every float operation is a library call, so one compact copy serves (the M0's flash). */
@@ -183,38 +185,54 @@ static inline void esl_exps2_vfp(float *ea, float *eb, uint32_t n, float ma, flo
 #define ESL_ATT_VFP 0
 #endif
 
-/* Element i of cached row r (kv_dim elements apart from the previous row) as float. */
-#define ESL_KV_AT(kv8, base, r, i) ((kv8) ? (float)((const int8_t *)(base))[(r) + (i)] \
-                                          : ((const float *)(base))[(r) + (i)])
+/* e[t] = esl_expf(e[t] - m) in place and s = seqsum_t(e[t]) (from 0.0f), for one head or a pair. */
+__attribute__((always_inline)) static inline void esl_att_exps(float *ea, float *eb, uint32_t n, float ma, float mb,
+                                                               float *sa, float *sb, const uint32_t nh)
+{
+#if ESL_ATT_VFP
+    if (nh == 2u) {
+        esl_exps2_vfp(ea, eb, n, ma, mb, sa, sb);
+        return;
+    }
+#endif
+    float a_sum = 0.0f, b_sum = 0.0f;
+    for (uint32_t t = 0; t < n; t++) {
+        const float a = esl_expf_nonpos_inline(ea[t] - ma);
+        ea[t] = a;
+        a_sum = a_sum + a;
+        if (nh == 2u) {
+            const float b = esl_expf_nonpos_inline(eb[t] - mb);
+            eb[t] = b;
+            b_sum = b_sum + b;
+        }
+    }
+    *sa = a_sum;
+    *sb = b_sum;
+}
 
-/* nh (1 or 2) query heads from q (hs apart) over the n cached positions of one kv head: keys k,
- * values v (rows kv_dim apart) and, for kv8, their scales ks, vs (n_kv apart); outputs to o (hs
- * apart); att: float[2 * n]. hs, nh and kv8 are constants where this is inlined. */
+/* nh (1 or 2) query heads from q (hs apart) over the n cached fp32 positions of one kv head: keys k,
+ * values v (rows kv_dim apart); outputs to o (hs apart); att: float[2 * n]. hs and nh are
+ * constants where this is inlined. */
 __attribute__((always_inline)) static inline void esl_attend(
-    float *restrict o, const float *restrict q, const void *k, const void *v, const float *ks, const float *vs,
-    uint32_t kv_dim, uint32_t n_kv, uint32_t n, float inv_sqrt_hs, const uint32_t hs, const uint32_t nh,
-    const int kv8, float *restrict att)
+    float *restrict o, const float *restrict q, const float *k, const float *v, uint32_t kv_dim, uint32_t n,
+    float inv_sqrt_hs, const uint32_t hs, const uint32_t nh, float *restrict att)
 {
     float *const ea = att, *const eb = att + n;
     float ma = -FLT_MAX, mb = -FLT_MAX;
 #if ESL_ATT_VFP
-    if (!kv8 && hs == 8u && nh == 2u)
-        esl_scores8x2_vfp(ea, eb, q, (const float *)k, kv_dim * 4u, n, inv_sqrt_hs, &ma, &mb);
+    if (hs == 8u && nh == 2u)
+        esl_scores8x2_vfp(ea, eb, q, k, kv_dim * 4u, n, inv_sqrt_hs, &ma, &mb);
     else
 #endif
     for (uint32_t t = 0, r = 0; t < n; t++, r += kv_dim) {
-        const float k0 = ESL_KV_AT(kv8, k, r, 0u);
+        const float k0 = k[r];
         float da = q[0] * k0, db = 0.0f;
         if (nh == 2u) db = q[hs] * k0;
         ESL_ATT_UNROLL(GCC unroll 16)
         for (uint32_t i = 1; i < hs; i++) {
-            const float ki = ESL_KV_AT(kv8, k, r, i);
+            const float ki = k[r + i];
             da = da + q[i] * ki;
             if (nh == 2u) db = db + q[hs + i] * ki;
-        }
-        if (kv8) {
-            da = da * ks[t * n_kv];
-            if (nh == 2u) db = db * ks[t * n_kv];
         }
         da = da * inv_sqrt_hs;
         ea[t] = da;
@@ -226,42 +244,22 @@ __attribute__((always_inline)) static inline void esl_attend(
         }
     }
     float sa = 0.0f, sb = 0.0f;
-#if ESL_ATT_VFP
-    if (nh == 2u)
-        esl_exps2_vfp(ea, eb, n, ma, mb, &sa, &sb);
-    else
-#endif
-    for (uint32_t t = 0; t < n; t++) {
-        const float a = esl_expf_nonpos_inline(ea[t] - ma);
-        ea[t] = a;
-        sa = sa + a;
-        if (nh == 2u) {
-            const float b = esl_expf_nonpos_inline(eb[t] - mb);
-            eb[t] = b;
-            sb = sb + b;
-        }
-    }
+    esl_att_exps(ea, eb, n, ma, mb, &sa, &sb, nh);
     const float inva = 1.0f / sa, invb = (nh == 2u) ? 1.0f / sb : 0.0f;
 #if ESL_ATT_VFP
-    if (!kv8 && hs == 8u && nh == 2u) {
-        esl_values8x2_vfp(o, ea, eb, (const float *)v, kv_dim * 4u, n, inva, invb);
+    if (hs == 8u && nh == 2u) {
+        esl_values8x2_vfp(o, ea, eb, v, kv_dim * 4u, n, inva, invb);
         return;
     }
 #endif
     if (ESL_ATT_SPECIALIZE && hs == 8u) {   /* every output of both heads in a register, one pass over t */
         float oa[8] = { 0.0f }, ob[8] = { 0.0f };
         for (uint32_t t = 0, r = 0; t < n; t++, r += kv_dim) {
-            float pa = ea[t] * inva, pb = 0.0f;
-            if (nh == 2u) pb = eb[t] * invb;
-            if (kv8) {
-                pa = pa * vs[t * n_kv];
-                if (nh == 2u) pb = pb * vs[t * n_kv];
-            }
+            const float pa = ea[t] * inva, pb = (nh == 2u) ? eb[t] * invb : 0.0f;
             ESL_ATT_UNROLL(GCC unroll 8)
             for (uint32_t i = 0; i < 8u; i++) {
-                const float vi = ESL_KV_AT(kv8, v, r, i);
-                oa[i] = oa[i] + pa * vi;
-                if (nh == 2u) ob[i] = ob[i] + pb * vi;
+                oa[i] = oa[i] + pa * v[r + i];
+                if (nh == 2u) ob[i] = ob[i] + pb * v[r + i];
             }
         }
         ESL_ATT_UNROLL(GCC unroll 8)
@@ -273,11 +271,7 @@ __attribute__((always_inline)) static inline void esl_attend(
     }
     for (uint32_t t = 0; t < n; t++) {     /* p in place, then four outputs a pass per head */
         ea[t] = ea[t] * inva;
-        if (kv8) ea[t] = ea[t] * vs[t * n_kv];
-        if (nh == 2u) {
-            eb[t] = eb[t] * invb;
-            if (kv8) eb[t] = eb[t] * vs[t * n_kv];
-        }
+        if (nh == 2u) eb[t] = eb[t] * invb;
     }
     for (uint32_t h = 0; h < nh; h++) {
         const float *p = att + h * n;
@@ -287,10 +281,10 @@ __attribute__((always_inline)) static inline void esl_attend(
             float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
             for (uint32_t t = 0, r = 0; t < n; t++, r += kv_dim) {
                 const float pt = p[t];
-                a0 = a0 + pt * ESL_KV_AT(kv8, v, r, i);
-                a1 = a1 + pt * ESL_KV_AT(kv8, v, r, i + 1u);
-                a2 = a2 + pt * ESL_KV_AT(kv8, v, r, i + 2u);
-                a3 = a3 + pt * ESL_KV_AT(kv8, v, r, i + 3u);
+                a0 = a0 + pt * v[r + i];
+                a1 = a1 + pt * v[r + i + 1u];
+                a2 = a2 + pt * v[r + i + 2u];
+                a3 = a3 + pt * v[r + i + 3u];
             }
             oh[i] = a0;
             oh[i + 1u] = a1;
@@ -299,9 +293,243 @@ __attribute__((always_inline)) static inline void esl_attend(
         }
         for (; i < hs; i++) {
             float acc = 0.0f;
-            for (uint32_t t = 0, r = 0; t < n; t++, r += kv_dim) acc = acc + p[t] * ESL_KV_AT(kv8, v, r, i);
+            for (uint32_t t = 0, r = 0; t < n; t++, r += kv_dim) acc = acc + p[t] * v[r + i];
             oh[i] = acc;
         }
+    }
+}
+
+/* kv8, per query head over the int8 cache (keys kq, values vq, one scale ks[t], vs[t] per position):
+ *   (qq, qs) = esl_quantize_i16(q, hs, hs);  c = qs * inv_sqrt_hs
+ *   score[t] = (float)isum_i(qq[i] * kq[t][i]) * (ks[t] * c)           isum: exact int32
+ *   mx = max score;  e[t] = esl_expf(score[t] - mx);  sum = seqsum_t(e[t])
+ *   vmax = max_t vs[t];  below ESL_KV8_VMIN: out[i] = 0
+ *   g = (1.0f / sum) * (32767.0f / vmax)
+ *   w[t] = min((int32)((e[t] * vs[t]) * g + 0.5f), 32767)               p[t] * vs[t] / vmax in Q15
+ *   out[i] = (float)isum_t(w[t] * vq[t][i]) * (vmax / 32767.0f)
+ * No sum overflows: |qq| <= 32767, |kq| <= 127 and hs <= 512 keep |isum_i| < 2^31; the w[t] add up to
+ * at most 32767 (1 + 2^-20) + n/2, so with |vq| <= 127 isum_t does too (n < 2^24).
+ * The heads' w[t] (each < 2^15) are packed into one word per position, stored over e_a[t] once it is
+ * read (memcpy: no aliasing), so DSP builds multiply both heads by one unpacked value (SMLAxy). */
+#define ESL_KV8_VMIN 0x1p-100f
+
+/* q of one head as qq (int16) for esl_kv8_dot: DSP builds lay each 4 out as q0 q2 q1 q3 (SXTB16's
+ * split of 4 keys into the even and odd bytes). Returns qs. */
+static inline float esl_kv8_prepare_q(int16_t *qq, const float *q, uint32_t hs)
+{
+    float qs;
+    esl_quantize_i16(qq, &qs, q, hs, hs);
+#if ESL_KERNELS_DSP
+    for (uint32_t i = 0; i + 4u <= hs; i += 4u) {
+        const int16_t q1 = qq[i + 1u];
+        qq[i + 1u] = qq[i + 2u];
+        qq[i + 2u] = q1;
+    }
+#endif
+    return qs;
+}
+
+/* min(x, 32767) for x >= 0 (USAT #15 on DSP builds). */
+static inline uint32_t esl_kv8_q15(int32_t x)
+{
+#if ESL_KERNELS_DSP
+    return (uint32_t)__usat(x, 15);
+#else
+    return (uint32_t)(x > 32767 ? 32767 : x);
+#endif
+}
+
+/* The exact sums of both heads' qq (qa, qb: nh == 1 leaves *db alone) against one int8 key. */
+__attribute__((always_inline)) static inline void esl_kv8_dot(int32_t *da, int32_t *db, const int16_t *qa,
+                                                              const int16_t *qb, const int8_t *k, uint32_t hs,
+                                                              const uint32_t nh)
+{
+    int32_t a = 0, b = 0;
+    uint32_t i = 0;
+#if ESL_KERNELS_DSP
+    ESL_ATT_UNROLL(GCC unroll 16)
+    for (; i + 4u <= hs; i += 4u) {
+        const uint32_t k4 = esl_ld32(k + i), k02 = __sxtb16(k4), k13 = esl_sxtb16_ror8(k4);
+        a = __smlad(k02, esl_ld32(qa + i), a);            /* q0*k0 + q2*k2 */
+        a = __smlad(k13, esl_ld32(qa + i + 2u), a);       /* q1*k1 + q3*k3 */
+        if (nh == 2u) {
+            b = __smlad(k02, esl_ld32(qb + i), b);
+            b = __smlad(k13, esl_ld32(qb + i + 2u), b);
+        }
+    }
+#endif
+    ESL_ATT_UNROLL(GCC unroll 16)
+    for (; i < hs; i++) {
+        a += qa[i] * k[i];
+        if (nh == 2u) b += qb[i] * k[i];
+    }
+    *da = a;
+    if (nh == 2u) *db = b;
+}
+
+/* acc[j] += w * vq[j], j < 4, for both heads (w: head a's weight in the low half, head b's high). */
+__attribute__((always_inline)) static inline void esl_kv8_mac4(int32_t *oa, int32_t *ob, uint32_t w,
+                                                               const int8_t *vq, const uint32_t nh)
+{
+#if ESL_KERNELS_DSP
+    const uint32_t v4 = esl_ld32(vq), v02 = __sxtb16(v4), v13 = esl_sxtb16_ror8(v4);
+    oa[0] = __smlabb((int32_t)w, (int32_t)v02, oa[0]);
+    oa[2] = __smlabt((int32_t)w, (int32_t)v02, oa[2]);
+    oa[1] = __smlabb((int32_t)w, (int32_t)v13, oa[1]);
+    oa[3] = __smlabt((int32_t)w, (int32_t)v13, oa[3]);
+    if (nh == 2u) {
+        ob[0] = __smlatb((int32_t)w, (int32_t)v02, ob[0]);
+        ob[2] = __smlatt((int32_t)w, (int32_t)v02, ob[2]);
+        ob[1] = __smlatb((int32_t)w, (int32_t)v13, ob[1]);
+        ob[3] = __smlatt((int32_t)w, (int32_t)v13, ob[3]);
+    }
+#else
+    const int32_t wa = (int32_t)(w & 0xffffu), wb = (int32_t)(w >> 16);
+    for (uint32_t j = 0; j < 4u; j++) {
+        oa[j] += wa * vq[j];
+        if (nh == 2u) ob[j] += wb * vq[j];
+    }
+#endif
+}
+
+#if ESL_KERNELS_DSP && defined(__thumb2__) && defined(__ARM_FEATURE_DSP)
+#define ESL_KV8_ASM 1
+typedef struct {
+    int32_t *acc;                /* out: head a's 4 sums, then head b's */
+    const uint32_t *w, *w_end;   /* the packed weights of positions 0..n-1 (n >= 1) */
+    const int8_t *v;             /* v[0][d], rows stride bytes apart */
+    uint32_t stride;
+} esl_kv8_sum4x2_t;
+
+/* The weighted sums of a pair of heads over 4 value dims d..d+3:  acc[j] = isum_t(wa[t] * v[t][d+j]),
+ * acc[4 + j] = isum_t(wb[t] * v[t][d+j]). The eight sums stay in r4-r11 for the whole loop (gcc's C
+ * kept half of them on the stack); per position 16 instructions: the two loads, the row step, two
+ * SXTB16, eight SMLAxy (wa, wb the halves of w), and the end test (w_end is on the stack). */
+__attribute__((naked, noinline)) static void esl_kv8_sum4x2(__attribute__((unused)) const esl_kv8_sum4x2_t *a)
+{
+    __asm__ volatile(
+        "push    {r4-r11, lr}\n\t"
+        "ldr     r12, [r0, #8]\n\t"         /* w_end */
+        "push    {r0, r12}\n\t"             /* [sp]: a, [sp, #4]: w_end */
+        "ldr     r1, [r0, #4]\n\t"          /* w */
+        "ldr     r2, [r0, #12]\n\t"         /* v */
+        "ldr     r3, [r0, #16]\n\t"         /* stride */
+        "movs    r4, #0\n\t"
+        "movs    r5, #0\n\t"
+        "movs    r6, #0\n\t"
+        "movs    r7, #0\n\t"
+        "movs    r8, #0\n\t"
+        "movs    r9, #0\n\t"
+        "movs    r10, #0\n\t"
+        "movs    r11, #0\n\t"
+        "1:\n\t"
+        "ldr     r12, [r1], #4\n\t"         /* wa | wb << 16 */
+        "ldr     lr, [r2]\n\t"              /* v[t][d..d+3] */
+        "add     r2, r2, r3\n\t"
+        "sxtb16  r0, lr\n\t"                /* v0, v2 */
+        "sxtb16  lr, lr, ror #8\n\t"        /* v1, v3 */
+        "smlabb  r4, r12, r0, r4\n\t"       /* a0 += wa * v0 */
+        "smlabt  r6, r12, r0, r6\n\t"       /* a2 += wa * v2 */
+        "smlatb  r8, r12, r0, r8\n\t"       /* b0 += wb * v0 */
+        "smlatt  r10, r12, r0, r10\n\t"     /* b2 += wb * v2 */
+        "smlabb  r5, r12, lr, r5\n\t"       /* a1 */
+        "smlabt  r7, r12, lr, r7\n\t"       /* a3 */
+        "smlatb  r9, r12, lr, r9\n\t"       /* b1 */
+        "smlatt  r11, r12, lr, r11\n\t"     /* b3 */
+        "ldr     r0, [sp, #4]\n\t"
+        "cmp     r1, r0\n\t"
+        "bne     1b\n\t"
+        "ldr     r0, [sp]\n\t"
+        "ldr     r0, [r0]\n\t"              /* acc */
+        "stmia   r0, {r4-r11}\n\t"
+        "add     sp, sp, #8\n\t"
+        "pop     {r4-r11, pc}\n\t");
+}
+#else
+#define ESL_KV8_ASM 0
+#endif
+
+/* nh (1 or 2) query heads over the n cached int8 positions of one kv head: keys k, values v (rows
+ * kv_dim apart), scales ks, vs (n_kv apart); outputs to o (hs apart); att: float[2 * n], then
+ * int16[2 * hs] for the heads' qq. hs and nh are constants where this is inlined. */
+__attribute__((always_inline)) static inline void esl_attend_kv8(
+    float *restrict o, const float *restrict q, const int8_t *k, const int8_t *v, const float *ks, const float *vs,
+    uint32_t kv_dim, uint32_t n_kv, uint32_t n, float inv_sqrt_hs, const uint32_t hs, const uint32_t nh,
+    float *restrict att)
+{
+    float *const ea = att, *const eb = att + n;
+    int16_t *const qa = (int16_t *)(att + 2u * n), *const qb = qa + hs;
+    const float ca = esl_kv8_prepare_q(qa, q, hs) * inv_sqrt_hs;
+    const float cb = (nh == 2u) ? esl_kv8_prepare_q(qb, q + hs, hs) * inv_sqrt_hs : 0.0f;
+    float ma = -FLT_MAX, mb = -FLT_MAX, vmax = 0.0f;
+    for (uint32_t t = 0, r = 0; t < n; t++, r += kv_dim) {
+        int32_t da, db = 0;
+        esl_kv8_dot(&da, &db, qa, qb, k + r, hs, nh);
+        const float kt = ks[t * n_kv], vt = vs[t * n_kv];
+        const float sa = (float)da * (kt * ca);
+        ea[t] = sa;
+        if (sa > ma) ma = sa;
+        if (nh == 2u) {
+            const float sb = (float)db * (kt * cb);
+            eb[t] = sb;
+            if (sb > mb) mb = sb;
+        }
+        if (vt > vmax) vmax = vt;
+    }
+    float sa = 0.0f, sb = 0.0f;
+    esl_att_exps(ea, eb, n, ma, mb, &sa, &sb, nh);
+    if (!(vmax >= ESL_KV8_VMIN)) {
+        for (uint32_t i = 0; i < nh * hs; i++) o[i] = 0.0f;
+        return;
+    }
+    const float vq_max = 32767.0f / vmax;
+    const float ga = (1.0f / sa) * vq_max, gb = (nh == 2u) ? (1.0f / sb) * vq_max : 0.0f;
+    for (uint32_t t = 0; t < n; t++) {      /* (e * vt) * g + 0.5f >= 0.5f: only the top needs a clamp */
+        const float vt = vs[t * n_kv];
+        const uint32_t wa = esl_kv8_q15((int32_t)((ea[t] * vt) * ga + 0.5f));
+        const uint32_t wb = (nh == 2u) ? esl_kv8_q15((int32_t)((eb[t] * vt) * gb + 0.5f)) : 0u;
+        const uint32_t w = wa | (wb << 16);
+        memcpy(&ea[t], &w, sizeof w);
+    }
+    const float oscale = vmax / 32767.0f;
+    uint32_t i = 0;
+#if ESL_KV8_ASM
+    if (hs == 8u && nh == 2u) {
+        int32_t acc[8];
+        for (; i < 8u; i += 4u) {
+            const esl_kv8_sum4x2_t job = { acc, (const uint32_t *)(void *)ea, (const uint32_t *)(void *)(ea + n),
+                                           v + i, kv_dim };
+            esl_kv8_sum4x2(&job);
+            for (uint32_t j = 0; j < 4u; j++) {
+                o[i + j] = (float)acc[j] * oscale;
+                o[hs + i + j] = (float)acc[4u + j] * oscale;
+            }
+        }
+        return;
+    }
+#endif
+    for (; i + 4u <= hs; i += 4u) {
+        int32_t oa[4] = { 0, 0, 0, 0 }, ob[4] = { 0, 0, 0, 0 };
+        for (uint32_t t = 0, r = i; t < n; t++, r += kv_dim) {
+            uint32_t w;
+            memcpy(&w, &ea[t], sizeof w);
+            esl_kv8_mac4(oa, ob, w, v + r, nh);
+        }
+        for (uint32_t j = 0; j < 4u; j++) {
+            o[i + j] = (float)oa[j] * oscale;
+            if (nh == 2u) o[hs + i + j] = (float)ob[j] * oscale;
+        }
+    }
+    for (; i < hs; i++) {
+        int32_t a = 0, b = 0;
+        for (uint32_t t = 0, r = i; t < n; t++, r += kv_dim) {
+            uint32_t w;
+            memcpy(&w, &ea[t], sizeof w);
+            a += (int32_t)(w & 0xffffu) * v[r];
+            if (nh == 2u) b += (int32_t)(w >> 16) * v[r];
+        }
+        o[i] = (float)a * oscale;
+        if (nh == 2u) o[hs + i] = (float)b * oscale;
     }
 }
 
@@ -316,29 +544,35 @@ __attribute__((always_inline)) static inline void esl_attend_heads(float *out, c
     for (uint32_t h = begin; h < end;) {
         const uint32_t kvh = h / kv_mul;
         const uint32_t nh = (h + 1u < end && (h + 1u) / kv_mul == kvh) ? 2u : 1u;
-        const void *k, *v;
-        const float *ks = NULL, *vs = NULL;
-        if (kv8) {
-            k = m->kv.key_i8 + row0 + kvh * hs;
-            v = m->kv.value_i8 + row0 + kvh * hs;
-            ks = m->kv.key_scale + layer * m->max_seq * n_kv + kvh;
-            vs = m->kv.value_scale + layer * m->max_seq * n_kv + kvh;
-        } else {
-            k = m->kv.key_f32 + row0 + kvh * hs;
-            v = m->kv.value_f32 + row0 + kvh * hs;
-        }
         float *o = out + h * hs;
         const float *qh = q + h * hs;
-        if (!ESL_ATT_SPECIALIZE)
-            esl_attend(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, hs, nh, kv8, att);
-        else if (hs == 8u && nh == 2u)
-            esl_attend(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, 8u, 2u, kv8, att);
-        else if (hs == 8u)
-            esl_attend(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, 8u, 1u, kv8, att);
-        else if (nh == 2u)
-            esl_attend(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, hs, 2u, kv8, att);
-        else
-            esl_attend(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, hs, 1u, kv8, att);
+        if (kv8) {
+            const int8_t *k = m->kv.key_i8 + row0 + kvh * hs, *v = m->kv.value_i8 + row0 + kvh * hs;
+            const float *ks = m->kv.key_scale + layer * m->max_seq * n_kv + kvh;
+            const float *vs = m->kv.value_scale + layer * m->max_seq * n_kv + kvh;
+            if (!ESL_ATT_SPECIALIZE)
+                esl_attend_kv8(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, hs, nh, att);
+            else if (hs == 8u && nh == 2u)
+                esl_attend_kv8(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, 8u, 2u, att);
+            else if (hs == 8u)
+                esl_attend_kv8(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, 8u, 1u, att);
+            else if (nh == 2u)
+                esl_attend_kv8(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, hs, 2u, att);
+            else
+                esl_attend_kv8(o, qh, k, v, ks, vs, kv_dim, n_kv, n, scale, hs, 1u, att);
+        } else {
+            const float *k = m->kv.key_f32 + row0 + kvh * hs, *v = m->kv.value_f32 + row0 + kvh * hs;
+            if (!ESL_ATT_SPECIALIZE)
+                esl_attend(o, qh, k, v, kv_dim, n, scale, hs, nh, att);
+            else if (hs == 8u && nh == 2u)
+                esl_attend(o, qh, k, v, kv_dim, n, scale, 8u, 2u, att);
+            else if (hs == 8u)
+                esl_attend(o, qh, k, v, kv_dim, n, scale, 8u, 1u, att);
+            else if (nh == 2u)
+                esl_attend(o, qh, k, v, kv_dim, n, scale, hs, 2u, att);
+            else
+                esl_attend(o, qh, k, v, kv_dim, n, scale, hs, 1u, att);
+        }
         h += nh;
     }
 }

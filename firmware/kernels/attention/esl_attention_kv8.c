@@ -1,8 +1,12 @@
 /* attention_kv8, one layer at position pos over the int8 cache; head h reads kv head
- * h / (n_heads / n_kv_heads):
- * score[t] = (seqsum_i(q[i] * (float)kq[t][i]) * ks[t]) * inv_sqrt_hs;  p = esl_softmax_f32(score);
- * out[i] = seqsum_t((p[t] * vs[t]) * (float)vq[t][i]).  The body (query heads in pairs per kv
- * head) is in esl_attention_heads.h. scratch: two heads' scores, float[2 * max_seq].
+ * h / (n_heads / n_kv_heads). Integer dot products, the softmax in float:
+ *   (qq, qs) = esl_quantize_i16(q, hs, hs);  score[t] = (float)isum_i(qq[i] * kq[t][i]) * (ks[t] * (qs * inv_sqrt_hs))
+ *   e[t] = esl_expf(score[t] - max score);  sum = seqsum e;  vmax = max_t vs[t]
+ *   w[t] = min((int32)((e[t] * vs[t]) * ((1.0f / sum) * (32767.0f / vmax)) + 0.5f), 32767)
+ *   out[i] = (float)isum_t(w[t] * vq[t][i]) * (vmax / 32767.0f)    (vmax < 2^-100: out = 0)
+ * The body (query heads in pairs per kv head; the bounds that keep every int32 sum exact) is
+ * esl_attend_kv8 in esl_attention_heads.h. scratch: two heads' scores, float[2 * max_seq], then
+ * their quantized q, int16[2 * head_size].
  * On a cluster (ESL_CLUSTER_CORES, esl_cluster.h) the workers take contiguous ranges of heads. */
 #include "esl_attention_heads.h"
 

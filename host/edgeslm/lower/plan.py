@@ -165,6 +165,11 @@ def _weight_items(cfg: ModelConfig, scheme: Scheme, max_seq: int, tokenizer_byte
     return items
 
 
+# attention_kv8's int16 query times int8 keys: the sum of head_size products of at most 32767 * 127 is an
+# exact int32 up to 516 of them (esl_attention_heads.h).
+KV8_MAX_HEAD_SIZE = 512
+
+
 def tokenizer_bytes(vocab_size: int, blob_bytes: int) -> int:
     """blob + offsets (u32, vocab+1) + merge ranks (i32) + sorted ids (u16)."""
     return blob_bytes + 4 * (vocab_size + 1) + 4 * vocab_size + 2 * vocab_size
@@ -177,6 +182,9 @@ def plan(cfg: ModelConfig, scheme: Scheme, board: Board, max_seq: int | None = N
     max_seq = max_seq or cfg.max_seq_len
     if not 1 <= max_seq <= cfg.max_seq_len:
         raise EdgeslmError(f"--max-seq {max_seq} is outside 1..{cfg.max_seq_len} (the model's context)")
+    if scheme.kv == "i8" and not scheme.integer and cfg.head_size > KV8_MAX_HEAD_SIZE:
+        raise EdgeslmError(f"--kv i8 serves head sizes up to {KV8_MAX_HEAD_SIZE} (its int32 dot products "
+                           f"stay exact up to there); this model's is {cfg.head_size}: use --kv f32")
     target, core = board.target, board.core
     variant = target.check_variant(core, kernels) if kernels else board.kernel_variant
     steps, sizes = schedule(cfg, scheme, max_seq)

@@ -36,13 +36,20 @@ esl_rope_f32(v, cos, sin, heads):  for each head and pair p = 0 .. head_size/2-1
 esl_softmax_f32(x, n):  m = max x;  e[t] = esl_expf(x[t] - m);  sum = seqsum(e);  inv = 1.0f / sum
     x[t] = e[t] * inv
 esl_kvstore_f32: a copy.  esl_kvstore_kv8: k, v by esl_quantize_i8 with group = head_size
-esl_attention_f32 / _kv8 (head h reads kv head h / (n_heads / n_kv_heads); t = 0 .. pos):
-    KV f32: score[t] = seqsum_i(q[i] * k[t][i]) * inv_sqrt_hs          inv_sqrt_hs = float32(1/sqrt(hs))
-            out[i]   = seqsum_t(p[t] * v[t][i])
-    kv8:    k, v stored by esl_kvstore_kv8 (one scale per position and kv head)
-            score[t] = (seqsum_i(q[i] * (float)kq[t][i]) * ks[t]) * inv_sqrt_hs
-            out[i]   = seqsum_t((p[t] * vs[t]) * (float)vq[t][i])
-    p = esl_softmax_f32(score)
+esl_attention_f32 (head h reads kv head h / (n_heads / n_kv_heads); t = 0 .. pos):
+    score[t] = seqsum_i(q[i] * k[t][i]) * inv_sqrt_hs          inv_sqrt_hs = float32(1/sqrt(hs))
+    p = esl_softmax_f32(score);  out[i] = seqsum_t(p[t] * v[t][i])
+esl_attention_kv8 (k, v stored by esl_kvstore_kv8: int8, one scale ks[t], vs[t] per position and kv
+head; integer dot products, the softmax in float):
+    (qq, qs) = esl_quantize_i16(q, hs, hs);  c = qs * inv_sqrt_hs
+    score[t] = (float)isum_i(qq[i] * kq[t][i]) * (ks[t] * c)          isum: exact int32
+    m = max score;  e[t] = esl_expf(score[t] - m);  sum = seqsum(e)    (esl_softmax_f32 before its
+    vmax = max_t vs[t];  if vmax < 2^-100: out[i] = 0                   normalization)
+    g = (1.0f / sum) * (32767.0f / vmax)
+    w[t] = min((int32)((e[t] * vs[t]) * g + 0.5f), 32767)              p[t] * vs[t] / vmax in Q15
+    out[i] = (float)isum_t(w[t] * vq[t][i]) * (vmax / 32767.0f)
+    No int32 sum overflows: |qq| <= 32767 and |kq| <= 127 give |isum| < 2^31 for hs <= 516; the
+    w[t] sum to at most 32767 * (1 + 2^-20) + n/2, so with |vq| <= 127 for any n < 2^24.
 esl_swiglu_f32(h1, h3):  h1[i] = (h1[i] * (1.0f / (1.0f + esl_expf(-h1[i])))) * h3[i]
 esl_add_f32(x, y):  x[i] = x[i] + y[i]
 """
@@ -111,21 +118,38 @@ def rope_tables(head_size: int, max_seq_len: int, theta: float) -> tuple[np.ndar
     return np.cos(ang).astype(F32), np.sin(ang).astype(F32)
 
 
-def attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, key_scale: np.ndarray | None,
-              value_scale: np.ndarray | None, inv_sqrt_hs: np.float32) -> np.ndarray:
-    """esl_attention_f32 / esl_attention_kv8 for positions 0..t-1: q (n_heads, hs), keys/values
-    (t, n_kv_heads, hs) float32 or int8, scales (t, n_kv_heads) for int8. Returns (n_heads * hs,)."""
-    n_heads, n_kv = q.shape[0], keys.shape[1]
-    kvh = np.arange(n_heads) // (n_heads // n_kv)
-    k = keys[:, kvh].astype(F32)                                    # (t, h, hs)
-    v = values[:, kvh].astype(F32)
-    dots = np.add.accumulate(q[None] * k, axis=-1)[..., -1]         # (t, h)
-    if key_scale is not None:
-        dots = dots * key_scale[:, kvh]
+def attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, inv_sqrt_hs: np.float32) -> np.ndarray:
+    """esl_attention_f32 for positions 0..t-1: q (n_heads, hs), keys/values (t, n_kv_heads, hs)
+    float32. Returns (n_heads * hs,)."""
+    kvh = np.arange(q.shape[0]) // (q.shape[0] // keys.shape[1])
+    dots = np.add.accumulate(q[None] * keys[:, kvh], axis=-1)[..., -1]    # (t, h)
     p = softmax(dots * inv_sqrt_hs, axis=0)
-    if value_scale is not None:
-        p = p * value_scale[:, kvh]
-    return np.add.accumulate(p[:, :, None] * v, axis=0)[-1].reshape(-1)
+    return np.add.accumulate(p[:, :, None] * values[:, kvh], axis=0)[-1].reshape(-1)
+
+
+KV8_VMIN = F32(2.0 ** -100)       # below it a head's values are all but zero: out = 0 (32767/vmax finite)
+
+
+def attention_kv8(q: np.ndarray, keys: np.ndarray, values: np.ndarray, key_scale: np.ndarray,
+                  value_scale: np.ndarray, inv_sqrt_hs: np.float32) -> np.ndarray:
+    """esl_attention_kv8 for positions 0..t-1: q (n_heads, hs) float32, keys/values (t, n_kv_heads,
+    hs) int8, their scales (t, n_kv_heads). Returns (n_heads * hs,)."""
+    n_heads, hs = q.shape
+    kvh = np.arange(n_heads) // (n_heads // keys.shape[1])
+    qq, qs = quantize_i8(q.reshape(-1), hs, qmax=32767)               # one group per head
+    c = qs * inv_sqrt_hs                                              # (h,)
+    isum = np.einsum("thi,hi->th", keys[:, kvh].astype(np.int64), qq.reshape(n_heads, hs).astype(np.int64))
+    score = isum.astype(np.int32).astype(F32) * (key_scale[:, kvh] * c)
+    e = esl_expf(score - score.max(axis=0))
+    total = np.add.accumulate(e, axis=0)[-1]
+    vs = value_scale[:, kvh]                                          # (t, h)
+    vmax = vs.max(axis=0)
+    live = vmax >= KV8_VMIN
+    g = (F32(1.0) / total) * (F32(32767.0) / np.where(live, vmax, F32(1.0)))
+    w = np.minimum(np.trunc((e * vs) * g + F32(0.5)).astype(np.int64), 32767)
+    acc = np.einsum("th,thi->hi", w, values[:, kvh].astype(np.int64)).astype(np.int32)
+    out = acc.astype(F32) * (vmax / F32(32767.0))[:, None]
+    return np.where(live[:, None], out, F32(0.0)).astype(F32).reshape(-1)
 
 
 class _Matmul:
@@ -202,9 +226,12 @@ def _kvstore_kv8(e: "GoldenEngine", s: Step) -> None:
 
 def _attention(e: "GoldenEngine", s: Step) -> None:
     l, n = s.layer, e.pos + 1
-    scales = (e.key_scale[l, :n], e.value_scale[l, :n]) if s.contract == "kv8" else (None, None)
     q = e.val[s.inp].reshape(e.qm.config.n_heads, -1)
-    e.val[s.out] = attention(q, e.key_cache[l, :n], e.value_cache[l, :n], *scales, inv_sqrt_hs=e.inv_sqrt_hs)
+    if s.contract == "kv8":
+        e.val[s.out] = attention_kv8(q, e.key_cache[l, :n], e.value_cache[l, :n], e.key_scale[l, :n],
+                                     e.value_scale[l, :n], e.inv_sqrt_hs)
+    else:
+        e.val[s.out] = attention(q, e.key_cache[l, :n], e.value_cache[l, :n], e.inv_sqrt_hs)
 
 
 def _add(e: "GoldenEngine", s: Step) -> None:

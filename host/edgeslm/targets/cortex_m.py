@@ -63,6 +63,11 @@ def _attention_pair_scratch(step: Step, max_seq: int) -> int:
     return 8 * max_seq
 
 
+def _attention_kv8_scratch(step: Step, max_seq: int) -> int:
+    """Two heads' scores, float[2 * max_seq], then their quantized q, int16[2 * head_size]."""
+    return 8 * max_seq + _round4(4 * step.cols)
+
+
 def _matmul_s8_dsp_scratch(step: Step, max_seq: int) -> int:
     """x widened once to int16[cols] for SMLAD (esl_dot_i8.h)."""
     return 2 * step.cols
@@ -101,7 +106,8 @@ FLOAT_KERNELS = (
     KernelSpec("kvstore", "f32"),
     KernelSpec("kvstore", "kv8", about="int8 per (position, kv head)"),
     KernelSpec("attention", "f32", scratch=_attention_pair_scratch, about="query heads in pairs per kv head"),
-    KernelSpec("attention", "kv8", scratch=_attention_pair_scratch, about="query heads in pairs per kv head"),
+    KernelSpec("attention", "kv8", scratch=_attention_kv8_scratch,
+               about="int32 dot products over int8 keys and values, float softmax; heads in pairs"),
     KernelSpec("add", "f32"),
     KernelSpec("swiglu", "f32"),
 )
@@ -113,8 +119,8 @@ KERNELS = (
     KernelSpec("matmul", "w4f", "dsp", _matmul_w4f_dsp_scratch, about="8 nibbles per load, UXTB16 + SMLAD"),
     KernelSpec("attention", "f32", "dsp", _attention_pair_scratch,
                about="a pair of heads: the exps, and at head size 8 one VLDM per key and value row (FPU assembly)"),
-    KernelSpec("attention", "kv8", "dsp", _attention_pair_scratch,
-               about="a pair of heads: the exps in FPU assembly"),
+    KernelSpec("attention", "kv8", "dsp", _attention_kv8_scratch,
+               about="SXTB16 + SMLAD scores, SMLAxy weighted sums for a pair of heads; the exps in FPU assembly"),
     *S8_KERNELS,
     KernelSpec("matmul", "s8", "dsp", _matmul_s8_dsp_scratch, about="SXTB16 + SMLAD, 4 rows per pass",
                param_bytes=20),
