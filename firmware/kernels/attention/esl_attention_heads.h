@@ -310,7 +310,7 @@ __attribute__((always_inline)) static inline void esl_attend(
  * No sum overflows: |qq| <= 32767, |kq| <= 127 and hs <= 512 keep |isum_i| < 2^31; the w[t] add up to
  * at most 32767 (1 + 2^-20) + n/2, so with |vq| <= 127 isum_t does too (n < 2^24).
  * The heads' w[t] (each < 2^15) are packed into one word per position, stored over e_a[t] once it is
- * read (memcpy: no aliasing), so DSP builds multiply both heads by one unpacked value (SMLAxy). */
+ * read (esl_att_slot_t), so DSP builds multiply both heads by one unpacked value (SMLAxy). */
 #define ESL_KV8_VMIN 0x1p-100f
 
 /* q of one head as qq (int16) for esl_kv8_dot: DSP builds lay each 4 out as q0 q2 q1 q3 (SXTB16's
@@ -328,6 +328,13 @@ static inline float esl_kv8_prepare_q(int16_t *qq, const float *q, uint32_t hs)
 #endif
     return qs;
 }
+
+/* A score slot of the scratch: e_a[t] (float), then the pair of heads' Q15 weights packed in a word
+ * (head a's in the low half). A union, so the two views of one slot are not an aliasing hazard. */
+typedef union {
+    float f;
+    uint32_t w;
+} esl_att_slot_t;
 
 /* min(x, 32767) for x >= 0 (USAT #15 on DSP builds). */
 static inline uint32_t esl_kv8_q15(int32_t x)
@@ -385,6 +392,7 @@ __attribute__((always_inline)) static inline void esl_kv8_mac4(int32_t *oa, int3
     }
 #else
     const int32_t wa = (int32_t)(w & 0xffffu), wb = (int32_t)(w >> 16);
+    ESL_ATT_UNROLL(GCC unroll 4)
     for (uint32_t j = 0; j < 4u; j++) {
         oa[j] += wa * vq[j];
         if (nh == 2u) ob[j] += wb * vq[j];
@@ -458,7 +466,10 @@ __attribute__((always_inline)) static inline void esl_attend_kv8(
     float *restrict att)
 {
     float *const ea = att, *const eb = att + n;
-    int16_t *const qa = (int16_t *)(att + 2u * n), *const qb = qa + hs;
+    /* A head size of at most 8 keeps q in a local array (in registers once unrolled), else q goes to
+     * the scratch after the scores. */
+    int16_t q_local[16];
+    int16_t *const qa = (hs <= 8u) ? q_local : (int16_t *)(void *)(att + 2u * n), *const qb = qa + hs;
     const float ca = esl_kv8_prepare_q(qa, q, hs) * inv_sqrt_hs;
     const float cb = (nh == 2u) ? esl_kv8_prepare_q(qb, q + hs, hs) * inv_sqrt_hs : 0.0f;
     float ma = -FLT_MAX, mb = -FLT_MAX, vmax = 0.0f;
@@ -484,21 +495,19 @@ __attribute__((always_inline)) static inline void esl_attend_kv8(
     }
     const float vq_max = 32767.0f / vmax;
     const float ga = (1.0f / sa) * vq_max, gb = (nh == 2u) ? (1.0f / sb) * vq_max : 0.0f;
+    esl_att_slot_t *const slot = (esl_att_slot_t *)(void *)ea;   /* w[t] replaces e_a[t] once it is read */
     for (uint32_t t = 0; t < n; t++) {      /* (e * vt) * g + 0.5f >= 0.5f: only the top needs a clamp */
         const float vt = vs[t * n_kv];
-        const uint32_t wa = esl_kv8_q15((int32_t)((ea[t] * vt) * ga + 0.5f));
+        const uint32_t wa = esl_kv8_q15((int32_t)((slot[t].f * vt) * ga + 0.5f));
         const uint32_t wb = (nh == 2u) ? esl_kv8_q15((int32_t)((eb[t] * vt) * gb + 0.5f)) : 0u;
-        const uint32_t w = wa | (wb << 16);
-        memcpy(&ea[t], &w, sizeof w);
+        slot[t].w = wa | (wb << 16);
     }
     const float oscale = vmax / 32767.0f;
-    uint32_t i = 0;
 #if ESL_KV8_ASM
     if (hs == 8u && nh == 2u) {
         int32_t acc[8];
-        for (; i < 8u; i += 4u) {
-            const esl_kv8_sum4x2_t job = { acc, (const uint32_t *)(void *)ea, (const uint32_t *)(void *)(ea + n),
-                                           v + i, kv_dim };
+        for (uint32_t i = 0; i < 8u; i += 4u) {
+            const esl_kv8_sum4x2_t job = { acc, &slot[0].w, &slot[n].w, v + i, kv_dim };
             esl_kv8_sum4x2(&job);
             for (uint32_t j = 0; j < 4u; j++) {
                 o[i + j] = (float)acc[j] * oscale;
@@ -508,13 +517,28 @@ __attribute__((always_inline)) static inline void esl_attend_kv8(
         return;
     }
 #endif
+    if (ESL_ATT_SPECIALIZE && hs == 8u) {   /* every sum of both heads in a register, one pass over t */
+        int32_t oa[8] = { 0 }, ob[8] = { 0 };
+        for (uint32_t t = 0, r = 0; t < n; t++, r += kv_dim) {
+            const uint32_t w = slot[t].w;
+            const int32_t wa = (int32_t)(w & 0xffffu), wb = (int32_t)(w >> 16);
+            ESL_ATT_UNROLL(GCC unroll 8)
+            for (uint32_t i = 0; i < 8u; i++) {
+                oa[i] += wa * v[r + i];
+                if (nh == 2u) ob[i] += wb * v[r + i];
+            }
+        }
+        ESL_ATT_UNROLL(GCC unroll 8)
+        for (uint32_t i = 0; i < 8u; i++) {
+            o[i] = (float)oa[i] * oscale;
+            if (nh == 2u) o[hs + i] = (float)ob[i] * oscale;
+        }
+        return;
+    }
+    uint32_t i = 0;
     for (; i + 4u <= hs; i += 4u) {
         int32_t oa[4] = { 0, 0, 0, 0 }, ob[4] = { 0, 0, 0, 0 };
-        for (uint32_t t = 0, r = i; t < n; t++, r += kv_dim) {
-            uint32_t w;
-            memcpy(&w, &ea[t], sizeof w);
-            esl_kv8_mac4(oa, ob, w, v + r, nh);
-        }
+        for (uint32_t t = 0, r = i; t < n; t++, r += kv_dim) esl_kv8_mac4(oa, ob, slot[t].w, v + r, nh);
         for (uint32_t j = 0; j < 4u; j++) {
             o[i + j] = (float)oa[j] * oscale;
             if (nh == 2u) o[hs + i + j] = (float)ob[j] * oscale;
@@ -523,10 +547,8 @@ __attribute__((always_inline)) static inline void esl_attend_kv8(
     for (; i < hs; i++) {
         int32_t a = 0, b = 0;
         for (uint32_t t = 0, r = i; t < n; t++, r += kv_dim) {
-            uint32_t w;
-            memcpy(&w, &ea[t], sizeof w);
-            a += (int32_t)(w & 0xffffu) * v[r];
-            if (nh == 2u) b += (int32_t)(w >> 16) * v[r];
+            a += (int32_t)(slot[t].w & 0xffffu) * v[r];
+            if (nh == 2u) b += (int32_t)(slot[t].w >> 16) * v[r];
         }
         o[i] = (float)a * oscale;
         if (nh == 2u) o[hs + i] = (float)b * oscale;
