@@ -257,10 +257,12 @@ def build_cases(seed: int = SEED) -> tuple[list[Case], list[str]]:
                           2 * (_round4(n) + 4 * (n // hs)), Step("kvstore", "kv8", n=n)))
 
     # ---- attention f32 / kv8: MHA and GQA, first, middle and last position, a second layer; head
-    # size 8 (the register path) and 6 (the general path, with a tail of two outputs)
+    # size 8 (the register path), 12 (kv8's pair in 4-dim chunks) and 6 (the general path, with a
+    # tail of two outputs)
     max_seq = 64
     for hs, heads, n_kv, layers, layer, positions in ((8, 8, 4, 1, 0, (0, 37)), (8, 4, 4, 1, 0, (63,)),
-                                                      (8, 6, 2, 2, 1, (0, 20, 63)), (6, 6, 2, 1, 0, (0, 21))):
+                                                      (8, 6, 2, 2, 1, (0, 20, 63)), (12, 4, 2, 1, 0, (0, 30)),
+                                                      (6, 6, 2, 1, 0, (0, 21))):
         kf = normal(layers, max_seq, n_kv, hs)
         vf = normal(layers, max_seq, n_kv, hs)
         kf[layer, 3, 0] = 0.0            # an all-zero key head (kv8: scale 0)

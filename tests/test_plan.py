@@ -269,3 +269,18 @@ def test_int8_layers_is_a_q4_option():
             get_scheme(name, int8_layers=1)
     with pytest.raises(UsageError, match="int8-layers .* does not apply"):
         get_scheme("q4", int8_layers=-1)
+
+
+def test_attention_cost_fit_separates_scores_from_their_elements():
+    """Runs of two head sizes: per score and per element separate; where a fast path for one head
+    size would make the per-score term negative, the fit keeps the elements alone."""
+    from edgeslm.bench import _fit
+    pts = lambda a, b, c: [({"call": 1, "score": s, "score_element": s * hs}, c + a * s + b * s * hs)  # noqa: E731
+                           for hs in (8, 48) for s in (40, 400, 4000)]
+    assert _fit(pts(30, 5, 900)) == pytest.approx({"call": 900, "score": 30, "score_element": 5})
+    cheap8 = [(u, m - 10 * u["score"] if u["score_element"] == 8 * u["score"] else m)
+              for u, m in pts(0, 10, 500)]                   # head size 8: 70 a score, not 80
+    fit = _fit(cheap8)
+    assert "score" not in fit and 8.5 < fit["score_element"] < 10.5
+    one_size = [p for p in pts(30, 5, 900) if p[0]["score_element"] == 8 * p[0]["score"]]
+    assert set(_fit(one_size)) == {"call", "score"}          # one head size: scores, as before

@@ -345,7 +345,7 @@ def summarize(runs: list[PromptRun], plan: Plan, board: Board, elf: Path | None,
 
 def _fit(points: list[tuple[dict[str, float], float]]) -> dict[str, float]:
     """Least squares: measured = sum(units[u] * coef[u]), over the sets of units that hold the main
-    one (a matmul's MACs, attention's scores, ...), that the points can separate and that give no
+    one (a matmul's MACs, attention's scores or their elements), that the points can separate and that give no
     negative coefficient: the set with the smallest squared error wins (a kernel with two code
     paths, as the DSP matmuls' four-row and two-row ones, may need a per-row or per-call term that
     another kernel's fit would make negative)."""
@@ -355,16 +355,23 @@ def _fit(points: list[tuple[dict[str, float], float]]) -> dict[str, float]:
     names = sorted({u for units, _ in points for u in units}, key=lambda u: (u == "call", u != "mac", u))
     y = np.array([m for _, m in points])
     best: tuple[float, dict[str, float]] | None = None
-    for size in range(len(names), 0, -1):
-        for rest in itertools.combinations(names[1:], size - 1):
-            subset = [names[0], *rest]
-            a = np.array([[units.get(u, 0.0) for u in subset] for units, _ in points])
-            coef, _, rank, _ = np.linalg.lstsq(a, y, rcond=None)
-            if rank < len(subset) or (coef < 0).any():
-                continue
-            err = float(((a @ coef - y) ** 2).sum())
-            if best is None or err < best[0] * (1 - 1e-9):
-                best = (err, {u: round(float(c), 4) for u, c in zip(subset, coef)})
+    subsets = [([names[0], *rest], False) for size in range(len(names), 0, -1)
+               for rest in itertools.combinations(names[1:], size - 1)]
+    if names[0] == "score" and "score_element" in names:
+        # or attention per element alone (only where clearly better: one head size's runs cannot tell
+        # the two apart): a head size with its own fast path can make the per-score term negative
+        others = [u for u in names[1:] if u != "score_element"]
+        subsets += [(["score_element", *rest], True) for size in range(len(others) + 1, 0, -1)
+                    for rest in itertools.combinations(others, size - 1)]
+    margin = 1e-9 * float((y ** 2).sum())
+    for subset, alternative in subsets:
+        a = np.array([[units.get(u, 0.0) for u in subset] for units, _ in points])
+        coef, _, rank, _ = np.linalg.lstsq(a, y, rcond=None)
+        if rank < len(subset) or (coef < 0).any():
+            continue
+        err = float(((a @ coef - y) ** 2).sum())
+        if best is None or err < best[0] * (1 - 1e-9) - (margin if alternative else 0.0):
+            best = (err, {u: round(float(c), 4) for u, c in zip(subset, coef)})
     if best:
         return best[1]
     return {names[0]: round(float(y.sum() / sum(units.get(names[0], 0.0) for units, _ in points)), 4)}

@@ -504,9 +504,9 @@ __attribute__((always_inline)) static inline void esl_attend_kv8(
     }
     const float oscale = vmax / 32767.0f;
 #if ESL_KV8_ASM
-    if (hs == 8u && nh == 2u) {
+    if (nh == 2u && hs % 4u == 0u) {
         int32_t acc[8];
-        for (uint32_t i = 0; i < 8u; i += 4u) {
+        for (uint32_t i = 0; i < hs; i += 4u) {
             const esl_kv8_sum4x2_t job = { acc, &slot[0].w, &slot[n].w, v + i, kv_dim };
             esl_kv8_sum4x2(&job);
             for (uint32_t j = 0; j < 4u; j++) {

@@ -34,8 +34,9 @@ def work_units(step: Step, cfg: ModelConfig, pos: int) -> dict[str, float]:
     matmul: MACs, rows and columns (the input is quantized once per call, unless the previous
     matmul prepared it) and, for the quantized ones, groups (rows x groups per row: each has its
     float work, twice as many with groups of 16 as of 32); attention: scores (one per head and
-    cached position, each a dot product, an exp and a weighted sum of head_size); everything else:
-    elements."""
+    cached position: an exp each) and their elements (scores x head_size: the dot product's and the
+    weighted sum's work; runs of one head size cannot tell the two apart, and the fit then keeps
+    scores alone); everything else: elements."""
     if step.op == "matmul":     # an input the previous matmul prepared is not quantized again
         units = {"call": 1, "mac": step.rows * step.cols, "row": step.rows,
                  "col": 0 if step.input_prepared else step.cols}
@@ -43,7 +44,8 @@ def work_units(step: Step, cfg: ModelConfig, pos: int) -> dict[str, float]:
             units["group"] = step.rows * -(-step.cols // step.group_size)
         return units
     if step.op == "attention":
-        return {"call": 1, "score": cfg.n_heads * (pos + 1)}
+        scores = cfg.n_heads * (pos + 1)
+        return {"call": 1, "score": scores, "score_element": scores * cfg.head_size}
     if step.op == "embed":
         return {"call": 1, "element": step.cols}
     if step.op == "rope":
