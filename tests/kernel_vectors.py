@@ -23,8 +23,8 @@ import numpy as np
 from edgeslm.lower import cdata
 from edgeslm.lower.schedule import Step
 from edgeslm.quant import QTensor, quantize_matrix
-from edgeslm.quant.golden import (_Matmul, attention, attention_kv8, embed, esl_expf, quantize_i8, rope, rope_tables, softmax,
-                                  swiglu)
+from edgeslm.quant.golden import (_Matmul, attention, attention_kv8, embed, esl_expf, quantize_i8, rope, rope_tables,
+                                  softmax, swiglu)
 from edgeslm.quant.golden_s8 import GOLDEN_S8, rope_tables_s8, silu_table, softmax_exp_table
 from edgeslm.quant.int8 import rotation_matrices
 from edgeslm.quant.tflm_int import (add_params, conv_multiplier, logistic_int8, logistic_params,
