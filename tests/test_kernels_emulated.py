@@ -155,6 +155,9 @@ def test_every_kernel_on_the_emulated_board_equals_golden(board_id, vectors, too
             f"{where}: attention_f32 without its VLDM branch"
         assert "vmov\ts0, s1, " in function_disassembly(dis, "esl_attention_f32"), \
             f"{where}: attention_f32 without its exp assembly"
+    if variant in ("dsp", "mve"):              # attention_kv8's integer dot products and weighted sums
+        assert "smlad" in function_disassembly(dis, "esl_attention_kv8") and "<esl_kv8_sum4x2>:" in dis, \
+            f"{where}: attention_kv8 without its DSP branch"
     fpu = "vmul.f32" in function_disassembly(dis, "esl_matmul_f32")
     assert fpu == bool(board.core.fpu), f"{where}: FPU instructions {'missing' if board.core.fpu else 'present'}"
     if not board.core.fpu:

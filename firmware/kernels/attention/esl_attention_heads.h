@@ -20,6 +20,9 @@
 #if ESL_KERNELS_DSP
 #include "esl_arm_dsp.h"
 #endif
+#if ESL_KERNELS_MVE
+#include <arm_mve.h>
+#endif
 
 /* With hardware float the hot cases (head size 8; a pair) get their own unrolled copies; with soft
  * float every float operation is a library call, so one compact copy serves (the M0's flash). */
@@ -313,6 +316,14 @@ __attribute__((always_inline)) static inline void esl_attend(
  * read (esl_att_slot_t), so DSP builds multiply both heads by one unpacked value (SMLAxy). */
 #define ESL_KV8_VMIN 0x1p-100f
 
+/* Helium builds take head sizes that are multiples of 8 in whole int16x8 vectors (q in its own
+ * order); the others go the DSP way. */
+#if ESL_KERNELS_MVE
+#define ESL_KV8_MVE(hs) ((hs) % 8u == 0u)
+#else
+#define ESL_KV8_MVE(hs) 0
+#endif
+
 /* q of one head as qq (int16) for esl_kv8_dot: DSP builds lay each 4 out as q0 q2 q1 q3 (SXTB16's
  * split of 4 keys into the even and odd bytes). Returns qs. */
 static inline float esl_kv8_prepare_q(int16_t *qq, const float *q, uint32_t hs)
@@ -320,7 +331,7 @@ static inline float esl_kv8_prepare_q(int16_t *qq, const float *q, uint32_t hs)
     float qs;
     esl_quantize_i16(qq, &qs, q, hs, hs);
 #if ESL_KERNELS_DSP
-    for (uint32_t i = 0; i + 4u <= hs; i += 4u) {
+    for (uint32_t i = 0; i + 4u <= hs && !ESL_KV8_MVE(hs); i += 4u) {
         const int16_t q1 = qq[i + 1u];
         qq[i + 1u] = qq[i + 2u];
         qq[i + 2u] = q1;
@@ -353,6 +364,16 @@ __attribute__((always_inline)) static inline void esl_kv8_dot(int32_t *da, int32
 {
     int32_t a = 0, b = 0;
     uint32_t i = 0;
+#if ESL_KERNELS_MVE
+    if (ESL_KV8_MVE(hs)) {     /* 8 keys widened by one VLDRB.S16, one VMLADAVA a head */
+        ESL_ATT_UNROLL(GCC unroll 8)
+        for (; i < hs; i += 8u) {
+            const int16x8_t kv = vldrbq_s16(k + i);
+            a = vmladavaq_s16(a, kv, vld1q_s16(qa + i));
+            if (nh == 2u) b = vmladavaq_s16(b, kv, vld1q_s16(qb + i));
+        }
+    }
+#endif
 #if ESL_KERNELS_DSP
     ESL_ATT_UNROLL(GCC unroll 16)
     for (; i + 4u <= hs; i += 4u) {
@@ -503,6 +524,32 @@ __attribute__((always_inline)) static inline void esl_attend_kv8(
         slot[t].w = wa | (wb << 16);
     }
     const float oscale = vmax / 32767.0f;
+#if ESL_KERNELS_MVE
+    if (hs == 8u) {     /* both heads' 8 sums in four int32x4 vectors: per position 2 VLDRB.S32, 4 VMLA */
+        int32x4_t a0 = vdupq_n_s32(0), a1 = a0, b0 = a0, b1 = a0;
+        for (uint32_t t = 0, r = 0; t < n; t++, r += kv_dim) {
+            const uint32_t w = slot[t].w;
+            const int32_t wa = (int32_t)(w & 0xffffu), wb = (int32_t)(w >> 16);
+            const int32x4_t v0 = vldrbq_s32(v + r), v1 = vldrbq_s32(v + r + 4u);
+            a0 = vmlaq_n_s32(a0, v0, wa);
+            a1 = vmlaq_n_s32(a1, v1, wa);
+            if (nh == 2u) {
+                b0 = vmlaq_n_s32(b0, v0, wb);
+                b1 = vmlaq_n_s32(b1, v1, wb);
+            }
+        }
+        int32_t acc[16];
+        vst1q_s32(acc, a0);
+        vst1q_s32(acc + 4, a1);
+        vst1q_s32(acc + 8, b0);
+        vst1q_s32(acc + 12, b1);
+        for (uint32_t i = 0; i < 8u; i++) {
+            o[i] = (float)acc[i] * oscale;
+            if (nh == 2u) o[hs + i] = (float)acc[8u + i] * oscale;
+        }
+        return;
+    }
+#endif
 #if ESL_KV8_ASM
     if (nh == 2u && hs % 4u == 0u) {
         int32_t acc[8];

@@ -121,6 +121,8 @@ KERNELS = (
                about="a pair of heads: the exps, and at head size 8 one VLDM per key and value row (FPU assembly)"),
     KernelSpec("attention", "kv8", "dsp", _attention_kv8_scratch,
                about="SXTB16 + SMLAD scores, SMLAxy weighted sums for a pair of heads; the exps in FPU assembly"),
+    KernelSpec("attention", "kv8", "mve", _attention_kv8_scratch,
+               about="VMLADAVA scores and VMLA weighted sums over int8 rows widened by VLDRB; the DSP rest"),
     *S8_KERNELS,
     KernelSpec("matmul", "s8", "dsp", _matmul_s8_dsp_scratch, about="SXTB16 + SMLAD, 4 rows per pass",
                param_bytes=20),
