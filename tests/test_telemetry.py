@@ -51,6 +51,20 @@ def test_report_renders_pngs_and_markdown(tmp_path):
     assert "300 / 512" in md
 
 
+def test_runs_of_one_scheme_with_other_options_are_other_configurations(tmp_path):
+    from edgeslm.quant import get_scheme
+    a16, a8 = get_scheme("q8").options_label(), get_scheme("q8", act_bits=8).options_label()
+    assert a16 == "g32 a16 gptq" and a8 == "g32 a8 gptq"
+    assert get_scheme("q4").options_label() == "g32 a8 l2 gptq" and get_scheme("f32").options_label() == ""
+    f = write_jsonl(tmp_path / "a.jsonl", [{**record(), "scheme_options": a16}, {**record(), "scheme_options": a8},
+                                            record()])        # the last: written before the options were
+    out = tmp_path / "out"
+    assert main(["report", str(f), "-o", str(out)]) == 0
+    md = (out / "summary.md").read_text()
+    assert "3 records of 3 configurations" in md
+    assert "| mps2_an386 q8 kvi8 dsp (g32 a16 gptq) |" in md and "| mps2_an386 q8 kvi8 dsp (g32 a8 gptq) |" in md
+
+
 def test_records_from_a_folder_and_schema_checks(tmp_path):
     write_jsonl(tmp_path / "one.jsonl", [record()])
     write_jsonl(tmp_path / "two.jsonl", [record(scheme="q4"), record(scheme="f32")])

@@ -23,12 +23,15 @@ from .fileio import write_atomic
 
 
 def group_key(r: dict) -> tuple:
-    return (r["board"], r.get("model", {}).get("name", ""), r["scheme"], r["kv"], r["kernels"])
+    """Records of one configuration: board, model, scheme, KV, kernels and the scheme's options
+    (records written before they were recorded have none)."""
+    return (r["board"], r.get("model", {}).get("name", ""), r["scheme"], r["kv"], r["kernels"],
+            r.get("scheme_options", ""))
 
 
 def group_label(key: tuple) -> str:
-    board, model, scheme, kv, kernels = key
-    return f"{board} {scheme} kv{kv} {kernels}"
+    board, model, scheme, kv, kernels, options = key
+    return f"{board} {scheme} kv{kv} {kernels}" + (f" ({options})" if options else "")
 
 
 def groups(records: list[dict]) -> dict[tuple, list[dict]]:
@@ -67,7 +70,7 @@ def summary_row(key: tuple, recs: list[dict]) -> dict:
     r0 = recs[0]
     return {
         "label": group_label(key), "board": key[0], "model": key[1], "scheme": key[2], "kv": key[3],
-        "kernels": key[4], "records": len(recs), "tokens": len(counts), "unit": r0["unit"],
+        "kernels": key[4], "scheme_options": key[5], "records": len(recs), "tokens": len(counts), "unit": r0["unit"],
         "clock_hz": r0.get("clock_hz"),
         "all_match": all(r["tokens_match"] for r in recs),
         "mean": statistics.fmean(counts) if counts else None,

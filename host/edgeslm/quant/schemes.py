@@ -83,6 +83,15 @@ class Scheme:
         """Integer-only arithmetic end to end (needs a calibration)."""
         return self.name == "i8"
 
+    def options_label(self) -> str:
+        """The options beside name and KV that change the arithmetic, compactly ("g32 a16 gptq",
+        "g32/16 a8 l2 rtn"; "" for f32 and i8): what tells two runs of one scheme apart."""
+        if not self.quantized or self.integer:
+            return ""
+        g = f"g{self.group_size}" + (f"/{self.act_group_size}" if self.act_group_size else "")
+        layers = f" l{self.int8_layers}" if self.int8_layers else ""
+        return f"{g} a{self.act_bits}{layers} {self.rounding}"
+
     def describe(self) -> str:
         if self.integer:
             return "i8 (integer-only, static calibration, KV cache int8)"
