@@ -2,6 +2,7 @@
 firmware's flags) against the golden model on random inputs, compared bit for bit. The ISA
 branches run on the emulated boards: tests/test_kernels_emulated.py."""
 
+import os
 import struct
 import subprocess
 
@@ -23,13 +24,21 @@ F32 = lambda *v: struct.pack(f"<{len(v)}f", *v)         # noqa: E731
 def driver(tmp_path_factory):
     out = tmp_path_factory.mktemp("kdrv") / "kernel_driver"
     srcs = kernel_sources()
-    subprocess.run(["gcc", *CFLAGS, "-Wno-unused-parameter", f"-I{FIRMWARE / 'include'}", "-o", str(out),
+    # under the sanitizers: a kernel reading or writing outside its buffers, or an int32 sum that
+    # overflows, aborts the run (the case fails). Not float-cast-overflow: test_quantize_in_parts
+    # feeds a NaN, outside golden's contract, on purpose.
+    subprocess.run(["gcc", *CFLAGS, "-Wno-unused-parameter", "-fsanitize=address,undefined",
+                    "-fno-sanitize-recover=all", f"-I{FIRMWARE / 'include'}", "-o", str(out),
                     "tests/c/kernel_driver.c", *map(str, srcs), "-lm"], check=True)
     return out
 
 
 def run(driver, op: str, data: bytes) -> bytes:
-    return subprocess.run([str(driver), op], input=data, capture_output=True, check=True).stdout
+    # the driver's own buffers live until it exits: no leak reports for them
+    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0"}
+    r = subprocess.run([str(driver), op], input=data, capture_output=True, env=env)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
+    return r.stdout
 
 
 def same_bits(got: bytes, want: np.ndarray) -> None:
