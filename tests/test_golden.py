@@ -86,6 +86,24 @@ def test_exp_tables_are_the_firmwares_and_the_nearest_float32():
             assert lo_ ** step <= 2 ** i <= hi_ ** step, (step, i)
 
 
+def test_kv8_exp_table_is_the_firmwares_and_rounded_to_nearest():
+    """golden's EXP8_Q15 against esl_exp8_q15 in esl_exp2_table.c, each entry the integer nearest to
+    2^15 * 2^(-i/256) (exact integer arithmetic: (2T - 1)^256 <= 2^(16*256 - i) <= (2T + 1)^256)."""
+    import re
+    from pathlib import Path
+    from edgeslm.quant.golden import EXP8_Q15, exp8_q15
+    src = (Path(__file__).parent.parent / "firmware/kernels/common/esl_exp2_table.c").read_text()
+    body = re.search(r"const uint16_t esl_exp8_q15\[256\] = \{([^}]*)\}", src).group(1)
+    table = [int(v.strip().rstrip("u")) for v in body.split(",") if v.strip()]
+    assert table == EXP8_Q15.tolist() and table[0] == 32768
+    for i, t in enumerate(table):
+        assert (2 * t - 1) ** 256 <= 2 ** (16 * 256 - i) <= (2 * t + 1) ** 256, i
+    # the whole part of d / 256 shifts; d is truncated and capped (0 from 2^-16 on)
+    d = np.array([0.0, 0.99, 1.0, 255.9, 256.0, 511.0, 4095.0, 4096.0, 1e9], F)
+    assert exp8_q15(d).tolist() == [32768, 32768, table[1], table[255], 16384, table[255] >> 1,
+                                    table[255] >> 15, 0, 0]
+
+
 def test_expf_matches_spec_and_is_accurate():
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.uniform(-90, 90, 3000), rng.uniform(-1, 1, 3000)]).astype(F)

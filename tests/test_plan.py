@@ -162,13 +162,16 @@ def test_kernel_choice_follows_scheme_and_kv(stories):
     assert names("f32", "f32") & {"matmul_w8f", "matmul_w4f", "embed_w8f"} == set()
 
 
-def test_kv8_refuses_head_sizes_its_int32_sums_cannot_hold(stories):
+def test_kv8_refuses_head_sizes_and_contexts_its_integer_sums_cannot_hold(stories):
     import dataclasses
     from edgeslm.errors import EdgeslmError
     board = load_board("mps2_an386")
     wide = dataclasses.replace(stories[0].config, dim=2 * 1024, n_heads=2, n_kv_heads=2)   # head size 1024
     with pytest.raises(EdgeslmError, match="--kv i8 serves head sizes up to 512.*use --kv f32"):
         plan(wide, get_scheme("q8", kv="i8"), board, 16, suggest=False)
+    long = dataclasses.replace(stories[0].config, max_seq_len=1 << 18)
+    with pytest.raises(EdgeslmError, match="--kv i8 serves contexts up to 131071.*--max-seq 131071 or --kv f32"):
+        plan(long, get_scheme("q8", kv="i8"), board, 1 << 17, suggest=False)
     p = plan(stories[0].config, get_scheme("q8", kv="i8"), board, 16)      # head size 8: kv8's scratch rule
     att = next(ps for ps in p.steps if ps.kernel.name == "attention_kv8")
     assert att.scratch_bytes == 8 * 16 + 4 * 8                            # two heads' scores, their int16 q

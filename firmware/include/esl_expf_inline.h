@@ -20,6 +20,11 @@
 extern const float esl_exp2_hi[256];
 extern const float esl_exp2_lo[256];
 
+/* attention_kv8's fixed-point exp: round(2^15 * 2^(-i/256)), i = 0..255 (esl_exp2_table.c), and
+ * its input's scale, float32(log2(e) * 256) (golden.EXP8_Q15, EXP8_SCALE). */
+extern const uint16_t esl_exp8_q15[256];
+#define ESL_EXP8_SCALE 0x1.715476p+8f
+
 /* 2^(k/65536) for k in [-8225716, 8320265] (x in [-87, 88]): the result is normal. */
 static inline float esl_exp2_fixed(int32_t k)
 {

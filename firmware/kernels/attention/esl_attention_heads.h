@@ -305,13 +305,14 @@ __attribute__((always_inline)) static inline void esl_attend(
 /* kv8, per query head over the int8 cache (keys kq, values vq, one scale ks[t], vs[t] per position):
  *   (qq, qs) = esl_quantize_i16(q, hs, hs);  c = qs * inv_sqrt_hs
  *   score[t] = (float)isum_i(qq[i] * kq[t][i]) * (ks[t] * c)           isum: exact int32
- *   mx = max score;  e[t] = esl_expf(score[t] - mx);  sum = seqsum_t(e[t])
- *   vmax = max_t vs[t];  below ESL_KV8_VMIN: out[i] = 0
- *   g = (1.0f / sum) * (32767.0f / vmax)
- *   w[t] = min((int32)((e[t] * vs[t]) * g + 0.5f), 32767)               p[t] * vs[t] / vmax in Q15
+ *   mx = max score;  e[t] = esl_exp8(min((mx - score[t]) * ESL_EXP8_SCALE, 8191.0f))   Q15, below
+ *   sum = isum_t(e[t]) (uint32);  vmax = max_t vs[t];  below ESL_KV8_VMIN: out[i] = 0
+ *   g = (1.0f / (float)sum) * (32767.0f / vmax)
+ *   w[t] = min((int32)(((float)e[t] * vs[t]) * g + 0.5f), 32767)        p[t] * vs[t] / vmax in Q15
  *   out[i] = (float)isum_t(w[t] * vq[t][i]) * (vmax / 32767.0f)
- * No sum overflows: |qq| <= 32767, |kq| <= 127 and hs <= 512 keep |isum_i| < 2^31; the w[t] add up to
- * at most 32767 (1 + 2^-20) + n/2, so with |vq| <= 127 isum_t does too (n < 2^24).
+ * No sum overflows: |qq| <= 32767, |kq| <= 127 and hs <= 512 keep |isum_i| < 2^31; e <= 2^15 keeps
+ * the uint32 sum exact for n < 2^17; the w[t] add up to at most 32767 (1 + 2^-20) + n/2, so with
+ * |vq| <= 127 isum_t is exact for any n < 2^24 (the planner caps head size and context).
  * The heads' w[t] (each < 2^15) are packed into one word per position, stored over e_a[t] once it is
  * read (esl_att_slot_t), so DSP builds multiply both heads by one unpacked value (SMLAxy). */
 #define ESL_KV8_VMIN 0x1p-100f
@@ -340,12 +341,22 @@ static inline float esl_kv8_prepare_q(int16_t *qq, const float *q, uint32_t hs)
     return qs;
 }
 
-/* A score slot of the scratch: e_a[t] (float), then the pair of heads' Q15 weights packed in a word
- * (head a's in the low half). A union, so the two views of one slot are not an aliasing hazard. */
+/* A score slot of the scratch: score[t] (float), then e[t] (Q15), then for head a the pair of heads'
+ * Q15 weights packed in a word (head a's in the low half). A union, so the views of one slot are not
+ * an aliasing hazard. */
 typedef union {
     float f;
     uint32_t w;
 } esl_att_slot_t;
+
+/* 2^(-d/256) in Q15 for d >= 0: the whole part of d / 256 shifts a table entry (0 from d >= 4096:
+ * 2^-16 is below Q15's half unit; d is capped so the cast is defined). Mirrored by golden.exp8_q15. */
+static inline uint32_t esl_exp8(float d)
+{
+    if (d > 8191.0f) d = 8191.0f;
+    const uint32_t k = (uint32_t)(int32_t)d;
+    return (uint32_t)esl_exp8_q15[k & 255u] >> (k >> 8);
+}
 
 /* min(x, 32767) for x >= 0 (USAT #15 on DSP builds). */
 static inline uint32_t esl_kv8_q15(int32_t x)
@@ -508,19 +519,28 @@ __attribute__((always_inline)) static inline void esl_attend_kv8(
         }
         if (vt > vmax) vmax = vt;
     }
-    float sa = 0.0f, sb = 0.0f;
-    esl_att_exps(ea, eb, n, ma, mb, &sa, &sb, nh);
     if (!(vmax >= ESL_KV8_VMIN)) {
         for (uint32_t i = 0; i < nh * hs; i++) o[i] = 0.0f;
         return;
     }
+    esl_att_slot_t *const slot = (esl_att_slot_t *)(void *)ea, *const slot_b = (esl_att_slot_t *)(void *)eb;
+    uint32_t sa = 0u, sb = 0u;              /* e[t] replaces score[t] */
+    for (uint32_t t = 0; t < n; t++) {
+        const uint32_t a = esl_exp8((ma - slot[t].f) * ESL_EXP8_SCALE);
+        slot[t].w = a;
+        sa += a;
+        if (nh == 2u) {
+            const uint32_t b = esl_exp8((mb - slot_b[t].f) * ESL_EXP8_SCALE);
+            slot_b[t].w = b;
+            sb += b;
+        }
+    }
     const float vq_max = 32767.0f / vmax;
-    const float ga = (1.0f / sa) * vq_max, gb = (nh == 2u) ? (1.0f / sb) * vq_max : 0.0f;
-    esl_att_slot_t *const slot = (esl_att_slot_t *)(void *)ea;   /* w[t] replaces e_a[t] once it is read */
-    for (uint32_t t = 0; t < n; t++) {      /* (e * vt) * g + 0.5f >= 0.5f: only the top needs a clamp */
-        const float vt = vs[t * n_kv];
-        const uint32_t wa = esl_kv8_q15((int32_t)((slot[t].f * vt) * ga + 0.5f));
-        const uint32_t wb = (nh == 2u) ? esl_kv8_q15((int32_t)((eb[t] * vt) * gb + 0.5f)) : 0u;
+    const float ga = (1.0f / (float)sa) * vq_max, gb = (nh == 2u) ? (1.0f / (float)sb) * vq_max : 0.0f;
+    for (uint32_t t = 0; t < n; t++) {      /* w[t] replaces e_a[t] once it is read */
+        const float vt = vs[t * n_kv];      /* (e * vt) * g + 0.5f >= 0.5f: only the top needs a clamp */
+        const uint32_t wa = esl_kv8_q15((int32_t)(((float)slot[t].w * vt) * ga + 0.5f));
+        const uint32_t wb = (nh == 2u) ? esl_kv8_q15((int32_t)(((float)slot_b[t].w * vt) * gb + 0.5f)) : 0u;
         slot[t].w = wa | (wb << 16);
     }
     const float oscale = vmax / 32767.0f;

@@ -166,8 +166,10 @@ def _weight_items(cfg: ModelConfig, scheme: Scheme, max_seq: int, tokenizer_byte
 
 
 # attention_kv8's int16 query times int8 keys: the sum of head_size products of at most 32767 * 127 is an
-# exact int32 up to 516 of them (esl_attention_heads.h).
+# exact int32 up to 516 of them; its exps (at most 2^15 each) sum exactly in a uint32 over fewer than
+# 2^17 positions (esl_attention_heads.h).
 KV8_MAX_HEAD_SIZE = 512
+KV8_MAX_SEQ = (1 << 17) - 1
 
 
 def tokenizer_bytes(vocab_size: int, blob_bytes: int) -> int:
@@ -185,6 +187,9 @@ def plan(cfg: ModelConfig, scheme: Scheme, board: Board, max_seq: int | None = N
     if scheme.kv == "i8" and not scheme.integer and cfg.head_size > KV8_MAX_HEAD_SIZE:
         raise EdgeslmError(f"--kv i8 serves head sizes up to {KV8_MAX_HEAD_SIZE} (its int32 dot products "
                            f"stay exact up to there); this model's is {cfg.head_size}: use --kv f32")
+    if scheme.kv == "i8" and not scheme.integer and max_seq > KV8_MAX_SEQ:
+        raise EdgeslmError(f"--kv i8 serves contexts up to {KV8_MAX_SEQ} (its softmax's integer sum stays "
+                           f"exact up to there): use --max-seq {KV8_MAX_SEQ} or --kv f32")
     target, core = board.target, board.core
     variant = target.check_variant(core, kernels) if kernels else board.kernel_variant
     steps, sizes = schedule(cfg, scheme, max_seq)

@@ -43,13 +43,16 @@ esl_attention_kv8 (k, v stored by esl_kvstore_kv8: int8, one scale ks[t], vs[t] 
 head; integer dot products, the softmax in float):
     (qq, qs) = esl_quantize_i16(q, hs, hs);  c = qs * inv_sqrt_hs
     score[t] = (float)isum_i(qq[i] * kq[t][i]) * (ks[t] * c)          isum: exact int32
-    m = max score;  e[t] = esl_expf(score[t] - m);  sum = seqsum(e)    (esl_softmax_f32 before its
-    vmax = max_t vs[t];  if vmax < 2^-100: out[i] = 0                   normalization)
-    g = (1.0f / sum) * (32767.0f / vmax)
-    w[t] = min((int32)((e[t] * vs[t]) * g + 0.5f), 32767)              p[t] * vs[t] / vmax in Q15
+    m = max score;  d = min((m - score[t]) * EXP8_SCALE, 8191.0f)      float32(log2(e) * 256); d >= 0
+    k = (int32)d;  e[t] = EXP8_Q15[k & 255] >> (k >> 8)                 2^(-d/256) in Q15, k truncated
+    sum = isum_t(e[t])  (uint32)                                        EXP8_Q15[i] = round(2^15 * 2^(-i/256))
+    vmax = max_t vs[t];  if vmax < 2^-100: out[i] = 0
+    g = (1.0f / (float)sum) * (32767.0f / vmax)
+    w[t] = min((int32)(((float)e[t] * vs[t]) * g + 0.5f), 32767)       p[t] * vs[t] / vmax in Q15
     out[i] = (float)isum_t(w[t] * vq[t][i]) * (vmax / 32767.0f)
-    No int32 sum overflows: |qq| <= 32767 and |kq| <= 127 give |isum| < 2^31 for hs <= 516; the
-    w[t] sum to at most 32767 * (1 + 2^-20) + n/2, so with |vq| <= 127 for any n < 2^24.
+    No sum overflows: |qq| <= 32767 and |kq| <= 127 give |isum| < 2^31 for hs <= 516; e <= 2^15 keeps
+    the uint32 sum exact for n < 2^17; the w[t] sum to at most 32767 * (1 + 2^-20) + n/2, so with
+    |vq| <= 127 isum_t is exact for any n < 2^24.
 esl_swiglu_f32(h1, h3):  h1[i] = (h1[i] * (1.0f / (1.0f + esl_expf(-h1[i])))) * h3[i]
 esl_add_f32(x, y):  x[i] = x[i] + y[i]
 """
@@ -128,6 +131,15 @@ def attention(q: np.ndarray, keys: np.ndarray, values: np.ndarray, inv_sqrt_hs: 
 
 
 KV8_VMIN = F32(2.0 ** -100)       # below it a head's values are all but zero: out = 0 (32767/vmax finite)
+EXP8_SCALE = F32(float.fromhex("0x1.715476p+8"))           # float32(log2(e) * 256)
+EXP8_Q15 = np.round(32768.0 * np.exp2(-np.arange(256) / 256.0)).astype(np.int64)   # esl_exp8_q15
+EXP8_DMAX = F32(8191.0)           # d's cap: 2^(-8191/256) is 0 in Q15, and (int32)d stays defined
+
+
+def exp8_q15(d: np.ndarray) -> np.ndarray:
+    """attention_kv8's exp: 2^(-d/256) in Q15 for d = (max - score) * EXP8_SCALE >= 0 (float32)."""
+    k = np.minimum(np.asarray(d, F32), EXP8_DMAX).astype(np.int64)     # truncation, as the C cast
+    return EXP8_Q15[k & 255] >> (k >> 8)
 
 
 def attention_kv8(q: np.ndarray, keys: np.ndarray, values: np.ndarray, key_scale: np.ndarray,
@@ -140,13 +152,13 @@ def attention_kv8(q: np.ndarray, keys: np.ndarray, values: np.ndarray, key_scale
     c = qs * inv_sqrt_hs                                              # (h,)
     isum = np.einsum("thi,hi->th", keys[:, kvh].astype(np.int64), qq.reshape(n_heads, hs).astype(np.int64))
     score = isum.astype(np.int32).astype(F32) * (key_scale[:, kvh] * c)
-    e = esl_expf(score - score.max(axis=0))
-    total = np.add.accumulate(e, axis=0)[-1]
+    e = exp8_q15((score.max(axis=0) - score) * EXP8_SCALE)           # (t, h) int, <= 2^15
+    total = e.sum(axis=0).astype(np.uint32)
     vs = value_scale[:, kvh]                                          # (t, h)
     vmax = vs.max(axis=0)
     live = vmax >= KV8_VMIN
-    g = (F32(1.0) / total) * (F32(32767.0) / np.where(live, vmax, F32(1.0)))
-    w = np.minimum(np.trunc((e * vs) * g + F32(0.5)).astype(np.int64), 32767)
+    g = (F32(1.0) / total.astype(F32)) * (F32(32767.0) / np.where(live, vmax, F32(1.0)))
+    w = np.minimum(np.trunc((e.astype(F32) * vs) * g + F32(0.5)).astype(np.int64), 32767)
     acc = np.einsum("th,thi->hi", w, values[:, kvh].astype(np.int64)).astype(np.int32)
     out = acc.astype(F32) * (vmax / F32(32767.0))[:, None]
     return np.where(live[:, None], out, F32(0.0)).astype(F32).reshape(-1)
