@@ -84,7 +84,7 @@ void esl_kvstore_kv8(int8_t *key, float *key_scale, int8_t *value, float *value_
 /* Attention for one layer at position pos; head h reads kv head h / (n_heads / n_kv_heads).
  * f32 KV: score[t] = seqsum_i(q[i]*k[t][i]) * inv_sqrt_hs; out[i] = seqsum_t(p[t] * v[t][i]),
  *         p = esl_softmax_f32(score). scratch: two heads' scores, float[2 * max_seq].
- * kv8:    integer dot products against the int8 keys and values, the softmax in float (the exact
+ * kv8:    integer dot products against the int8 keys and values, a fixed-point softmax (the exact
  *         arithmetic: esl_attention_kv8.c). scratch: float[2 * max_seq], then int16[2 * head_size]. */
 void esl_attention_f32(float *out, const float *q, const esl_model_t *m, uint32_t layer, uint32_t pos,
                        void *scratch);

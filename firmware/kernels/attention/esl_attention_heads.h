@@ -5,7 +5,7 @@
  *         p = esl_softmax_f32(score), that is  mx = max score;  e[t] = esl_expf(score[t] - mx);
  *         inv = 1.0f / seqsum_t(e[t]);  p[t] = e[t] * inv
  *         out[i] = seqsum_t(p[t] * v[t][i])
- *   kv8:  integer dot products over the int8 cache, the softmax in float (esl_attend_kv8 below)
+ *   kv8:  integer dot products over the int8 cache, a fixed-point softmax (esl_attend_kv8 below)
  * Query heads that read the same kv head go two at a time (grouped-query attention), so each key
  * and value load (and int8 unpacking) feeds both; the max is kept while scoring, the exp is
  * esl_expf's for x <= 0, and with head size 8 (each head's outputs fit in registers) p[t] is

@@ -1,8 +1,8 @@
 /* attention_kv8, one layer at position pos over the int8 cache; head h reads kv head
- * h / (n_heads / n_kv_heads). Integer dot products, the softmax in float:
+ * h / (n_heads / n_kv_heads). Integer dot products, a fixed-point softmax after the float scores:
  *   (qq, qs) = esl_quantize_i16(q, hs, hs);  score[t] = (float)isum_i(qq[i] * kq[t][i]) * (ks[t] * (qs * inv_sqrt_hs))
- *   e[t] = esl_expf(score[t] - max score);  sum = seqsum e;  vmax = max_t vs[t]
- *   w[t] = min((int32)((e[t] * vs[t]) * ((1.0f / sum) * (32767.0f / vmax)) + 0.5f), 32767)
+ *   e[t] = esl_exp8(min((max score - score[t]) * ESL_EXP8_SCALE, 8191.0f))  (Q15);  sum = isum e;  vmax = max vs
+ *   w[t] = min((int32)(((float)e[t] * vs[t]) * ((1.0f / (float)sum) * (32767.0f / vmax)) + 0.5f), 32767)
  *   out[i] = (float)isum_t(w[t] * vq[t][i]) * (vmax / 32767.0f)    (vmax < 2^-100: out = 0)
  * The body (query heads in pairs per kv head; the bounds that keep every int32 sum exact) is
  * esl_attend_kv8 in esl_attention_heads.h. scratch: two heads' scores, float[2 * max_seq], then

@@ -40,7 +40,7 @@ esl_attention_f32 (head h reads kv head h / (n_heads / n_kv_heads); t = 0 .. pos
     score[t] = seqsum_i(q[i] * k[t][i]) * inv_sqrt_hs          inv_sqrt_hs = float32(1/sqrt(hs))
     p = esl_softmax_f32(score);  out[i] = seqsum_t(p[t] * v[t][i])
 esl_attention_kv8 (k, v stored by esl_kvstore_kv8: int8, one scale ks[t], vs[t] per position and kv
-head; integer dot products, the softmax in float):
+head; integer dot products, a fixed-point softmax after the float scores):
     (qq, qs) = esl_quantize_i16(q, hs, hs);  c = qs * inv_sqrt_hs
     score[t] = (float)isum_i(qq[i] * kq[t][i]) * (ks[t] * c)          isum: exact int32
     m = max score;  d = min((m - score[t]) * EXP8_SCALE, 8191.0f)      float32(log2(e) * 256); d >= 0

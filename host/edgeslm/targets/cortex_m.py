@@ -107,7 +107,7 @@ FLOAT_KERNELS = (
     KernelSpec("kvstore", "kv8", about="int8 per (position, kv head)"),
     KernelSpec("attention", "f32", scratch=_attention_pair_scratch, about="query heads in pairs per kv head"),
     KernelSpec("attention", "kv8", scratch=_attention_kv8_scratch,
-               about="int32 dot products over int8 keys and values, float softmax; heads in pairs"),
+               about="int32 dot products over int8 keys and values, Q15 softmax; heads in pairs"),
     KernelSpec("add", "f32"),
     KernelSpec("swiglu", "f32"),
 )
