@@ -355,14 +355,16 @@ def _fit(points: list[tuple[dict[str, float], float]]) -> dict[str, float]:
     names = sorted({u for units, _ in points for u in units}, key=lambda u: (u == "call", u != "mac", u))
     y = np.array([m for _, m in points])
     best: tuple[float, dict[str, float]] | None = None
-    subsets = [([names[0], *rest], False) for size in range(len(names), 0, -1)
-               for rest in itertools.combinations(names[1:], size - 1)]
+    def holding(main: str, others: list[str], alternative: bool) -> list[tuple[list[str], bool]]:
+        """Every set of main and some of others, largest first."""
+        return [([main, *rest], alternative) for size in range(len(others), -1, -1)
+                for rest in itertools.combinations(others, size)]
+
+    subsets = holding(names[0], names[1:], False)
     if names[0] == "score" and "score_element" in names:
         # or attention per element alone (only where clearly better: one head size's runs cannot tell
         # the two apart): a head size with its own fast path can make the per-score term negative
-        others = [u for u in names[1:] if u != "score_element"]
-        subsets += [(["score_element", *rest], True) for size in range(len(others) + 1, 0, -1)
-                    for rest in itertools.combinations(others, size - 1)]
+        subsets += holding("score_element", [u for u in names[1:] if u != "score_element"], True)
     margin = 1e-9 * float((y ** 2).sum())
     for subset, alternative in subsets:
         a = np.array([[units.get(u, 0.0) for u in subset] for units, _ in points])

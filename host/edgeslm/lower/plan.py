@@ -184,12 +184,13 @@ def plan(cfg: ModelConfig, scheme: Scheme, board: Board, max_seq: int | None = N
     max_seq = max_seq or cfg.max_seq_len
     if not 1 <= max_seq <= cfg.max_seq_len:
         raise EdgeslmError(f"--max-seq {max_seq} is outside 1..{cfg.max_seq_len} (the model's context)")
-    if scheme.kv == "i8" and not scheme.integer and cfg.head_size > KV8_MAX_HEAD_SIZE:
-        raise EdgeslmError(f"--kv i8 serves head sizes up to {KV8_MAX_HEAD_SIZE} (its int32 dot products "
-                           f"stay exact up to there); this model's is {cfg.head_size}: use --kv f32")
-    if scheme.kv == "i8" and not scheme.integer and max_seq > KV8_MAX_SEQ:
-        raise EdgeslmError(f"--kv i8 serves contexts up to {KV8_MAX_SEQ} (its softmax's integer sum stays "
-                           f"exact up to there): use --max-seq {KV8_MAX_SEQ} or --kv f32")
+    if scheme.kv == "i8" and not scheme.integer:          # attention_kv8's integer sums stay exact
+        if cfg.head_size > KV8_MAX_HEAD_SIZE:
+            raise EdgeslmError(f"--kv i8 serves head sizes up to {KV8_MAX_HEAD_SIZE} (its int32 dot products "
+                               f"stay exact up to there); this model's is {cfg.head_size}: use --kv f32")
+        if max_seq > KV8_MAX_SEQ:
+            raise EdgeslmError(f"--kv i8 serves contexts up to {KV8_MAX_SEQ} (its softmax's integer sum stays "
+                               f"exact up to there): use --max-seq {KV8_MAX_SEQ} or --kv f32")
     target, core = board.target, board.core
     variant = target.check_variant(core, kernels) if kernels else board.kernel_variant
     steps, sizes = schedule(cfg, scheme, max_seq)
