@@ -75,7 +75,7 @@ class _Decls:
     def array(self, a: np.ndarray, const: bool = True, align: int = 0) -> str:
         a = np.ascontiguousarray(a).reshape(-1)
         ctype = {np.dtype(F): "float", np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t",
-                 np.dtype(np.int32): "int32_t"}[a.dtype]
+                 np.dtype(np.int16): "int16_t", np.dtype(np.int32): "int32_t"}[a.dtype]
         name = self._name("in")
         if a.dtype == F:
             items = [c_float(v) for v in a.tolist()]
@@ -327,24 +327,27 @@ def _s8_cases(rng, d: "_Decls", cases: list) -> None:
     # matmul: rows not a multiple of 4, odd and tiny widths, an all-zero row, saturating outputs
     # (the DSP fast path: widths 64 and 172, rows % 4 = 1..3 after whole blocks of 16, widths whose
     # 16-element loop leaves 8 and/or 4, and extreme weights and activations)
-    for rows, cols, real in ((64, 64, 1e-3), (17, 33, 2e-3), (5, 7, 1e-2), (64, 172, 5e-4), (3, 1, 0.1),
-                             (6, 20, 3e-2), (23, 64, 1e-3), (18, 172, 5e-4), (13, 24, 3e-2), (7, 12, 3e-2),
-                             (3, 4, 0.1), (2, 8, 0.1), (9, 44, 1e-2), (21, 64, 1e-1)):
+    # (out_bits 16: int16 outputs, an --int16 part's input; real x 256 keeps them about as full)
+    for rows, cols, real, bits in ((64, 64, 1e-3, 8), (17, 33, 2e-3, 8), (5, 7, 1e-2, 8), (64, 172, 5e-4, 8),
+                                   (3, 1, 0.1, 8), (6, 20, 3e-2, 8), (23, 64, 1e-3, 8), (18, 172, 5e-4, 8),
+                                   (13, 24, 3e-2, 8), (7, 12, 3e-2, 8), (3, 4, 0.1, 8), (2, 8, 0.1, 8),
+                                   (9, 44, 1e-2, 8), (21, 64, 1e-1, 8), (32, 64, 0.25, 16), (19, 33, 0.5, 16),
+                                   (21, 64, 25.6, 16)):
         w = rng.integers(-127, 128, size=(rows, cols)).astype(np.int8)
         w[0] = 0
         x = i8(cols)
-        if real == 1e-1:                              # saturating: extreme weights and activations
+        if real in (1e-1, 25.6):                      # saturating: extreme weights and activations
             w[1:] = np.where(rng.random((rows - 1, cols)) < 0.5, -128, 127).astype(np.int8)
             x = np.where(rng.random(cols) < 0.5, -128, 127).astype(np.int8)
         mult, shift = _multipliers(rng, rows, real)
-        in_zp, out_zp = zp(), zp()
+        in_zp, out_zp = zp(), (zp() if bits == 8 else 0)
         p = {"mult": mult, "shift": shift, "in_zp": in_zp, "out_zp": out_zp,
-             "bias": (-in_zp * w.astype(np.int64).sum(axis=1)).astype(np.int32), "w": w}
+             "bias": (-in_zp * w.astype(np.int64).sum(axis=1)).astype(np.int32), "out_bits": bits, "w": w}
         st = Step("matmul", "s8", out="y", inp="x", rows=rows, cols=cols)
         y = _s8_run("matmul_s8", st, p, {"x": x})
-        cases.append(Case(f"matmul_s8 {rows}x{cols}", "matmul_s8",
+        cases.append(Case(f"matmul_s8 {rows}x{cols}" + (" out int16" if bits == 16 else ""), "matmul_s8",
                           {"w": f"&{d.weight_s8(w)}", "x": d.array(x), "p": f"&{d.params('esl_matmul_s8_t', p)}"},
-                          [("y", y)], rows, st))
+                          [("y", y)], rows * bits // 8, st))
     # embed: the first, a middle and the last row
     table = rng.integers(-127, 128, size=(20, 70)).astype(np.int8)
     mult, shift = _multipliers(rng, 20, 0.3)
@@ -378,6 +381,18 @@ def _s8_cases(rng, d: "_Decls", cases: list) -> None:
         cases.append(Case(f"rope_s8 {heads}x{hs} pos {pos}", "rope_s8",
                           {"v": d.array(v), "heads": f"{heads}u", "head_size": f"{hs}u", "pos": f"{pos}u",
                            "p": f"&{pc}"}, [("v", want)], heads * hs, st))
+    # rope_s16: int16 heads (the keys of --int16 keys), full-scale values, saturating multipliers too
+    for heads, hs, pos, real in ((4, 8, 77, 1.0), (2, 16, 0, 0.7), (1, 32, 127, 1.6)):
+        cos, sin = rope_tables_s8(rotation_matrices(hs, pos + 1, 10000.0))
+        v = rng.integers(-32768, 32768, size=heads * hs).astype(np.int16)
+        mult, shift = quantize_multiplier(real / 127.0)
+        p = {"mult": mult, "shift": shift}
+        st = Step("rope", "s16", out="v", inp="v", n=heads)
+        want = _s8_run("rope_s16", st, p, {"v": v}, pos=pos, head_size=hs, rope=(cos, sin))
+        pc = d.params("esl_rope_s16_t", p, {"cos": d.array(cos), "sin": d.array(sin)})
+        cases.append(Case(f"rope_s16 {heads}x{hs} pos {pos}", "rope_s16",
+                          {"v": d.array(v), "heads": f"{heads}u", "head_size": f"{hs}u", "pos": f"{pos}u",
+                           "p": f"&{pc}"}, [("v", want)], 2 * heads * hs, st))
     # add and swiglu: TFLM ADD / LOGISTIC + MUL parameters as Prepare makes them
     for n in (172, 16):
         a, b = i8(n), i8(n)
@@ -398,27 +413,36 @@ def _s8_cases(rng, d: "_Decls", cases: list) -> None:
         cases.append(Case(f"swiglu_s8 n={n}", "swiglu_s8", {"a": d.array(a), "b": d.array(b), "n": f"{n}u",
                                                            "p": f"&{d.params('esl_swiglu_s8_t', p)}"},
                           [("h1", _s8_run("swiglu_s8", st, p, {"h1": a, "h3": b}))], n, st))
-    # attention: MHA and GQA, first, middle and last position, a second layer, a flat softmax
+    # attention: MHA and GQA, first, middle and last position, a second layer, a flat softmax; and
+    # int16 keys (--int16 keys: k_zp 0, full-scale keys, the score multipliers 256 times smaller),
+    # an odd head size among them
     max_seq = 64
-    for heads, n_kv, hs, layers, layer, positions in ((8, 4, 8, 1, 0, (0, 37)), (4, 4, 8, 1, 0, (63,)),
-                                                      (6, 2, 8, 2, 1, (0, 20, 63)), (4, 2, 6, 1, 0, (5, 63)),
-                                                      (2, 1, 12, 1, 0, (40,))):
-        keys, values = i8(layers, max_seq, n_kv, hs), i8(layers, max_seq, n_kv, hs)
-        m = d.model(heads, n_kv, hs, max_seq, layers,
-                    f".key_i8 = {d.array(keys, False)}, .value_i8 = {d.array(values, False)}, .kv_bits = 8")
+    for heads, n_kv, hs, layers, layer, positions, k16 in (
+            (8, 4, 8, 1, 0, (0, 37), False), (4, 4, 8, 1, 0, (63,), False), (6, 2, 8, 2, 1, (0, 20, 63), False),
+            (4, 2, 6, 1, 0, (5, 63), False), (2, 1, 12, 1, 0, (40,), False), (8, 4, 8, 2, 1, (0, 63), True),
+            (3, 3, 5, 1, 0, (30,), True), (2, 1, 16, 1, 0, (17,), True)):
+        values = i8(layers, max_seq, n_kv, hs)
+        if k16:
+            keys = rng.integers(-32768, 32768, size=(layers, max_seq, n_kv, hs)).astype(np.int16)
+            kv = f".key_i16 = {d.array(keys, False)}, .value_i8 = {d.array(values, False)}, .kv_bits = 8"
+        else:
+            keys = i8(layers, max_seq, n_kv, hs)
+            kv = f".key_i8 = {d.array(keys, False)}, .value_i8 = {d.array(values, False)}, .kv_bits = 8"
+        m = d.model(heads, n_kv, hs, max_seq, layers, kv)
         for pos in positions:
             q = i8(heads * hs)
-            score_real = float(rng.choice([2e-4, 2e-3, 2e-2]))          # 2e-4: scores close, a flat softmax
+            score_real = float(rng.choice([2e-4, 2e-3, 2e-2])) / (256 if k16 else 1)   # small: a flat softmax
             sm = softmax_params(float(rng.uniform(0.05, 0.3)))
             sm_m, sm_s = quantize_multiplier(score_real)
             av_m, av_s = quantize_multiplier(float(rng.uniform(1e-4, 1e-3)))
-            p = {"score_mult": sm_m, "score_shift": sm_s, "q_zp": zp(), "k_zp": zp(), "score_zp": zp(),
+            p = {"score_mult": sm_m, "score_shift": sm_s, "q_zp": zp(), "k_zp": 0 if k16 else zp(), "score_zp": zp(),
                  "exp_table": softmax_exp_table(sm), "d_valid": min(255, -sm["diff_min"]),
                  "av_mult": av_m, "av_shift": av_s, "v_zp": zp(), "out_zp": zp()}
             st = Step("attention", "s8", layer=layer, out="o", inp="q", n=heads, cols=hs)
             want = _s8_run("attention_s8", st, p, {"q": q}, pos=pos, heads=heads, kv_heads=n_kv, head_size=hs,
                            keys=keys, values=values)
-            cases.append(Case(f"attention_s8 heads {heads}/{n_kv} layer {layer} pos {pos}", "attention_s8",
+            cases.append(Case(f"attention_s8 heads {heads}/{n_kv} hs {hs} layer {layer} pos {pos}"
+                              + (" int16 keys" if k16 else ""), "attention_s8",
                               {"q": d.array(q), "m": f"&{m}", "layer": f"{layer}u", "pos": f"{pos}u",
                                "p": f"&{d.params('esl_attention_s8_t', p)}"},
                               [("out", want)], heads * hs, st, max_seq))
@@ -430,7 +454,7 @@ _MEMBER = {"matmul_f32": "matmul", "matmul_w8f": "matmul", "matmul_w4f": "matmul
            "softmax": "vec", "expf": "vec", "quantize_i8": "quantize", "quantize_i16": "quantize", "swiglu_f32": "binary",
            "add_f32": "binary", "kvstore_kv8": "kvstore", "attention_f32": "attention",
            "attention_kv8": "attention", "matmul_s8": "matmul_s8", "embed_s8": "embed_s8",
-           "rmsnorm_s8": "rmsnorm_s8", "rope_s8": "rope_s8", "attention_s8": "attention_s8",
+           "rmsnorm_s8": "rmsnorm_s8", "rope_s8": "rope_s8", "rope_s16": "rope_s16", "attention_s8": "attention_s8",
            "add_s8": "binary_s8", "swiglu_s8": "binary_s8"}
 
 

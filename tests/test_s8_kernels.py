@@ -35,11 +35,14 @@ def _step_dump(comp, out: Path) -> Path:
     return exe
 
 
-@pytest.mark.parametrize("board", ["mps2_an386", "mps2_an385"])
-def test_every_s8_step_equals_golden(stories, calib, tmp_path, board):
+@pytest.mark.parametrize("board,int16", [("mps2_an386", ""), ("mps2_an385", ""), ("mps2_an386", "keys"),
+                                         ("mps2_an385", "keys")])
+def test_every_s8_step_equals_golden(stories, calib, tmp_path, board, int16):
+    """Also with the --int16 parts (their int16 values compared as int16: every byte)."""
     model, tok = stories
     max_seq = 16
-    comp = compile_model(model, tok, load_board(board), get_scheme("i8"), max_seq, tmp_path, calib=calib)
+    comp = compile_model(model, tok, load_board(board), get_scheme("i8", int16=int16), max_seq, tmp_path,
+                         calib=calib)
     exe = _step_dump(comp, tmp_path)
     rng = np.random.default_rng(7)
     tokens = [1] + [int(t) for t in rng.integers(0, model.config.vocab_size, max_seq - 1)]
@@ -55,20 +58,23 @@ def test_every_s8_step_equals_golden(stories, calib, tmp_path, board):
             run(golden, s)
             if not s.out:
                 continue
+            want = golden.val[s.out]
             at = (pos * len(steps) + i) * nbytes + comp.plan.offsets[s.out]
-            got = np.frombuffer(out[at:at + len(golden.val[s.out])], np.int8)
-            bad = np.flatnonzero(got != golden.val[s.out])
+            got = np.frombuffer(out[at:at + want.nbytes], want.dtype)
+            bad = np.flatnonzero(got != want)
             assert bad.size == 0, f"pos {pos} step {i} ({s.kernel} {s.weight or s.norm}): {bad.size} differ, " \
                                   f"first at {bad[0]}: firmware {got[bad[0]]}, golden {golden.val[s.out][bad[0]]}"
             checked += 1
     assert checked > 80 * len(tokens) * 0.9
 
 
-def test_golden_steps_equal_tflm_blocks(stories, aidreams, calib):
-    """The step kernels' golden (forward) == the TFLM-op blocks (forward_blocks), bit for bit."""
+@pytest.mark.parametrize("int16", [(), ("keys",)])
+def test_golden_steps_equal_tflm_blocks(stories, aidreams, calib, int16):
+    """The step kernels' golden (forward) == the TFLM-op blocks (forward_blocks), bit for bit
+    (with int16 keys the blocks' RoPE is TFLM's FULLY_CONNECTED 16x8, tests/test_tflm_ops.py)."""
     for model, tok in (stories, aidreams):
         c = calib if model is stories[0] else calibrate(model, PromptsDataReader(model, tok, ["The"], 60))
-        qm = quantize_int8(model, c)
+        qm = quantize_int8(model, c, int16)
         steps, blocks = I8Engine(qm), I8Engine(qm)
         rng = np.random.default_rng(3)
         for pos, t in enumerate([1] + [int(x) for x in rng.integers(0, model.config.vocab_size, 47)]):

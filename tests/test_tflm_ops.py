@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("tflite_micro", reason="tflite-micro is a dev dependency: pip install -e '.[dev]'")
 
-from tflite_ops import INT8, S, Runner, single_op_model, tensor   # noqa: E402
+from tflite_ops import INT8, INT16, S, Runner, single_op_model, tensor   # noqa: E402
 
 from edgeslm.quant import tflm_int as T   # noqa: E402
 
@@ -55,6 +55,49 @@ def test_fully_connected_per_channel(seed):
     mult, shift = np.array([m for m, _ in mq]), np.array([s for _, s in mq])
     assert _count(run, lambda x: T.fully_connected_per_channel(x, zx, w, None, mult, shift, zy),
                   lambda: (_i8(rng, (1, n_in)),), 300) == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fully_connected_16x8(seed):
+    """int16 in and out, int8 per-channel weights (i8's RoPE of int16 keys: quant/golden_s8.rope_s16)."""
+    rng = np.random.default_rng(seed)
+    n_in, n_out = int(rng.integers(2, 80)), int(rng.integers(2, 40))
+    sx, sy = float(rng.uniform(1e-4, 0.01)), float(rng.uniform(1e-4, 0.01))
+    sw = rng.uniform(1e-3, 0.02, n_out)
+    w = _i8(rng, (n_out, n_in))
+    w[w == -128] = -127
+    mq = [T.conv_multiplier(sx, s, sy) for s in sw]
+    tensors = [tensor([1, n_in], INT16, sx, 0), tensor([1, n_out], INT16, sy, 0),
+               tensor([n_out, n_in], INT8, sw, [0] * n_out, qdim=0)]
+    run = Runner(single_op_model(S.BuiltinOperator.FULLY_CONNECTED, tensors, [0], [1], {2: w},
+                                 S.BuiltinOptions.FullyConnectedOptions, S.FullyConnectedOptionsT()))
+    mult, shift = np.array([m for m, _ in mq]), np.array([s for _, s in mq])
+    x16 = lambda: (rng.integers(-32768, 32768, (1, n_in)).astype(np.int16),)   # noqa: E731
+    assert _count(run, lambda x: T.fully_connected_16x8(x, w, None, mult, shift), x16, 300) == 0
+
+
+@pytest.mark.parametrize("scale", [2.0 ** -12, 2.0 ** -10, 1e-4, 3.7e-4, 1e-3, 0.01])
+def test_logistic_int16(scale):
+    """Every int16 input (i8's --int16 ffn: the SiLU's sigmoid); the power-of-two scale 2^-12 takes
+    TFLM's multiplier-0 branch."""
+    tensors = [tensor([1, 512], INT16, scale, 0), tensor([1, 512], INT16, 1 / 32768, 0)]
+    run = Runner(single_op_model(S.BuiltinOperator.LOGISTIC, tensors, [0], [1], {}))
+    chunks = iter(np.arange(-32768, 32768).astype(np.int16).reshape(128, 1, 512))
+    mult, shift = T.logistic16_params(scale)
+    assert _count(run, lambda v: T.logistic_int16(v, mult, shift), lambda: (next(chunks),), 128) == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_mul_int16(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 200))
+    s1, s2, sy = (float(rng.uniform(1e-5, 1e-3)) for _ in range(3))
+    tensors = [tensor([1, n], INT16, s1, 0), tensor([1, n], INT16, s2, 0), tensor([1, n], INT16, sy, 0)]
+    run = Runner(single_op_model(S.BuiltinOperator.MUL, tensors, [0, 1], [2], {},
+                                 S.BuiltinOptions.MulOptions, S.MulOptionsT()))
+    mult, shift = T.conv_multiplier(s1, s2, sy)
+    i16 = lambda: rng.integers(-32768, 32768, (1, n)).astype(np.int16)   # noqa: E731
+    assert _count(run, lambda a, b: T.mul(a, 0, b, 0, mult, shift, 0, 16), lambda: (i16(), i16()), 200) == 0
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -6,7 +6,7 @@ import numpy as np
 from tflite_micro import runtime
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as S
 
-INT8, INT32 = S.TensorType.INT8, S.TensorType.INT32
+INT8, INT16, INT32 = S.TensorType.INT8, S.TensorType.INT16, S.TensorType.INT32
 
 
 def tensor(shape, ttype, scale, zp, buffer=0, qdim=0, name="t"):

@@ -9,6 +9,9 @@
  * esl_rdbp64(x, e)             the same rule on int64, e in [0, 63]
  * esl_mbqm(x, q, shift)        MultiplyByQuantizedMultiplier, shift in [-31, 31] (TFLM's double rounding):
  *                              esl_rdbp(esl_srdhm(sat32(x * 2^max(shift,0)), q), max(-shift,0))
+ * esl_mbqm64(x, q, shift)      TFLM's int64 MultiplyByQuantizedMultiplier (its 16x8 kernels), |x| < 2^47,
+ *                              shift in [-31, 7]: r = q < 0x7FFF0000 ? (q + 2^15) >> 16 : 0x7FFF;
+ *                              (x * r + 2^(14 - shift)) >> (15 - shift), one rounding
  * esl_sat_rounding_mul_by_pot(x, e)   e in [-31, 31]: e < 0: esl_rdbp(x, -e); e > 0: x * 2^e saturated
  *                              (x > 2^(31-e) - 1 -> INT32_MAX, x < -(2^(31-e) - 1) -> INT32_MIN)
  * esl_exp_on_negative_values(a, I)    I in [0, 29], a in Q(I).(31-I), a <= 0 -> exp(a) in Q0.31: Taylor
@@ -118,6 +121,13 @@ static inline int32_t esl_mbqm(int32_t x, int32_t q, int shift)
         else x = esl_fx_mul_pot_in_range(x, shift);
     }
     return esl_rdbp(esl_srdhm(x, q), shift > 0 ? 0 : -shift);
+}
+
+static inline int32_t esl_mbqm64(int64_t x, int32_t q, int shift)
+{
+    const int64_t r = q < INT32_C(0x7FFF0000) ? (q + (INT32_C(1) << 15)) >> 16 : INT32_C(0x7FFF);
+    const int total = 15 - shift;
+    return (int32_t)((x * r + (INT64_C(1) << (total - 1))) >> total);
 }
 
 static inline int32_t esl_sat_rounding_mul_by_pot(int32_t x, int exponent)

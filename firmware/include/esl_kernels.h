@@ -112,6 +112,16 @@ static inline int8_t esl_clamp8(int32_t v)
 #endif
 }
 
+/* The int16 values of i8's --int16 parts: symmetric (zero point 0), "clamp16" to [-32768, 32767]. */
+static inline int16_t esl_clamp16(int32_t v)
+{
+#if ESL_KERNELS_DSP && defined(__ARM_FEATURE_SAT)
+    return (int16_t)__ssat(v, 16);
+#else
+    return (int16_t)(v < -32768 ? -32768 : (v > 32767 ? 32767 : v));
+#endif
+}
+
 /* embed_s8: o[j] = clamp(mbqm(E[token][j], mult[token], shift[token]) + out_zp). */
 typedef struct { const int32_t *mult; const int8_t *shift; int32_t out_zp; } esl_embed_s8_t;
 void esl_embed_s8(int8_t *o, const esl_weight_t *table, uint32_t token, const esl_embed_s8_t *p);
@@ -123,10 +133,13 @@ typedef struct { const int32_t *mult; const int8_t *shift; int32_t in_zp, out_zp
 void esl_rmsnorm_s8(int8_t *o, const int8_t *x, uint32_t n, const esl_rmsnorm_s8_t *p);
 
 /* matmul_s8 (TFLM FULLY_CONNECTED, per-channel): acc = bias[i] + sum_j W[i][j] * x[j], where
- * bias[i] = -in_zp * sum_j W[i][j] (host); y[i] = clamp(mbqm(acc, mult[i], shift[i]) + out_zp).
- * W int8 (rows, cols). scratch (dsp): x widened to int16[round_up(cols, 2)]. */
-typedef struct { const int32_t *mult; const int8_t *shift; const int32_t *bias; int32_t in_zp, out_zp; } esl_matmul_s8_t;
-void esl_matmul_s8(int8_t *y, const esl_weight_t *w, const int8_t *x, const esl_matmul_s8_t *p, void *scratch);
+ * bias[i] = -in_zp * sum_j W[i][j] (host); y[i] = clamp(mbqm(acc, mult[i], shift[i]) + out_zp);
+ * out_bits 16 (an --int16 part's input, e.g. the keys): y int16, y[i] = clamp16(mbqm(acc, ..)),
+ * out_zp 0. W int8 (rows, cols). scratch (dsp): x widened to int16[round_up(cols, 2)]. */
+typedef struct {
+    const int32_t *mult; const int8_t *shift; const int32_t *bias; int32_t in_zp, out_zp, out_bits;
+} esl_matmul_s8_t;
+void esl_matmul_s8(void *y, const esl_weight_t *w, const int8_t *x, const esl_matmul_s8_t *p, void *scratch);
 
 /* rope_s8 (TFLM FULLY_CONNECTED with the position's rotation matrix, its zeros skipped): per head
  * and pair p, a = v[2p] - in_zp, b = v[2p+1] - in_zp, c = cos[pos][p], s = sin[pos][p] (int8, scale
@@ -134,11 +147,20 @@ void esl_matmul_s8(int8_t *y, const esl_weight_t *w, const int8_t *x, const esl_
 typedef struct { const int8_t *cos, *sin; int32_t mult, shift, in_zp, out_zp; } esl_rope_s8_t;
 void esl_rope_s8(int8_t *v, uint32_t n_heads, uint32_t head_size, uint32_t pos, const esl_rope_s8_t *p);
 
-/* kvstore_s8: key[i] = k[i], value[i] = v[i], i < n (already int8 at the cache's zero points). */
+/* rope_s16 (TFLM FULLY_CONNECTED 16x8 with the position's rotation matrix, its zeros skipped): rope_s8
+ * on int16 v (zero point 0) with TFLM's int64 requantization: v[2p] = clamp16(mbqm64(c*a - s*b, mult,
+ * shift)), v[2p+1] = clamp16(mbqm64(s*a + c*b, mult, shift)), a = v[2p], b = v[2p+1]. */
+typedef struct { const int8_t *cos, *sin; int32_t mult, shift; } esl_rope_s16_t;
+void esl_rope_s16(int16_t *v, uint32_t n_heads, uint32_t head_size, uint32_t pos, const esl_rope_s16_t *p);
+
+/* kvstore_s8: key[i] = k[i], value[i] = v[i], i < n (already int8 at the cache's zero points); the
+ * keys int16 where the cache holds int16 keys (--int16 keys: m->kv.key_i16). */
 void esl_kvstore_s8(int8_t *key, int8_t *value, const int8_t *k, const int8_t *v, uint32_t n);
 
 /* attention_s8, per head (kv head h / (n_heads / n_kv_heads)), t = 0..pos:
  *   score[t] = clamp(mbqm(sum_i (q[i] - q_zp)(k[t][i] - k_zp), score_mult, score_shift) + score_zp)
+ *   (keys int8, or int16 with k_zp 0 where the cache holds int16 keys: the sum exact in int32 for
+ *   head sizes up to 256)
  *   TFLM int8 SOFTMAX, d[t] = max(score) - score[t], valid = d[t] <= d_valid:
  *     total = sum_valid rdbp(exp_table[d], 12);  (r, bits) = get_reciprocal(total, 12)
  *     prob[t] = valid ? clamp(rdbp(srdhm(r, exp_table[d]), bits + 23) - 128) : -128

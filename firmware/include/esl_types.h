@@ -22,6 +22,7 @@ typedef struct {
 typedef struct {
     float *key_f32, *value_f32;        /* (layers, max_seq, kv_dim), f32 */
     int8_t *key_i8, *value_i8;         /* (layers, max_seq, kv_dim), kv8 */
+    int16_t *key_i16;                  /* (layers, max_seq, kv_dim): i8's int16 keys (--int16 keys), or NULL */
     float *key_scale, *value_scale;    /* (layers, max_seq, n_kv_heads), kv8 */
     uint8_t kv_bits;                   /* 32 or 8: reported in INFO */
 } esl_kv_t;

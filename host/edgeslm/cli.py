@@ -27,7 +27,7 @@ from .fileio import check_output, write_atomic
 from .model import Model, Tokenizer, load_model, load_tokenizer
 from .model import zoo
 from .quant import DEFAULT_GROUP_SIZE, KV_FORMATS, SCHEME_NAMES, get_scheme
-from .quant.schemes import ACT_BITS, DEFAULT_ACT_BITS, DEFAULT_Q4_INT8_LAYERS, DEFAULT_ROUNDING, ROUNDINGS
+from .quant.schemes import ACT_BITS, DEFAULT_ACT_BITS, DEFAULT_Q4_INT8_LAYERS, DEFAULT_ROUNDING, INT16_PARTS, ROUNDINGS
 
 err = Console(stderr=True, highlight=False)
 
@@ -76,6 +76,9 @@ def _add_quant_args(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--int8-layers", type=int, default=None, metavar="N",
                    help=f"q4: the last N transformer layers keep int8 weights (default {DEFAULT_Q4_INT8_LAYERS}: "
                    "half of q4's KL on stories260K for about 20%% more flash; 0: every layer int4, the smallest image)")
+    p.add_argument("--int16", default="", metavar="PARTS",
+                   help=f"i8: keep these parts in int16 where int8 loses most ({', '.join(INT16_PARTS)}; "
+                   "keys: k, its RoPE and the key cache, which doubles the key cache); default none")
 
 
 def _model_path(args) -> Path:
@@ -119,7 +122,8 @@ def _engine(model: Model, args, tok: Tokenizer | None = None):
 def _scheme(args):
     return get_scheme(args.quant or "q8", args.group_size, args.kv,
                       getattr(args, "rounding", None) or DEFAULT_ROUNDING, getattr(args, "act_group_size", 0),
-                      getattr(args, "act_bits", None), getattr(args, "int8_layers", None))
+                      getattr(args, "act_bits", None), getattr(args, "int8_layers", None),
+                      getattr(args, "int16", ""))
 
 
 def _golden(model: Model, scheme, args, max_seq: int | None = None, tok: Tokenizer | None = None):
@@ -228,13 +232,15 @@ def cmd_eval(args) -> int:
             raise UsageError("--act-bits and --compare together", "put it in the list: --compare q8:x8,q8:x16")
         if args.int8_layers is not None:
             raise UsageError("--int8-layers and --compare together", "put it in the list: --compare q4:l0,q4:l2")
+        if args.int16:
+            raise UsageError("--int16 and --compare together", "put it in the list: --compare i8,i8:keys16")
         variants = parse_variants(args.compare or DEFAULT_COMPARE, args.group_size, args.kv)
     else:
         if args.rounding and args.quant in ("i8", "f32"):
             raise UsageError(f"--rounding applies to q8 and q4, not {args.quant}")
         _scheme(args)                                       # range checks, with their messages
         variants = [Variant(args.quant, args.rounding, args.kv, args.group_size, args.act_group_size, args.act_bits,
-                            args.int8_layers)]
+                            args.int8_layers, _scheme(args).int16)]
     model, tok = _load(args)
     float_engine = FloatEngine(model)
     # i8 needs --calib; a comparison calibrates on the built-in prompts without one (with a warning)
@@ -296,7 +302,7 @@ def cmd_eval(args) -> int:
         for v, acc in zip(variants, accs):
             row = {**acc.as_dict(), "scheme": v.scheme, "label": v.label()}
             if v.scheme == "i8":
-                row["calibration"] = args.calib
+                row.update(calibration=args.calib, int16=list(v.int16))
             elif v.scheme != "f32":
                 row.update(group_size=v.group_size, kv=v.kv, rounding=_rounding(v),
                            act_bits=v.act_bits or (DEFAULT_ACT_BITS if v.scheme == "q8" else 8),
@@ -624,10 +630,10 @@ def cmd_bench(args) -> int:
     baseline = None
     change = {"kernels": args.baseline} if args.baseline in variants else \
         {"act_bits": act[args.baseline]} if args.baseline in act else \
-        {"quant": args.baseline, "act_bits": None, "int8_layers": None}
+        {"quant": args.baseline, "act_bits": None, "int8_layers": None, "int16": ""}
     base_args = argparse.Namespace(**{**vars(args), **change})
     if (base_args.quant or "q8") != report["scheme"] or (base_args.kernels or report["kernels"]) != report["kernels"] \
-            or _scheme(base_args).act_bits != report["act_bits"]:
+            or _scheme(base_args).act_bits != report["act_bits"] or list(_scheme(base_args).int16) != report["int16"]:
         baseline = _bench_one(base_args, prompts)
         report["baseline"] = baseline
     _print_bench(report, baseline)
@@ -649,7 +655,7 @@ def _profile_outputs(args, report: dict, baseline: dict | None) -> None:
         if r is None or not r.get("profile"):
             continue
         prof = r["profile"]
-        t = Table(title=f"per token by step kind: {r['scheme']} (KV {r['kv']}, {r['kernels']}) on {r['core']}, "
+        t = Table(title=f"per token by step kind: {_bench_label(r)} (KV {r['kv']}, {r['kernels']}) on {r['core']}, "
                         f"positions 0-{len(next(iter(prof['by_position'].values()))) - 1}")
         for col in ("step kind", f"{r['unit']}/token (mean)", "at pos 0", "at the last pos", "share", "per weight MAC"):
             t.add_column(col, justify="left" if col == "step kind" else "right")
@@ -715,9 +721,10 @@ def _bench_rows(r: dict) -> list[tuple[str, str]]:
 
 
 def _bench_label(r: dict) -> str:
-    """The scheme, with q8's activation bits when they are not the default."""
+    """The scheme, with q8's activation bits when they are not the default, i8's int16 parts."""
     bits = r.get("act_bits", 8)
-    return r["scheme"] + (f" x{bits}" if r["scheme"] == "q8" and bits != DEFAULT_ACT_BITS else "")
+    return r["scheme"] + (f" x{bits}" if r["scheme"] == "q8" and bits != DEFAULT_ACT_BITS else "") + \
+        "".join(f" {p}16" for p in r.get("int16", []))
 
 
 def _print_bench(r: dict, baseline: dict | None = None) -> None:
@@ -749,7 +756,7 @@ def _print_kernel_profile(r: dict, con: Console) -> None:
     """Measured against predicted, per kernel variant (per step in the JSON)."""
     if not r.get("by_kernel"):
         return
-    t = Table(title=f"per forward pass by kernel: {r['scheme']} (KV {r['kv']}, {r['kernels']}) on {r['core']}")
+    t = Table(title=f"per forward pass by kernel: {_bench_label(r)} (KV {r['kv']}, {r['kernels']}) on {r['core']}")
     for col in ("kernel", "steps", f"measured {r['unit']}", "predicted", "measured/predicted", "share"):
         t.add_column(col, justify="left" if col == "kernel" else "right")
     total = sum(k["measured"] for k in r["by_kernel"].values())

@@ -205,7 +205,8 @@ class Variant:
     """One row of a comparison: a scheme and its options.
     Spelled SCHEME[:OPTION...]; options: rtn | gptq (weight rounding), kv8 | kvf32 (KV cache),
     g<N> (group size), a<N> (activation group), x8 | x16 (q8's activation bits), l<N> (q4: the
-    last N layers int8), e.g. "q4:gptq", "q8:rtn:kv8", "q8:g16", "q8:a16", "q8:x8", "q4:l0"."""
+    last N layers int8), <part>16 (i8: an int16 part, e.g. keys16), e.g. "q4:gptq", "q8:rtn:kv8",
+    "q8:g16", "q8:a16", "q8:x8", "q4:l0", "i8:keys16"."""
     scheme: str
     rounding: str | None = None      # None: the quantizer's default
     kv: str = "f32"
@@ -213,6 +214,7 @@ class Variant:
     act_group_size: int = 0
     act_bits: int | None = None      # None: the scheme's default
     int8_layers: int | None = None   # None: the scheme's default (q4: DEFAULT_Q4_INT8_LAYERS)
+    int16: tuple[str, ...] = ()      # i8: its int16 parts
 
     def scheme_int8_layers(self) -> int:
         from .quant.schemes import default_int8_layers
@@ -221,7 +223,7 @@ class Variant:
     def label(self) -> str:
         from .quant.quantize import DEFAULT_ROUNDING
         if self.scheme == "i8":
-            return "i8"
+            return "i8" + (", int16 " + " and ".join(self.int16) if self.int16 else "")
         if self.scheme == "f32":
             return "f32" + (", kv i8" if self.kv == "i8" else "")
         parts = [self.scheme, self.rounding or DEFAULT_ROUNDING]
@@ -243,7 +245,7 @@ def parse_variants(text: str, group_size: int = 32, kv: str = "f32") -> list[Var
     """"q8:rtn,q4:gptq:kv8,i8" -> Variants; `group_size` and `kv` are the defaults of each."""
     from .errors import UsageError
     from .quant.quantize import ROUNDINGS
-    from .quant.schemes import SCHEME_NAMES, get_scheme
+    from .quant.schemes import INT16_PARTS, SCHEME_NAMES, get_scheme
     out = []
     for spec in (s.strip() for s in text.split(",")):
         if not spec:
@@ -251,9 +253,11 @@ def parse_variants(text: str, group_size: int = 32, kv: str = "f32") -> list[Var
         name, *opts = spec.split(":")
         if name not in SCHEME_NAMES:
             raise UsageError(f"--compare {spec!r}: unknown scheme {name!r}", f"choose from {', '.join(SCHEME_NAMES)}")
-        rounding, v_kv, gs, ags, bits, i8l = None, kv, group_size, 0, None, None
+        rounding, v_kv, gs, ags, bits, i8l, wide = None, kv, group_size, 0, None, None, ()
         for o in opts:
-            if o in ROUNDINGS:
+            if o.endswith("16") and o[:-2] in INT16_PARTS:
+                wide += (o[:-2],)
+            elif o in ROUNDINGS:
                 rounding = o
             elif o in ("kv8", "kvi8"):
                 v_kv = "i8"
@@ -269,11 +273,13 @@ def parse_variants(text: str, group_size: int = 32, kv: str = "f32") -> list[Var
                 i8l = int(o[1:])
             else:
                 raise UsageError(f"--compare {spec!r}: unknown option {o!r}",
-                                 "options: rtn, gptq, kv8, kvf32, g<N>, a<N>, x8, x16, l<N> (e.g. q4:gptq:kv8, q8:a16, q8:x8, q4:l0)")
-        get_scheme(name, gs, v_kv, act_group_size=ags, act_bits=bits, int8_layers=i8l)   # range checks, with messages
+                                 "options: rtn, gptq, kv8, kvf32, g<N>, a<N>, x8, x16, l<N>, "
+                                 + ", ".join(p + "16" for p in INT16_PARTS) + " (e.g. q4:gptq:kv8, q8:a16, q8:x8, q4:l0, i8:keys16)")
+        wide = get_scheme(name, gs, v_kv, act_group_size=ags, act_bits=bits, int8_layers=i8l,
+                          int16=wide).int16                          # range checks, with messages
         if name in ("i8", "f32") and rounding is not None:
             raise UsageError(f"--compare {spec!r}: rounding applies to q8 and q4 only")
-        out.append(Variant(name, rounding, "i8" if name == "i8" else v_kv, gs, ags, bits, i8l))
+        out.append(Variant(name, rounding, "i8" if name == "i8" else v_kv, gs, ags, bits, i8l, wide))
     if not out:
         raise UsageError("--compare names no scheme", f"e.g. --compare {DEFAULT_COMPARE}")
     return out
@@ -286,7 +292,7 @@ def variant_engine(model, variant: Variant, calib=None, hessians=None) -> Engine
     from .quant.quantize import quantize
     from .quant.schemes import get_scheme
     scheme = get_scheme(variant.scheme, variant.group_size, variant.kv, act_group_size=variant.act_group_size,
-                        act_bits=variant.act_bits, int8_layers=variant.int8_layers)
+                        act_bits=variant.act_bits, int8_layers=variant.int8_layers, int16=variant.int16)
     if scheme.integer:
         return golden_engine(model, scheme, calib)
     return GoldenEngine(quantize(model, scheme, variant.rounding, hessians))

@@ -51,10 +51,11 @@ def rope_table_bytes(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> int:
 
 def kv_cache_bytes(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> int:
     """f32: floats; i8 KV of a float scheme: int8 plus an fp32 scale per (position, kv head);
-    the integer scheme: int8 at one calibrated scale per layer (no per-position scales)."""
+    the integer scheme: int8 at one calibrated scale per layer (no per-position scales), the keys
+    int16 with --int16 keys."""
     values = 2 * cfg.n_layers * max_seq * cfg.kv_dim
     if scheme.kv == "f32":
         return values * 4
     if scheme.integer:
-        return values
+        return values * 3 // 2 if "keys" in scheme.int16 else values
     return values + 2 * cfg.n_layers * max_seq * cfg.n_kv_heads * 4

@@ -10,7 +10,7 @@ JSON (schema RECORD_SCHEMA, checked before anything else is read):
 
     schema, kind ("run" | "bench"), time (UTC, ISO 8601), edgeslm (version), protocol
     board, board_name, core, target, clock_hz, emulated, port
-    model {name, hash, params}, scheme, kv, group_size, act_group_size, act_bits, int8_layers, rounding,
+    model {name, hash, params}, scheme, kv, group_size, act_group_size, act_bits, int8_layers, int16, rounding,
     scheme_options (Scheme.options_label: "g32 a16 gptq"; reports group by it), kernels, max_seq,
     build_id (hex), weights_ok
     request {prompt, prompt_tokens, steps, temperature, topp, seed}
@@ -144,7 +144,7 @@ def inference_record(kind: str, run, info, plan, board, tok, factor: float, unit
         "model": {"name": Path(model.source).name, "hash": info.model_hash, "params": model.n_params()},
         "scheme": plan.scheme.name, "kv": plan.scheme.kv, "group_size": plan.scheme.group_size,
         "act_group_size": plan.scheme.kernel_group_size, "act_bits": plan.scheme.act_bits,
-        "int8_layers": plan.scheme.int8_layers, "rounding": plan.scheme.rounding,
+        "int8_layers": plan.scheme.int8_layers, "int16": list(plan.scheme.int16), "rounding": plan.scheme.rounding,
         "scheme_options": plan.scheme.options_label(),
         "kernels": plan.kernel_variant, "max_seq": plan.max_seq,
         "build_id": f"{info.build_id:08x}", "weights_ok": info.weights_ok,

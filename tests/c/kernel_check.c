@@ -18,7 +18,7 @@ typedef enum {
     KC_MATMUL_F32, KC_MATMUL_W8F, KC_MATMUL_W4F, KC_EMBED_F32, KC_EMBED_W8F, KC_RMSNORM_F32,
     KC_ROPE_F32, KC_SOFTMAX, KC_EXPF, KC_QUANTIZE_I8, KC_QUANTIZE_I16, KC_SWIGLU_F32, KC_ADD_F32, KC_KVSTORE_KV8,
     KC_ATTENTION_F32, KC_ATTENTION_KV8,
-    KC_MATMUL_S8, KC_EMBED_S8, KC_RMSNORM_S8, KC_ROPE_S8, KC_ATTENTION_S8, KC_ADD_S8, KC_SWIGLU_S8
+    KC_MATMUL_S8, KC_EMBED_S8, KC_RMSNORM_S8, KC_ROPE_S8, KC_ROPE_S16, KC_ATTENTION_S8, KC_ADD_S8, KC_SWIGLU_S8
 } kc_op_t;
 
 /* One call: the op, the bytes of the output buffer it may write, the scratch it is granted, and
@@ -42,6 +42,7 @@ typedef struct {
         struct { const esl_weight_t *table; uint32_t token; const esl_embed_s8_t *p; } embed_s8;
         struct { const int8_t *x; uint32_t n; const esl_rmsnorm_s8_t *p; } rmsnorm_s8;
         struct { const int8_t *v; uint32_t heads, head_size, pos; const esl_rope_s8_t *p; } rope_s8;
+        struct { const int16_t *v; uint32_t heads, head_size, pos; const esl_rope_s16_t *p; } rope_s16;
         struct { const int8_t *q; const esl_model_t *m; uint32_t layer, pos; const esl_attention_s8_t *p; } attention_s8;
         struct { const int8_t *a, *b; uint32_t n; const void *p; } binary_s8;     /* add, swiglu: a op= b */
     };
@@ -175,8 +176,8 @@ static void run_case(const kc_case_t *c, kc_parts_t *p)
         break;
     }
     case KC_MATMUL_S8:
-        esl_matmul_s8((int8_t *)out, c->matmul_s8.w, c->matmul_s8.x, c->matmul_s8.p, scratch);
-        part(p, out, c->matmul_s8.w->rows);
+        esl_matmul_s8(out, c->matmul_s8.w, c->matmul_s8.x, c->matmul_s8.p, scratch);
+        part(p, out, c->matmul_s8.w->rows * (uint32_t)c->matmul_s8.p->out_bits / 8u);
         break;
     case KC_EMBED_S8:
         esl_embed_s8((int8_t *)out, c->embed_s8.table, c->embed_s8.token, c->embed_s8.p);
@@ -191,6 +192,13 @@ static void run_case(const kc_case_t *c, kc_parts_t *p)
         memcpy(out, c->rope_s8.v, n);
         esl_rope_s8((int8_t *)out, c->rope_s8.heads, c->rope_s8.head_size, c->rope_s8.pos, c->rope_s8.p);
         part(p, out, n);
+        break;
+    }
+    case KC_ROPE_S16: {                                  /* in place: rotate a copy */
+        const uint32_t n = c->rope_s16.heads * c->rope_s16.head_size;
+        memcpy(out, c->rope_s16.v, 2u * n);
+        esl_rope_s16((int16_t *)out, c->rope_s16.heads, c->rope_s16.head_size, c->rope_s16.pos, c->rope_s16.p);
+        part(p, out, 2u * n);
         break;
     }
     case KC_ATTENTION_S8: {

@@ -7,6 +7,8 @@
  *   prob[t] = valid ? clamp(rdbp(srdhm(r, exp_table[d[t]]), bits + 23) - 128) : -128
  *   out[i] = clamp(mbqm(sum_t (prob[t] + 128)(v[t][i] - v_zp), av_mult, av_shift) + out_zp)
  * exp_table (per layer, from the host) is TFLM's exp_on_negative_values of every difference.
+ * Where the cache holds int16 keys (--int16 keys: m->kv.key_i16, k_zp 0) the score's sum takes them
+ * as they are: |q - q_zp| <= 255 and |k| <= 32768, so it is exact in int32 for head sizes up to 256.
  * The sums are rearranged exactly: sum (q - q_zp)(k - k_zp) = sum (q - q_zp) k - k_zp sum (q - q_zp),
  * and likewise for V; the rounding shift takes 32-bit arithmetic unless bits + 23 > 31 (long contexts).
  * scratch: q - q_zp as int16[head_size] (DSP: each 4 stored as q0 q2 q1 q3, SXTB16's split of 4 keys),
@@ -19,17 +21,20 @@
 #include "esl_arm_dsp.h"
 #endif
 
-/* q' = q - q_zp for one head, laid out for the dot below. */
-static void prepare_q(int16_t *qc, const int8_t *q, uint32_t hs, int32_t q_zp)
+/* q' = q - q_zp for one head, laid out for the dot with int8 keys below (natural: in order, for
+ * int16 keys). */
+static void prepare_q(int16_t *qc, const int8_t *q, uint32_t hs, int32_t q_zp, int natural)
 {
     uint32_t i = 0;
 #if ESL_KERNELS_DSP
-    for (; i + 4u <= hs; i += 4u) {
+    for (; !natural && i + 4u <= hs; i += 4u) {
         qc[i] = (int16_t)(q[i] - q_zp);
         qc[i + 1u] = (int16_t)(q[i + 2u] - q_zp);
         qc[i + 2u] = (int16_t)(q[i + 1u] - q_zp);
         qc[i + 3u] = (int16_t)(q[i + 3u] - q_zp);
     }
+#else
+    (void)natural;                               /* the dot below reads q' in order anyway */
 #endif
     for (; i < hs; i++) qc[i] = (int16_t)(q[i] - q_zp);
 }
@@ -71,6 +76,34 @@ static inline int32_t dot_qk(const int16_t *qc, const int8_t *k, uint32_t hs)
     }
 #else
     return dot_qk_n(qc, k, hs);
+#endif
+}
+
+/* sum_i q'[i] * k[i] over one int16 key (exact: see the top; q' in natural order). */
+static inline int32_t dot_qk16_n(const int16_t *qc, const int16_t *k, uint32_t hs)
+{
+    int32_t acc = 0;
+    uint32_t i = 0;
+#if ESL_KERNELS_DSP
+    for (; i + 2u <= hs; i += 2u) acc = __smlad(esl_ld32(qc + i), esl_ld32(k + i), acc);   /* q0*k0 + q1*k1 */
+#endif
+    for (; i < hs; i++) acc += qc[i] * k[i];
+    return acc;
+}
+
+/* As dot_qk: the common head sizes as constants on DSP cores (fully unrolled). */
+static inline int32_t dot_qk16(const int16_t *qc, const int16_t *k, uint32_t hs)
+{
+#if ESL_KERNELS_DSP
+    switch (hs) {
+    case 8u: return dot_qk16_n(qc, k, 8u);
+    case 16u: return dot_qk16_n(qc, k, 16u);
+    case 32u: return dot_qk16_n(qc, k, 32u);
+    case 64u: return dot_qk16_n(qc, k, 64u);
+    default: return dot_qk16_n(qc, k, hs);
+    }
+#else
+    return dot_qk16_n(qc, k, hs);
 #endif
 }
 
@@ -125,17 +158,27 @@ static void attention_head(int8_t *out, const int8_t *q, const esl_model_t *m, u
     const int32_t *const exp_table = p->exp_table;
     const uint32_t kvo = (h / rep) * hs;
     /* scores, and their maximum */
-    prepare_q(qc, q + h * hs, hs, p->q_zp);
-    int32_t qsum = 0;
-    for (uint32_t i = 0; i < hs; i++) qsum += qc[i];
-    const int32_t k_corr = p->k_zp * qsum;
+    const int16_t *keys16 = m->kv.key_i16;
+    prepare_q(qc, q + h * hs, hs, p->q_zp, keys16 != NULL);
     int32_t best = -128;
-    const int8_t *k = keys + kvo;
-    for (uint32_t t = 0; t < n; t++, k += kv_dim) {
-        const int32_t sc = esl_clamp8(esl_mbqm(dot_qk(qc, k, hs) - k_corr, score_mult, score_shift)
-                                      + score_zp);
-        score[t] = (int8_t)sc;
-        if (sc > best) best = sc;
+    if (keys16 != NULL) {                        /* int16 keys, zero point 0 */
+        const int16_t *k = keys16 + layer * m->max_seq * kv_dim + kvo;
+        for (uint32_t t = 0; t < n; t++, k += kv_dim) {
+            const int32_t sc = esl_clamp8(esl_mbqm(dot_qk16(qc, k, hs), score_mult, score_shift) + score_zp);
+            score[t] = (int8_t)sc;
+            if (sc > best) best = sc;
+        }
+    } else {
+        int32_t qsum = 0;
+        for (uint32_t i = 0; i < hs; i++) qsum += qc[i];
+        const int32_t k_corr = p->k_zp * qsum;
+        const int8_t *k = keys + kvo;
+        for (uint32_t t = 0; t < n; t++, k += kv_dim) {
+            const int32_t sc = esl_clamp8(esl_mbqm(dot_qk(qc, k, hs) - k_corr, score_mult, score_shift)
+                                          + score_zp);
+            score[t] = (int8_t)sc;
+            if (sc > best) best = sc;
+        }
     }
     /* softmax: every probability is a function of d alone; when fewer distinct d can occur
      * than there are positions, each is computed once into a table */

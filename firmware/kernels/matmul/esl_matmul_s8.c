@@ -1,6 +1,7 @@
 /* matmul_s8 (TFLM FULLY_CONNECTED int8, per-channel): acc = bias[i] + sum_j W[i][j] * x[j] with
  * bias[i] = -in_zp * sum_j W[i][j] prepared on the host (= sum_j W[i][j] * (x[j] - in_zp), exact);
- * y[i] = clamp(mbqm(acc, mult[i], shift[i]) + out_zp, -128, 127).
+ * y[i] = clamp(mbqm(acc, mult[i], shift[i]) + out_zp, -128, 127); with out_bits 16, y is int16 and
+ * y[i] = clamp(mbqm(acc, mult[i], shift[i]), -32768, 32767) (out_zp 0: an --int16 part's input).
  * scratch (DSP only): x widened to int16[cols] (esl_dot_i8.h).
  * On a cluster (ESL_CLUSTER_CORES, esl_cluster.h) the workers take contiguous ranges of rows
  * (shares differing by one row at most), each streaming its rows through its L1 by DMA in tiles
@@ -10,13 +11,16 @@
 #include "esl_kernels.h"
 #include "esl_dot_i8.h"
 
-static inline int8_t requantize(int32_t acc, const esl_matmul_s8_t *p, uint32_t i)
+/* y[i] of the sum acc, at y's width. */
+static inline void requantize(void *y, int32_t acc, const esl_matmul_s8_t *p, uint32_t i)
 {
-    return esl_clamp8(esl_mbqm(acc, p->mult[i], p->shift[i]) + p->out_zp);
+    const int32_t r = esl_mbqm(acc, p->mult[i], p->shift[i]);
+    if (p->out_bits == 16) ((int16_t *)y)[i] = esl_clamp16(r);
+    else ((int8_t *)y)[i] = esl_clamp8(r + p->out_zp);
 }
 
 /* Rows [begin, end) of y, x already prepared (xv). */
-static void matmul_rows(int8_t *y, const esl_weight_t *w, const xv_t *xv, const esl_matmul_s8_t *p,
+static void matmul_rows(void *y, const esl_weight_t *w, const xv_t *xv, const esl_matmul_s8_t *p,
                         uint32_t begin, uint32_t end)
 {
     const uint32_t cols = w->cols;
@@ -25,9 +29,9 @@ static void matmul_rows(int8_t *y, const esl_weight_t *w, const xv_t *xv, const 
     for (; i + 4u <= end; i += 4u, row += 4u * cols) {
         int32_t s[4];
         dot_group4(row, cols, xv, cols, s);
-        for (uint32_t r = 0; r < 4u; r++) y[i + r] = requantize(p->bias[i + r] + s[r], p, i + r);
+        for (uint32_t r = 0; r < 4u; r++) requantize(y, p->bias[i + r] + s[r], p, i + r);
     }
-    for (; i < end; i++, row += cols) y[i] = requantize(p->bias[i] + dot_group(row, xv, cols), p, i);
+    for (; i < end; i++, row += cols) requantize(y, p->bias[i] + dot_group(row, xv, cols), p, i);
 }
 
 #if ESL_KERNELS_DSP && !ESL_KERNELS_MVE && !defined(ESL_CLUSTER_CORES)
@@ -173,7 +177,7 @@ static int s8_fits(const esl_weight_t *w, const void *scratch)
 #define S8_BLOCK 16u               /* rows whose sums are formed before they are requantized */
 
 /* y = W @ x for s8_fits, x prepared (x16): blocks of rows, sums by assembly, then requantize. */
-static void matmul_dsp(int8_t *y, const esl_weight_t *w, const int16_t *x16, const esl_matmul_s8_t *p)
+static void matmul_dsp(void *y, const esl_weight_t *w, const int16_t *x16, const esl_matmul_s8_t *p)
 {
     const uint32_t rows = w->rows, cols = w->cols;
     const int8_t *data = (const int8_t *)w->data;
@@ -202,7 +206,13 @@ static void matmul_dsp(int8_t *y, const esl_weight_t *w, const int16_t *x16, con
         }
         const int32_t *bias = p->bias + i, *mult = p->mult + i, out_zp = p->out_zp;
         const int8_t *shift = p->shift + i;            /* requantize's arithmetic, the loads hoisted */
-        for (uint32_t r = 0; r < n; r++) y[i + r] = esl_clamp8(esl_mbqm(bias[r] + s[r], mult[r], shift[r]) + out_zp);
+        if (p->out_bits == 16) {
+            int16_t *y16 = (int16_t *)y + i;
+            for (uint32_t r = 0; r < n; r++) y16[r] = esl_clamp16(esl_mbqm(bias[r] + s[r], mult[r], shift[r]));
+        } else {
+            int8_t *y8 = (int8_t *)y + i;
+            for (uint32_t r = 0; r < n; r++) y8[r] = esl_clamp8(esl_mbqm(bias[r] + s[r], mult[r], shift[r]) + out_zp);
+        }
     }
 }
 #endif
@@ -252,7 +262,7 @@ static void prefetch(const esl_step_t *s, uint32_t core)
 }
 
 typedef struct {
-    int8_t *y;
+    void *y;
     const esl_weight_t *w;
     const xv_t *xv;
     const esl_matmul_s8_t *p;
@@ -308,7 +318,7 @@ static void matmul_job(void *arg)
         pt.bias += t;
         pt.mult += t;
         pt.shift += t;
-        matmul_rows(j->y + t, &view, xv, &pt, 0u, n);
+        matmul_rows((int8_t *)j->y + t * (uint32_t)(pt.out_bits / 8), &view, xv, &pt, 0u, n);
         if (next_t >= end) return;
         esl_cl_dma_wait(&cmd[k & 1u]);
         tile = buf[k & 1u];
@@ -317,7 +327,7 @@ static void matmul_job(void *arg)
 }
 
 /* y = W @ x on the cluster (n: the planner's tiling, esl_cluster.h). */
-static void matmul_cluster(int8_t *y, const esl_weight_t *w, const int8_t *x, const esl_matmul_s8_t *p,
+static void matmul_cluster(void *y, const esl_weight_t *w, const int8_t *x, const esl_matmul_s8_t *p,
                            void *scratch, uint32_t n, const esl_step_t *next)
 {
     matmul_job_t j = { y, w, prepare_x(x, (int16_t *)scratch, w->cols, w->cols, 0), p, ESL_CL_TILE_ROWS(n),
@@ -328,7 +338,7 @@ static void matmul_cluster(int8_t *y, const esl_weight_t *w, const int8_t *x, co
 
 #if !defined(ESL_CLUSTER_CORES)
 /* y = W @ x on one core; ready: x is already laid out in the scratch (by the matmul before). */
-__attribute__((always_inline)) static inline void matmul_one_core(int8_t *y, const esl_weight_t *w, const int8_t *x,
+__attribute__((always_inline)) static inline void matmul_one_core(void *y, const esl_weight_t *w, const int8_t *x,
                                                                 const esl_matmul_s8_t *p, void *scratch, int ready)
 {
     const xv_t *xv = prepare_x(x, (int16_t *)scratch, w->cols, w->cols, ready);
@@ -342,7 +352,7 @@ __attribute__((always_inline)) static inline void matmul_one_core(int8_t *y, con
 }
 #endif
 
-void esl_matmul_s8(int8_t *y, const esl_weight_t *w, const int8_t *x, const esl_matmul_s8_t *p, void *scratch)
+void esl_matmul_s8(void *y, const esl_weight_t *w, const int8_t *x, const esl_matmul_s8_t *p, void *scratch)
 {
 #if defined(ESL_CLUSTER_CORES)
     matmul_cluster(y, w, x, p, scratch, 0u, NULL);   /* no tiling asked: the workers read W in L2 */
@@ -351,7 +361,7 @@ void esl_matmul_s8(int8_t *y, const esl_weight_t *w, const int8_t *x, const esl_
 #endif
 }
 
-/* Step: arena[out] = s->w @ arena[in] (int8 arena); on a cluster s->n is the planner's tiling (esl_cluster.h). */
+/* Step: arena[out] = s->w @ arena[in] (int8 arena; out int16 with out_bits 16); on a cluster s->n is the planner's tiling (esl_cluster.h). */
 void esl_step_matmul_s8(const esl_step_t *s, const esl_ctx_t *c)
 {
     int8_t *a = (int8_t *)c->arena;

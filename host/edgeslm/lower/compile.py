@@ -96,7 +96,7 @@ def _stamp(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, max_seq: 
            calib=None) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([__version__, model.fingerprint(), scheme.name, scheme.group_size, scheme.kv, scheme.rounding,
-                         scheme.act_group_size, scheme.act_bits, scheme.int8_layers,
+                         scheme.act_group_size, scheme.act_bits, scheme.int8_layers, list(scheme.int16),
                          max_seq, kernels, Path(board.path).read_text() if board.path else board.id,
                          board.cluster, [(r.name, r.origin) for r in board.memory],
                          sorted(calib.ranges.items()) if calib else None]).encode())
@@ -120,7 +120,7 @@ def compile_model(model: Model, tok: Tokenizer, board: Board, scheme: Scheme, ma
     p = plan(model.config, scheme, board, max_seq, len(vocab_tables(tok)["blob"]), kernels=kernels)
     if scheme.integer:
         from ..quant.int8 import quantize_int8
-        qm = quantize_int8(model, calib)
+        qm = quantize_int8(model, calib, scheme.int16)
     else:
         qm = quantize(model, scheme)
     gen = out_dir / "gen"

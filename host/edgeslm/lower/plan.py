@@ -139,8 +139,10 @@ def live_ranges(steps: list[Step]) -> dict[str, tuple[int, int]]:
     return {k: (a, b) for k, (a, b) in ranges.items()}
 
 
-def allocate(sizes: dict[str, int], ranges: dict[str, tuple[int, int]]) -> tuple[dict[str, int], int]:
-    """First-fit offsets (elements) so that values live at the same time never overlap."""
+def allocate(sizes: dict[str, int], ranges: dict[str, tuple[int, int]],
+             align: int = 1) -> tuple[dict[str, int], int]:
+    """First-fit offsets (elements, multiples of `align`) so that values live at the same time
+    never overlap."""
     placed: list[tuple[int, int, int, int]] = []      # (start, end, offset, size)
     offsets = {}
     for name in sorted(sizes, key=lambda v: (ranges[v][0], -sizes[v])):
@@ -150,7 +152,7 @@ def allocate(sizes: dict[str, int], ranges: dict[str, tuple[int, int]]) -> tuple
         for lo, hi in busy:
             if off + sizes[name] <= lo:
                 break
-            off = max(off, hi)
+            off = max(off, -(-hi // align) * align)
         offsets[name] = off
         placed.append((a, b, off, sizes[name]))
     return offsets, max((o + n for _, _, o, n in placed), default=0)
@@ -198,7 +200,7 @@ def plan(cfg: ModelConfig, scheme: Scheme, board: Board, max_seq: int | None = N
     for s in steps:
         k = target.resolve(s, core, variant)
         planned.append(PlannedStep(s, k, k.scratch(s, max_seq)))
-    offsets, arena = allocate(sizes, live_ranges(steps))
+    offsets, arena = allocate(sizes, live_ranges(steps), 2 if scheme.int16 else 1)   # int16 values: even bytes
     scratch = (max((p.scratch_bytes for p in planned), default=0) + 7) // 8 * 8
     kv = kv_cache_bytes(cfg, scheme, max_seq)
     ram = [Item("KV cache", "ram", kv), Item("activation arena", "ram", arena * scheme.activation_bytes),

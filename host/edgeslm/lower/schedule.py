@@ -5,7 +5,7 @@ generated step table) and by the golden model (through its kernel functions) ali
 
 A step names its op and its *contract* (the exact arithmetic of its weights and activations:
 `f32`, `w8f` int8 weights with float activations, `w4f`, `kv8` an int8 KV cache, `s8` the
-integer-only scheme), so `<op>_<contract>` names both the C kernel (`esl_<op>_<contract>.c`) and
+integer-only scheme, `s16` its steps on int16 values: the --int16 parts), so `<op>_<contract>` names both the C kernel (`esl_<op>_<contract>.c`) and
 its golden function. Which ISA variant of the kernel runs is the board's business (the planner).
 """
 
@@ -22,7 +22,7 @@ OPS = ("embed", "rmsnorm", "matmul", "rope", "kvstore", "attention", "add", "swi
 @dataclass(frozen=True)
 class Step:
     op: str                      # one of OPS
-    contract: str                # f32 | w8f | w4f | kv8 | s8
+    contract: str                # f32 | w8f | w4f | kv8 | s8 | s16
     layer: int = 0
     out: str = ""                # value names, resolved to arena offsets by the planner
     inp: str = ""
@@ -59,12 +59,14 @@ def weight_contract(scheme: Scheme, weight: str, n_layers: int) -> str:
 
 
 def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step], dict[str, int]]:
-    """The forward pass as steps over named values; returns (steps, value sizes in floats).
+    """The forward pass as steps over named values; returns (steps, value sizes in arena elements:
+    floats, or bytes in the integer scheme, where an int16 value takes two).
     max_seq is part of the signature because a future step's buffers may depend on it."""
     del max_seq
     shapes = tensor_shapes(cfg)
     c = contracts(scheme)
     sizes = {"x": cfg.dim}
+    k_bytes = 2 if "keys" in scheme.int16 else 1
 
     def val(name: str, n: int) -> str:
         sizes[name] = n
@@ -85,7 +87,7 @@ def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step]
                   rows=emb[0], cols=emb[1])]
     for l in range(cfg.n_layers):
         p = f"layers.{l}."
-        xb, q, k, v = val(f"xb{l}", cfg.dim), val(f"q{l}", cfg.dim), val(f"k{l}", cfg.kv_dim), val(f"v{l}", cfg.kv_dim)
+        xb, q, k, v = val(f"xb{l}", cfg.dim), val(f"q{l}", cfg.dim), val(f"k{l}", cfg.kv_dim * k_bytes), val(f"v{l}", cfg.kv_dim)
         ao, o = val(f"ao{l}", cfg.dim), val(f"o{l}", cfg.dim)
         xn, h1, h3, f = val(f"xn{l}", cfg.dim), val(f"h1_{l}", cfg.hidden_dim), val(f"h3_{l}", cfg.hidden_dim), val(f"f{l}", cfg.dim)
         steps += [
@@ -94,7 +96,7 @@ def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step]
             matmul(l, k, xb, p + "attention.wk"),
             matmul(l, v, xb, p + "attention.wv"),
             op("rope", l, out=q, inp=q, n=cfg.n_heads),
-            op("rope", l, out=k, inp=k, n=cfg.n_kv_heads),
+            Step("rope", "s16" if k_bytes == 2 else c["rope"], l, out=k, inp=k, n=cfg.n_kv_heads),
             op("kvstore", l, inp=k, in2=v, n=cfg.kv_dim),
             op("attention", l, out=ao, inp=q, n=cfg.n_heads, cols=cfg.head_size),
             matmul(l, o, ao, p + "attention.wo"),

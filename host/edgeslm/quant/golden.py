@@ -320,5 +320,5 @@ def golden_engine(model, scheme, calib=None, max_seq_len: int | None = None):
             from ..errors import UsageError
             raise UsageError("--quant i8 needs a calibration file (--calib)",
                              "make one: edgeslm calibrate MODEL -o calib.json")
-        return I8Engine(quantize_int8(model, calib), max_seq_len)
+        return I8Engine(quantize_int8(model, calib, scheme.int16), max_seq_len)
     return GoldenEngine(quantize(model, scheme), max_seq_len)

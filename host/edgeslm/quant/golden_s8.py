@@ -15,6 +15,10 @@ literal transcription, each exactly equal to it:
   swiglu_s8     SiLU = MUL(h1, LOGISTIC(h1)) depends on h1 alone: a host table of its 256 values
   rmsnorm_s8    the final rounding shift e = 60 - a - shift[j] is taken as min(e, 40): |scaled| <
                 2^39, so every e >= 40 rounds to 0, as e = 40 does
+  rope_s16      rope_s8's two terms on int16 (zero point 0) with TFLM's 16x8 requantization
+                (multiply_by_quantized_multiplier_64): the keys of --int16 keys
+The --int16 parts' values are int16 (zero point 0): matmul_s8 with out_bits 16 clamps to int16, and
+kvstore_s8 / attention_s8 take the cache's keys at the engine's key width.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ def _linear_params(lin) -> dict:
     w = lin.w.astype(np.int64)
     return {"mult": lin.mult.astype(np.int32), "shift": lin.shift.astype(np.int8),
             "bias": (-lin.in_zp * w.sum(axis=1)).astype(np.int32), "in_zp": lin.in_zp, "out_zp": lin.out_zp,
-            "w": lin.w}
+            "out_bits": lin.out_bits, "w": lin.w}
 
 
 def _norm_params(nm) -> dict:
@@ -80,6 +84,8 @@ def step_params(qm, step: Step) -> dict:
     if step.op == "rope":
         which = "q" if step.inp.startswith("q") else "k"
         mult, shift = Ly[f"rope_{which}"]
+        if step.contract == "s16":
+            return {"mult": mult, "shift": shift}
         return {"mult": mult, "shift": shift, "in_zp": zp(which), "out_zp": zp(f"{which}_rot")}
     if step.op == "kvstore":
         return {}
@@ -131,7 +137,7 @@ def matmul_s8(e, s: Step) -> None:
     p = e.params[s]
     acc = p["bias"].astype(np.int64) + p["w"].astype(np.int64) @ e.val[s.inp].astype(np.int64)
     y = T.multiply_by_quantized_multiplier(acc, p["mult"].astype(np.int64), p["shift"].astype(np.int64))
-    e.val[s.out] = _clamp8(y + p["out_zp"])
+    e.val[s.out] = T.clamp16(y) if p["out_bits"] == 16 else _clamp8(y + p["out_zp"])
 
 
 def rope_s8(e, s: Step) -> None:
@@ -143,6 +149,17 @@ def rope_s8(e, s: Step) -> None:
     acc[:, 0::2], acc[:, 1::2] = c * a - sn * b, sn * a + c * b
     y = T.multiply_by_quantized_multiplier(acc, p["mult"], p["shift"]) + p["out_zp"]
     e.val[s.out] = _clamp8(y).reshape(-1)
+
+
+def rope_s16(e, s: Step) -> None:
+    """rope_s8's terms on int16 x: y = clamp16(mbqm64(c*a - s*b)), clamp16(mbqm64(s*a + c*b))."""
+    p = e.params[s]
+    c, sn = (t[e.pos].astype(np.int64) for t in e.rope_s8)
+    x = e.val[s.inp].astype(np.int64).reshape(s.n, -1)
+    a, b = x[:, 0::2], x[:, 1::2]
+    acc = np.empty_like(x)
+    acc[:, 0::2], acc[:, 1::2] = c * a - sn * b, sn * a + c * b
+    e.val[s.out] = T.clamp16(T.multiply_by_quantized_multiplier_64(acc, p["mult"], p["shift"])).reshape(-1)
 
 
 def kvstore_s8(e, s: Step) -> None:
@@ -191,5 +208,5 @@ def swiglu_s8(e, s: Step) -> None:
     e.val[s.out] = T.mul(silu, p["silu_zp"], h3, p["h3_zp"], p["gate_mult"], p["gate_shift"], p["out_zp"])
 
 
-GOLDEN_S8 = {"embed_s8": embed_s8, "rmsnorm_s8": rmsnorm_s8, "matmul_s8": matmul_s8, "rope_s8": rope_s8,
+GOLDEN_S8 = {"embed_s8": embed_s8, "rmsnorm_s8": rmsnorm_s8, "matmul_s8": matmul_s8, "rope_s8": rope_s8, "rope_s16": rope_s16,
              "kvstore_s8": kvstore_s8, "attention_s8": attention_s8, "add_s8": add_s8, "swiglu_s8": swiglu_s8}

@@ -25,6 +25,10 @@ No TFLM twin (edgeslm's own integer arithmetic, stated here):
               (m_j, s_j) = QM(w_j * sqrt(n) / s_y)                      (w_j: the norm weight)
   embedding   as above; a .tflite export GATHERs from the table of its results (exact)
   KV cache    int8 rotated keys and values, one (scale, zero point) per layer from calibration
+--int16 keys (Scheme.int16): k, its rotation and the cached keys int16, symmetric (zero point 0,
+  scale max|range| / 32767): wk's FULLY_CONNECTED clamps to int16 instead (no TFLM twin: TFLM's
+  int8 FC writes int8); the keys' RoPE is TFLM's FULLY_CONNECTED 16x8 (int64 sums, its int64
+  requantization); the scores sum (q - q_zp) * k in int32 (exact for head sizes up to 256).
 (QM = quantize_multiplier, MBQM = multiply_by_quantized_multiplier, RDBP = rounding_divide_by_pot,
 SRDHM = saturating rounding doubling high multiply; everything clamps to int8 at the end.)
 """
@@ -51,10 +55,11 @@ class Linear:
     shift: np.ndarray        # int64 (out,)
     in_zp: int
     out_zp: int
+    out_bits: int = 8        # 16: y int16 (zero point 0), an --int16 part's input
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return T.fully_connected_per_channel(x[None], self.in_zp, self.w, None, self.mult, self.shift,
-                                             self.out_zp)[0]
+                                             self.out_zp, self.out_bits)[0]
 
 
 @dataclass
@@ -94,11 +99,17 @@ def _symmetric_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, scale
 
 
-def _linear(w: np.ndarray, s_in: tuple[float, int], s_out: tuple[float, int]) -> Linear:
+def _linear(w: np.ndarray, s_in: tuple[float, int], s_out: tuple[float, int], out_bits: int = 8) -> Linear:
     q, ws = _symmetric_rows(w)
     mq = [T.conv_multiplier(s_in[0], float(s), s_out[0]) for s in ws]
     return Linear(q, ws, np.array([m for m, _ in mq], np.int64), np.array([s for _, s in mq], np.int64),
-                  s_in[1], s_out[1])
+                  s_in[1], s_out[1], out_bits)
+
+
+def params16(lo: float, hi: float) -> tuple[float, int]:
+    """int16 symmetric (scale, zero point 0) for a range: TFLM's int16 convention."""
+    amax = max(abs(lo), abs(hi))
+    return (float(np.float32(amax / 32767.0)), 0) if amax > 1e-12 else (1e-8, 0)
 
 
 def _norm(weight: np.ndarray, s_in: tuple[float, int], s_out: tuple[float, int], eps: float) -> Norm:
@@ -120,6 +131,7 @@ class I8Model:
     final_norm: Norm | None = None
     classifier: Linear | None = None
     rope: np.ndarray | None = None             # int8 (max_seq, head_size, head_size), scale 1/127
+    int16: tuple[str, ...] = ()                # the scheme's int16 parts (Scheme.int16)
 
     # what the lowering pipeline reads of any quantized model (as of a QuantModel)
     @property
@@ -129,19 +141,31 @@ class I8Model:
     @property
     def scheme(self):
         from .schemes import get_scheme
-        return get_scheme("i8")
+        return get_scheme("i8", int16=self.int16)
 
     @property
     def model_fingerprint(self) -> str:
         return self.model.fingerprint()
 
 
-def quantize_int8(model: Model, calib: Calibration) -> I8Model:
-    """Every integer parameter of the i8 scheme, from the float model and its calibration."""
+def quantize_int8(model: Model, calib: Calibration, int16: tuple[str, ...] = ()) -> I8Model:
+    """Every integer parameter of the i8 scheme, from the float model and its calibration;
+    `int16`: the parts kept in int16 (schemes.INT16_PARTS)."""
+    from ..errors import UsageError
+    from .schemes import MAX_KEYS16_HEAD, parse_int16
     c, t = model.config, model.tensors
+    int16 = parse_int16(int16)
+    if "keys" in int16 and c.head_size > MAX_KEYS16_HEAD:
+        raise UsageError(f"--int16 keys with head size {c.head_size}: a score's int32 sum could overflow",
+                         f"it takes head sizes up to {MAX_KEYS16_HEAD}; run without --int16 keys")
     P = {name: calib.params(name) for name in calib.ranges}
     P["probs"] = P["sigmoid"] = (1.0 / 256.0, -128)
-    qm = I8Model(model, calib, P)
+    keys16 = "keys" in int16
+    if keys16:
+        for l in range(c.n_layers):
+            for name in (f"{l}.k", f"{l}.k_rot"):
+                P[name] = params16(*calib.ranges[name])
+    qm = I8Model(model, calib, P, int16=int16)
     emb_q, emb_s = _symmetric_rows(t["tok_embeddings"])
     mq = [T.quantize_multiplier(float(s) / P["x0"][0]) for s in emb_s]
     qm.embed_q = emb_q
@@ -156,7 +180,7 @@ def quantize_int8(model: Model, calib: Calibration) -> I8Model:
         layer = {
             "att_norm": _norm(t[p + "attention_norm"], P[x_in], L("att_norm"), c.norm_eps),
             "wq": _linear(t[p + "attention.wq"], L("att_norm"), L("q")),
-            "wk": _linear(t[p + "attention.wk"], L("att_norm"), L("k")),
+            "wk": _linear(t[p + "attention.wk"], L("att_norm"), L("k"), 16 if keys16 else 8),
             "wv": _linear(t[p + "attention.wv"], L("att_norm"), L("v")),
             "rope_q": T.conv_multiplier(L("q")[0], ROT_SCALE, L("q_rot")[0]),
             "rope_k": T.conv_multiplier(L("k")[0], ROT_SCALE, L("k_rot")[0]),
@@ -203,14 +227,14 @@ class I8Engine:
         c = qm.model.config
         self.max_seq_len = max_seq_len or c.max_seq_len
         shape = (c.n_layers, self.max_seq_len, c.n_kv_heads, c.head_size)
-        self.keys = np.zeros(shape, np.int8)
+        self.keys = np.zeros(shape, np.int16 if "keys" in qm.int16 else np.int8)
         self.values = np.zeros(shape, np.int8)
         self.last_logits_q = None
         # the firmware's step table and each step's integers (quant/golden_s8.py)
         from ..lower.schedule import schedule
         from .golden_s8 import GOLDEN_S8, rope_tables_s8, step_params
         from .schemes import get_scheme
-        self.steps, _ = schedule(c, get_scheme("i8"), self.max_seq_len)
+        self.steps, _ = schedule(c, qm.scheme, self.max_seq_len)
         self.params = {s: step_params(qm, s) for s in self.steps}
         self.run = [GOLDEN_S8[s.kernel] for s in self.steps]
         self.rope_s8 = rope_tables_s8(qm.rope[:self.max_seq_len])
@@ -222,8 +246,10 @@ class I8Engine:
         self.values[:] = 0
 
     def _rope(self, x: np.ndarray, zp_in: int, zp_out: int, mq: tuple[int, int], pos: int) -> np.ndarray:
-        """FULLY_CONNECTED of each head (a row of x) with the position's rotation matrix."""
+        """FULLY_CONNECTED of each head (a row of x) with the position's rotation matrix (16x8 for int16 x)."""
         n = x.shape[1]
+        if x.dtype == np.int16:
+            return T.fully_connected_16x8(x, self.qm.rope[pos], None, np.full(n, mq[0]), np.full(n, mq[1]))
         return T.fully_connected_per_channel(x, zp_in, self.qm.rope[pos], None, np.full(n, mq[0]),
                                              np.full(n, mq[1]), zp_out)
 

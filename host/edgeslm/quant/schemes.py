@@ -14,6 +14,8 @@ quantized on the fly, and the KV cache format; the golden model and the firmware
     i8   integer-only (TFLite-Micro arithmetic, quant/int8.py): int8 per-channel weights, int8
          asymmetric activations with ranges from a calibration file, int8 KV cache; no float on
          the token path. Needs a calibration (edgeslm calibrate); `kv` and `group_size` do not apply.
+         `int16` names the parts kept in int16 (symmetric, zero point 0) where int8 loses most
+         (README: Accuracy): "keys" = k out of wk, its RoPE and the key cache.
 
 In every scheme the norm weights stay fp32, the token embedding is dequantized one row at a time
 (never a full fp32 copy), and the KV cache is `kv`: "f32", or "i8" (int8 with one fp32 scale per
@@ -34,6 +36,8 @@ DEFAULT_GROUP_SIZE = 32
 ACT_BITS = (8, 16)                  # q8: how the int8-weight matmuls quantize their input
 DEFAULT_ACT_BITS = 16               # q8's default (README: Accuracy): KL a third, on the M4 as fast
 MAX_ACT16_GROUP = 512               # int16 x int8 sums of a group stay within int32: 512*32767*127 < 2^31
+INT16_PARTS = ("keys",)             # i8: what --int16 can widen (quant/int8.py)
+MAX_KEYS16_HEAD = 256               # int16 keys: a score's int32 sum stays exact, 256*255*32767 < 2^31
 DEFAULT_Q4_INT8_LAYERS = 2          # q4: the last layers, whose error costs most, keep int8 weights
                                     # (stories260K KL 0.0527 -> 0.0254; README: Accuracy)
 
@@ -48,6 +52,7 @@ class Scheme:
     act_bits: int = 8               # the int8-weight (w8f) matmuls' activations: int8 or int16
                                     # (q8 only; q4's w4f kernels and its int8 classifier keep 8)
     int8_layers: int = 0            # q4: the last this many transformer layers store int8 weights
+    int16: tuple[str, ...] = ()     # i8: the parts kept in int16 (INT16_PARTS, in that order)
 
     @property
     def kernel_group_size(self) -> int:
@@ -85,8 +90,10 @@ class Scheme:
 
     def options_label(self) -> str:
         """The options beside name and KV that change the arithmetic, compactly ("g32 a16 gptq",
-        "g32/16 a8 l2 rtn"; "" for f32 and i8): what tells two runs of one scheme apart."""
-        if not self.quantized or self.integer:
+        "g32/16 a8 l2 rtn", i8's "i16 keys"; "" for f32 and plain i8): what tells two runs of one scheme apart."""
+        if self.integer:
+            return "i16 " + "+".join(self.int16) if self.int16 else ""
+        if not self.quantized:
             return ""
         g = f"g{self.group_size}" + (f"/{self.act_group_size}" if self.act_group_size else "")
         layers = f" l{self.int8_layers}" if self.int8_layers else ""
@@ -94,7 +101,9 @@ class Scheme:
 
     def describe(self) -> str:
         if self.integer:
-            return "i8 (integer-only, static calibration, KV cache int8)"
+            wide = "".join(f", int16 {p}" for p in self.int16 if p != "keys")
+            kv = "int16 keys / int8 values" if "keys" in self.int16 else "int8"
+            return f"i8 (integer-only, static calibration{wide}, KV cache {kv})"
         a = f", activations per {self.act_group_size}" if self.act_group_size else ""
         b = f", activations int{self.act_bits}" if self.quantized else ""
         g = f", group {self.group_size}{a}{b}, {self.rounding}" if self.quantized else ""
@@ -109,9 +118,10 @@ def default_int8_layers(name: str) -> int:
 
 def get_scheme(name: str, group_size: int = DEFAULT_GROUP_SIZE, kv: str = "f32",
                rounding: str = DEFAULT_ROUNDING, act_group_size: int = 0, act_bits: int | None = None,
-               int8_layers: int | None = None) -> Scheme:
+               int8_layers: int | None = None, int16: tuple[str, ...] | str = ()) -> Scheme:
     """A checked Scheme; act_bits None: the scheme's default (16 for q8, else 8); int8_layers
-    None: q4's default (DEFAULT_Q4_INT8_LAYERS), 0 elsewhere."""
+    None: q4's default (DEFAULT_Q4_INT8_LAYERS), 0 elsewhere; int16: i8's int16 parts (a tuple
+    or a comma-separated string of INT16_PARTS)."""
     if name not in SCHEME_NAMES:
         raise UsageError(f"unknown quantization scheme {name!r}",
                          f"choose one of: {', '.join(SCHEME_NAMES)}")
@@ -139,9 +149,24 @@ def get_scheme(name: str, group_size: int = DEFAULT_GROUP_SIZE, kv: str = "f32",
     if int8_layers < 0 or (int8_layers and name != "q4"):
         raise UsageError(f"--int8-layers {int8_layers} does not apply to {name}",
                          "it is a q4 option: the number of last layers that keep int8 weights (0 or more)")
+    int16 = parse_int16(int16)
+    if int16 and name != "i8":
+        raise UsageError(f"--int16 {','.join(int16)} does not apply to {name}",
+                         "it is an i8 option (integer-only scheme); q8 takes --act-bits 16")
     if name == "i8":
-        return Scheme(name="i8", group_size=group_size, kv="i8")
+        return Scheme(name="i8", group_size=group_size, kv="i8", int16=int16)
     if act_group_size == group_size:
         act_group_size = 0                   # the same thing, one spelling
     return Scheme(name=name, group_size=group_size, kv=kv, rounding=rounding, act_group_size=act_group_size,
                   act_bits=act_bits, int8_layers=int8_layers)
+
+
+def parse_int16(parts: tuple[str, ...] | str) -> tuple[str, ...]:
+    """"keys" or ("keys",) -> ("keys",), checked, in INT16_PARTS order; "" / () / "none" -> ()."""
+    if isinstance(parts, str):
+        parts = tuple(p.strip() for p in parts.split(",") if p.strip() and p.strip() != "none")
+    unknown = [p for p in parts if p not in INT16_PARTS]
+    if unknown:
+        raise UsageError(f"--int16: unknown part {unknown[0]!r}",
+                         f"choose from {', '.join(INT16_PARTS)} (comma-separated), or none")
+    return tuple(p for p in INT16_PARTS if p in parts)

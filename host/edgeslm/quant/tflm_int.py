@@ -17,6 +17,15 @@ add                             TFLM int8 ADD: left shift 20, per-input multipli
 Every *_params function takes scales as the .tflite file holds them (float32) and derives the
 multipliers in double, as TFLM's Prepare does.
 mul                             TFLM int8 MUL: (a - a_zp) * (b - b_zp), requantize, + y_zp, clamp
+multiply_by_quantized_multiplier_64(x, q, shift)
+                                TFLM's int64 form (the 16x8 kernels): q rounded to 16 bits,
+                                (x * ((q + 2^15) >> 16) + 2^(14 - shift)) >> (15 - shift)
+fully_connected_16x8            TFLM FULLY_CONNECTED int16 x int8: int64 sums, the int64 form
+                                above, clamp to int16 (zero points 0)
+logistic_int16                  TFLM int16 LOGISTIC: the input rescaled to 1/(3 * 4096) per unit,
+                                then SIGMOID_TABLE_U16 interpolated linearly in 512 steps; output
+                                scale 1/32768 (zero points 0)
+mul(..., y_bits=16)             TFLM int16 MUL: the int8 formula, clamped to int16
 """
 
 from __future__ import annotations
@@ -78,17 +87,41 @@ def multiply_by_quantized_multiplier(x, q, shift) -> np.ndarray:
     return rounding_divide_by_pot(srdhm(x, q), right)
 
 
+def multiply_by_quantized_multiplier_64(x, q, shift) -> np.ndarray:
+    """TFLM MultiplyByQuantizedMultiplier(int64_t x, ...) (common.cc): one rounding, with the
+    multiplier reduced to 16 bits; |x| < 2^47, shift in [-31, 7]."""
+    q = np.asarray(q, np.int64)
+    total = 15 - np.asarray(shift, np.int64)
+    reduced = np.where(q < 0x7FFF0000, (q + (1 << 15)) >> 16, 0x7FFF)
+    return (np.asarray(x, np.int64) * reduced + (np.int64(1) << (total - 1))) >> total
+
+
 def _clamp8(x: np.ndarray) -> np.ndarray:
     return np.clip(x, -128, 127).astype(np.int8)
 
 
+def clamp16(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, -32768, 32767).astype(np.int16)
+
+
 def fully_connected_per_channel(x: np.ndarray, x_zp: int, w: np.ndarray, bias: np.ndarray | None,
-                                mult: np.ndarray, shift: np.ndarray, y_zp: int) -> np.ndarray:
-    """x (batch, in) int8, w (out, in) int8 symmetric -> y (batch, out) int8."""
+                                mult: np.ndarray, shift: np.ndarray, y_zp: int, y_bits: int = 8) -> np.ndarray:
+    """x (batch, in) int8, w (out, in) int8 symmetric -> y (batch, out) int8 (y_bits 16: int16, clamped
+    there, y_zp 0; not a TFLM configuration: i8's --int16 parts take it)."""
     acc = (x.astype(np.int64) - x_zp) @ w.astype(np.int64).T
     if bias is not None:
         acc = acc + bias.astype(np.int64)
-    return _clamp8(multiply_by_quantized_multiplier(acc, mult, shift) + y_zp)
+    y = multiply_by_quantized_multiplier(acc, mult, shift) + y_zp
+    return clamp16(y) if y_bits == 16 else _clamp8(y)
+
+
+def fully_connected_16x8(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
+                         mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """x (batch, in) int16, w (out, in) int8 symmetric -> y (batch, out) int16 (TFLM's 16x8 FC)."""
+    acc = x.astype(np.int64) @ w.astype(np.int64).T
+    if bias is not None:
+        acc = acc + bias.astype(np.int64)
+    return clamp16(multiply_by_quantized_multiplier_64(acc, mult, shift))
 
 
 def batch_matmul(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, mult: int, shift: int,
@@ -127,9 +160,11 @@ def add(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, p: dict, y_zp: int) 
     return _clamp8(multiply_by_quantized_multiplier(ra + rb, p["my"], p["shy"]) + y_zp)
 
 
-def mul(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, mult: int, shift: int, y_zp: int) -> np.ndarray:
+def mul(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, mult: int, shift: int, y_zp: int,
+        y_bits: int = 8) -> np.ndarray:
     prod = (a.astype(np.int64) - a_zp) * (b.astype(np.int64) - b_zp)
-    return _clamp8(multiply_by_quantized_multiplier(prod, mult, shift) + y_zp)
+    y = multiply_by_quantized_multiplier(prod, mult, shift) + y_zp
+    return clamp16(y) if y_bits == 16 else _clamp8(y)
 
 
 # ---- gemmlowp fixed point (Q(I).(31-I) in int32), as TFLM's softmax and logistic use it ----------
@@ -270,3 +305,62 @@ def logistic_int8(x: np.ndarray, p: dict) -> np.ndarray:
     out = np.clip(rounding_divide_by_pot(r, 31 - 8) - 128, -128, 127)
     out = np.where(inp <= -p["radius"], -128, np.where(inp >= p["radius"], 127, out))
     return out.astype(np.int8)
+
+
+# TFLM's sigmoid_table_uint16 (tensorflow/lite/kernels/internal/common.h; CMSIS-NN's arm_nntables.c
+# holds the same): sigmoid(i / 24) in unsigned Q0.16, i = 0..255, as published. A constant of the
+# int16 LOGISTIC, not a formula: entries differ from round(65536 * sigmoid(i / 24)) by up to one, so
+# bit-exactness needs these values (tests/test_tflm_ops.py checks every int16 input against TFLM).
+SIGMOID_TABLE_U16 = np.array([
+    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794, 41432, 42064, 42688,
+    43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369, 47911, 48443, 48964, 49475, 49975, 50464, 50942, 51409,
+    51865, 52311, 52745, 53169, 53581, 53983, 54374, 54755, 55125, 55485, 55834, 56174, 56503, 56823, 57133, 57433,
+    57724, 58007, 58280, 58544, 58800, 59048, 59288, 59519, 59743, 59959, 60168, 60370, 60565, 60753, 60935, 61110,
+    61279, 61441, 61599, 61750, 61896, 62036, 62172, 62302, 62428, 62549, 62666, 62778, 62886, 62990, 63090, 63186,
+    63279, 63368, 63454, 63536, 63615, 63691, 63765, 63835, 63903, 63968, 64030, 64090, 64148, 64204, 64257, 64308,
+    64357, 64405, 64450, 64494, 64536, 64576, 64614, 64652, 64687, 64721, 64754, 64786, 64816, 64845, 64873, 64900,
+    64926, 64950, 64974, 64997, 65019, 65039, 65060, 65079, 65097, 65115, 65132, 65149, 65164, 65179, 65194, 65208,
+    65221, 65234, 65246, 65258, 65269, 65280, 65291, 65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360, 65367,
+    65374, 65381, 65387, 65393, 65399, 65404, 65410, 65415, 65420, 65425, 65429, 65433, 65438, 65442, 65445, 65449,
+    65453, 65456, 65459, 65462, 65465, 65468, 65471, 65474, 65476, 65479, 65481, 65483, 65485, 65488, 65489, 65491,
+    65493, 65495, 65497, 65498, 65500, 65501, 65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513,
+    65514, 65515, 65516, 65517, 65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522, 65523, 65523, 65524, 65524,
+    65525, 65525, 65526, 65526, 65526, 65527, 65527, 65528, 65528, 65528, 65529, 65529, 65529, 65529, 65530, 65530,
+    65530, 65530, 65531, 65531, 65531, 65531, 65531, 65532, 65532, 65532, 65532, 65532, 65532, 65533, 65533, 65533,
+    65533, 65533, 65533, 65533, 65533, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65535], np.int64)
+
+
+def _checked_log2(x: float) -> tuple[bool, int]:
+    """TFLM CheckedLog2, in float32 as it computes it: (x is a power of two, the rounded log2)."""
+    x_log2 = np.float32(np.log(np.float32(x))) * np.float32(1.0 / np.log(np.float32(2.0)))
+    rounded = np.float32(np.sign(x_log2) * np.floor(np.abs(x_log2) + np.float32(0.5)))   # TfLiteRound
+    return bool(abs(np.float32(x_log2 - rounded)) < np.float32(1e-3)), int(rounded)
+
+
+def logistic16_params(input_scale: float) -> tuple[int, int]:
+    """TFLM int16 LOGISTIC Prepare (input zero point 0): (input_multiplier, input_left_shift);
+    multiplier 0 marks a power-of-two scale of exactly 2^-12 (the kernel takes 3 << shift)."""
+    pot, log2 = _checked_log2(input_scale)
+    left_shift = 12 + log2
+    if pot and left_shift == 0:
+        return 0, left_shift
+    multiplier, left_shift = f32(input_scale) * 4096.0 * 3.0, 0
+    while multiplier <= 32767.0 / 2.0 and left_shift <= 30:
+        left_shift += 1
+        multiplier *= 2.0
+    return int(multiplier), left_shift
+
+
+def logistic_int16(x: np.ndarray, mult: int, left_shift: int) -> np.ndarray:
+    """TFLM reference int16 LOGISTIC (reference_integer_ops::Logistic) -> int16 at 1/32768."""
+    if mult == 0:
+        mult, left_shift = 3 << left_shift, 0
+    rnd = 1 << (left_shift - 1) if left_shift > 0 else 0
+    v = (x.astype(np.int64) * mult + rnd) >> left_shift
+    a = np.abs(v)
+    uh = a >> 9
+    ui = np.minimum(uh, 254)
+    ua, ub = SIGMOID_TABLE_U16[ui], SIGMOID_TABLE_U16[ui + 1]
+    r = np.where(uh >= 255, 0x7FFF << 10, (ua << 9) + (a & 0x1FF) * (ub - ua))
+    r = np.where(v >= 0, r + (1 << 9), (1 << 25) - r + (1 << 9) - 1)
+    return (r >> 10).astype(np.int16)

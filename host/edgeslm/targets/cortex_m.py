@@ -85,8 +85,9 @@ def _attention_s8_scratch(step: Step, max_seq: int) -> int:
 S8_KERNELS = (
     KernelSpec("embed", "s8", about="requantize one int8 row", param_bytes=12),
     KernelSpec("rmsnorm", "s8", about="integer isqrt, per-channel multipliers", param_bytes=20),
-    KernelSpec("matmul", "s8", about="TFLM FULLY_CONNECTED, host-folded input zero point", param_bytes=20),
+    KernelSpec("matmul", "s8", about="TFLM FULLY_CONNECTED, host-folded input zero point", param_bytes=24),
     KernelSpec("rope", "s8", about="two non-zero terms of each int8 rotation row", param_bytes=24),
+    KernelSpec("rope", "s16", about="TFLM FULLY_CONNECTED 16x8 of int16 keys, int8 rotation", param_bytes=16),
     KernelSpec("kvstore", "s8"),
     KernelSpec("attention", "s8", scratch=_attention_s8_scratch, about="TFLM int8 softmax, host exp table",
                param_bytes=44),
@@ -125,8 +126,8 @@ KERNELS = (
                about="VMLADAVA scores and VMLA weighted sums over int8 rows widened by VLDRB; the DSP rest"),
     *S8_KERNELS,
     KernelSpec("matmul", "s8", "dsp", _matmul_s8_dsp_scratch, about="SXTB16 + SMLAD, 4 rows per pass",
-               param_bytes=20),
-    KernelSpec("matmul", "s8", "mve", about="VMLADAVA over 16 int8 lanes, predicated tail", param_bytes=20),
+               param_bytes=24),
+    KernelSpec("matmul", "s8", "mve", about="VMLADAVA over 16 int8 lanes, predicated tail", param_bytes=24),
 )
 
 
