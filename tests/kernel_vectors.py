@@ -27,7 +27,7 @@ from edgeslm.quant.golden import (_Matmul, attention, attention_kv8, embed, esl_
                                   softmax, swiglu)
 from edgeslm.quant.golden_s8 import GOLDEN_S8, rope_tables_s8, silu_table, softmax_exp_table
 from edgeslm.quant.int8 import rotation_matrices
-from edgeslm.quant.tflm_int import (add_params, conv_multiplier, logistic_int8, logistic_params,
+from edgeslm.quant.tflm_int import (add_params, conv_multiplier, logistic16_params, logistic_int8, logistic_params,
                                     quantize_multiplier, softmax_params)
 from edgeslm.reference import rmsnorm
 
@@ -348,6 +348,20 @@ def _s8_cases(rng, d: "_Decls", cases: list) -> None:
         cases.append(Case(f"matmul_s8 {rows}x{cols}" + (" out int16" if bits == 16 else ""), "matmul_s8",
                           {"w": f"&{d.weight_s8(w)}", "x": d.array(x), "p": f"&{d.params('esl_matmul_s8_t', p)}"},
                           [("y", y)], rows * bits // 8, st))
+    # matmul_s16 (--int16 ffn's w2): int16 x, zero point 0; widths of the DSP reorder's 4-chunks and
+    # tails, a saturating case with extreme weights and activations
+    for rows, cols, real in ((64, 172, 2e-6), (17, 33, 4e-6), (5, 7, 4e-5), (3, 1, 1e-3), (9, 64, 1e-3)):
+        w = rng.integers(-127, 128, size=(rows, cols)).astype(np.int8)
+        x = rng.integers(-32768, 32768, size=cols).astype(np.int16)
+        if real == 1e-3:
+            w = np.where(rng.random((rows, cols)) < 0.5, -127, 127).astype(np.int8)
+            x = np.where(rng.random(cols) < 0.5, -32768, 32767).astype(np.int16)
+        mult, shift = _multipliers(rng, rows, real)
+        p = {"mult": mult, "shift": shift, "out_zp": zp(), "w": w}
+        st = Step("matmul", "s16", out="y", inp="x", rows=rows, cols=cols)
+        cases.append(Case(f"matmul_s16 {rows}x{cols}", "matmul_s16",
+                          {"w": f"&{d.weight_s8(w)}", "x": d.array(x), "p": f"&{d.params('esl_matmul_s16_t', p)}"},
+                          [("y", _s8_run("matmul_s16", st, p, {"x": x}))], rows, st))
     # embed: the first, a middle and the last row
     table = rng.integers(-127, 128, size=(20, 70)).astype(np.int8)
     mult, shift = _multipliers(rng, 20, 0.3)
@@ -413,6 +427,22 @@ def _s8_cases(rng, d: "_Decls", cases: list) -> None:
         cases.append(Case(f"swiglu_s8 n={n}", "swiglu_s8", {"a": d.array(a), "b": d.array(b), "n": f"{n}u",
                                                            "p": f"&{d.params('esl_swiglu_s8_t', p)}"},
                           [("h1", _s8_run("swiglu_s8", st, p, {"h1": a, "h3": b}))], n, st))
+    # swiglu_s16 (--int16 ffn): int16 h1, h3 over the whole range; TFLM Prepare's parameters for a
+    # general scale and for 2^-12 (its multiplier-0 branch)
+    # general scale and for 2^-12 (its multiplier-0 branch); one sweep of h1 over its whole range
+    for n, h1_scale in ((172, 3e-4), (16, 2.0 ** -12), (7, 1e-3), (512, 4.1e-4)):
+        h1 = rng.integers(-32768, 32768, size=n).astype(np.int16) if n != 512 else \
+            (np.arange(-32768, 32768, 128) + rng.integers(0, 128, 512)).astype(np.int16)
+        h3 = rng.integers(-32768, 32768, size=n).astype(np.int16)
+        sm, ss = logistic16_params(h1_scale)
+        silu_m, silu_s = conv_multiplier(h1_scale, 1 / 32768, h1_scale * float(rng.uniform(0.5, 1.0)))
+        gate_m, gate_s = conv_multiplier(h1_scale, float(rng.uniform(1e-4, 1e-3)), float(rng.uniform(1e-4, 1e-3)))
+        p = {"sig_mult": sm, "sig_shift": ss, "silu_mult": silu_m, "silu_shift": silu_s, "gate_mult": gate_m,
+             "gate_shift": gate_s}
+        st = Step("swiglu", "s16", out="h1", inp="h3", n=n)
+        cases.append(Case(f"swiglu_s16 n={n} scale {h1_scale:.3g}", "swiglu_s16",
+                          {"a": d.array(h1), "b": d.array(h3), "n": f"{n}u", "p": f"&{d.params('esl_swiglu_s16_t', p)}"},
+                          [("h1", _s8_run("swiglu_s16", st, p, {"h1": h1, "h3": h3}))], 2 * n, st))
     # attention: MHA and GQA, first, middle and last position, a second layer, a flat softmax; and
     # int16 keys (--int16 keys: k_zp 0, full-scale keys, the score multipliers 256 times smaller),
     # an odd head size among them
@@ -455,7 +485,7 @@ _MEMBER = {"matmul_f32": "matmul", "matmul_w8f": "matmul", "matmul_w4f": "matmul
            "add_f32": "binary", "kvstore_kv8": "kvstore", "attention_f32": "attention",
            "attention_kv8": "attention", "matmul_s8": "matmul_s8", "embed_s8": "embed_s8",
            "rmsnorm_s8": "rmsnorm_s8", "rope_s8": "rope_s8", "rope_s16": "rope_s16", "attention_s8": "attention_s8",
-           "add_s8": "binary_s8", "swiglu_s8": "binary_s8"}
+           "add_s8": "binary_s8", "swiglu_s8": "binary_s8", "matmul_s16": "matmul_s16", "swiglu_s16": "binary_s16"}
 
 
 def write_header(cases: list[Case], decls: list[str], path: Path,

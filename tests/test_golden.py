@@ -214,3 +214,18 @@ def test_q8_keeps_the_story_opening(stories):
     from test_reference import LLAMA2C_NO_PROMPT
     gen = _golden_tokens(*stories, get_scheme("q8"), steps=60)
     assert LLAMA2C_NO_PROMPT.startswith(gen.text.decode()[:100])
+
+
+def test_sigmoid_u16_table_is_the_firmwares_and_sigmoid():
+    """tflm_int's SIGMOID_TABLE_U16 (TFLM's published table, which test_tflm_ops checks against
+    tflite-micro's int16 LOGISTIC on every input) against esl_sigmoid_u16 in esl_sigmoid_u16.c, and
+    each entry within 1.2 of 65536 * sigmoid(i / 24) (its published values are not rounded to nearest)."""
+    import re
+    from pathlib import Path
+    from edgeslm.quant.tflm_int import SIGMOID_TABLE_U16
+    src = (Path(__file__).parent.parent / "firmware/kernels/common/esl_sigmoid_u16.c").read_text()
+    body = re.search(r"const uint16_t esl_sigmoid_u16\[256\] = \{([^}]*)\}", src).group(1)
+    table = [int(v.strip().rstrip("u")) for v in body.split(",") if v.strip()]
+    assert table == SIGMOID_TABLE_U16.tolist()
+    exact = 65536.0 / (1.0 + np.exp(-np.arange(256) / 24.0))
+    assert np.all(np.abs(np.array(table) - exact) < 1.2)

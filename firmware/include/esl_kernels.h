@@ -153,6 +153,17 @@ void esl_rope_s8(int8_t *v, uint32_t n_heads, uint32_t head_size, uint32_t pos, 
 typedef struct { const int8_t *cos, *sin; int32_t mult, shift; } esl_rope_s16_t;
 void esl_rope_s16(int16_t *v, uint32_t n_heads, uint32_t head_size, uint32_t pos, const esl_rope_s16_t *p);
 
+/* matmul_s16 (--int16 ffn's w2): y[i] = clamp(mbqm(sum_j W[i][j] * x[j], mult[i], shift[i]) + out_zp),
+ * x int16 (zero point 0), W int8, int32 sums exact for cols <= 516. scratch (dsp): int16[round_up(cols, 2)]. */
+typedef struct { const int32_t *mult; const int8_t *shift; int32_t out_zp; } esl_matmul_s16_t;
+void esl_matmul_s16(int8_t *y, const esl_weight_t *w, const int16_t *x, const esl_matmul_s16_t *p, void *scratch);
+
+/* swiglu_s16 (--int16 ffn): h1 = MUL(MUL(h1, LOGISTIC(h1)), h3) in TFLM's int16 LOGISTIC and MULs
+ * (zero points 0; LOGISTIC interpolates esl_sigmoid_u16, TFLM's sigmoid(i / 24) in Q0.16). */
+typedef struct { int32_t sig_mult, sig_shift, silu_mult, silu_shift, gate_mult, gate_shift; } esl_swiglu_s16_t;
+extern const uint16_t esl_sigmoid_u16[256];
+void esl_swiglu_s16(int16_t *h1, const int16_t *h3, uint32_t n, const esl_swiglu_s16_t *p);
+
 /* kvstore_s8: key[i] = k[i], value[i] = v[i], i < n (already int8 at the cache's zero points); the
  * keys int16 where the cache holds int16 keys (--int16 keys: m->kv.key_i16). */
 void esl_kvstore_s8(int8_t *key, int8_t *value, const int8_t *k, const int8_t *v, uint32_t n);

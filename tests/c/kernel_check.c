@@ -18,7 +18,8 @@ typedef enum {
     KC_MATMUL_F32, KC_MATMUL_W8F, KC_MATMUL_W4F, KC_EMBED_F32, KC_EMBED_W8F, KC_RMSNORM_F32,
     KC_ROPE_F32, KC_SOFTMAX, KC_EXPF, KC_QUANTIZE_I8, KC_QUANTIZE_I16, KC_SWIGLU_F32, KC_ADD_F32, KC_KVSTORE_KV8,
     KC_ATTENTION_F32, KC_ATTENTION_KV8,
-    KC_MATMUL_S8, KC_EMBED_S8, KC_RMSNORM_S8, KC_ROPE_S8, KC_ROPE_S16, KC_ATTENTION_S8, KC_ADD_S8, KC_SWIGLU_S8
+    KC_MATMUL_S8, KC_EMBED_S8, KC_RMSNORM_S8, KC_ROPE_S8, KC_ROPE_S16, KC_ATTENTION_S8, KC_ADD_S8, KC_SWIGLU_S8,
+    KC_MATMUL_S16, KC_SWIGLU_S16
 } kc_op_t;
 
 /* One call: the op, the bytes of the output buffer it may write, the scratch it is granted, and
@@ -45,6 +46,8 @@ typedef struct {
         struct { const int16_t *v; uint32_t heads, head_size, pos; const esl_rope_s16_t *p; } rope_s16;
         struct { const int8_t *q; const esl_model_t *m; uint32_t layer, pos; const esl_attention_s8_t *p; } attention_s8;
         struct { const int8_t *a, *b; uint32_t n; const void *p; } binary_s8;     /* add, swiglu: a op= b */
+        struct { const esl_weight_t *w; const int16_t *x; const esl_matmul_s16_t *p; } matmul_s16;
+        struct { const int16_t *a, *b; uint32_t n; const void *p; } binary_s16;   /* swiglu_s16: a op= b */
     };
 } kc_case_t;
 
@@ -212,6 +215,15 @@ static void run_case(const kc_case_t *c, kc_parts_t *p)
         memcpy(out, c->binary_s8.a, c->binary_s8.n);
         esl_add_s8((int8_t *)out, c->binary_s8.b, c->binary_s8.n, (const esl_add_s8_t *)c->binary_s8.p);
         part(p, out, c->binary_s8.n);
+        break;
+    case KC_MATMUL_S16:
+        esl_matmul_s16((int8_t *)out, c->matmul_s16.w, c->matmul_s16.x, c->matmul_s16.p, scratch);
+        part(p, out, c->matmul_s16.w->rows);
+        break;
+    case KC_SWIGLU_S16:
+        memcpy(out, c->binary_s16.a, 2u * c->binary_s16.n);
+        esl_swiglu_s16((int16_t *)out, c->binary_s16.b, c->binary_s16.n, (const esl_swiglu_s16_t *)c->binary_s16.p);
+        part(p, out, 2u * c->binary_s16.n);
         break;
     case KC_SWIGLU_S8:
         memcpy(out, c->binary_s8.a, c->binary_s8.n);

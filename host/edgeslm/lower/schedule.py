@@ -55,7 +55,10 @@ def contracts(scheme: Scheme) -> dict[str, str]:
 
 
 def weight_contract(scheme: Scheme, weight: str, n_layers: int) -> str:
-    return "s8" if scheme.integer else _WEIGHT_CONTRACT[scheme.matrix_bits(weight, n_layers)]
+    """The integer scheme's w2 reads the int16 gated value with --int16 ffn (matmul_s16)."""
+    if scheme.integer:
+        return "s16" if "ffn" in scheme.int16 and weight.endswith("feed_forward.w2") else "s8"
+    return _WEIGHT_CONTRACT[scheme.matrix_bits(weight, n_layers)]
 
 
 def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step], dict[str, int]]:
@@ -66,7 +69,8 @@ def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step]
     shapes = tensor_shapes(cfg)
     c = contracts(scheme)
     sizes = {"x": cfg.dim}
-    k_bytes = 2 if "keys" in scheme.int16 else 1
+    k_bytes = 2 if "keys" in scheme.int16 else 1          # the --int16 parts' values: int16
+    h_bytes = 2 if "ffn" in scheme.int16 else 1
 
     def val(name: str, n: int) -> str:
         sizes[name] = n
@@ -89,7 +93,8 @@ def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step]
         p = f"layers.{l}."
         xb, q, k, v = val(f"xb{l}", cfg.dim), val(f"q{l}", cfg.dim), val(f"k{l}", cfg.kv_dim * k_bytes), val(f"v{l}", cfg.kv_dim)
         ao, o = val(f"ao{l}", cfg.dim), val(f"o{l}", cfg.dim)
-        xn, h1, h3, f = val(f"xn{l}", cfg.dim), val(f"h1_{l}", cfg.hidden_dim), val(f"h3_{l}", cfg.hidden_dim), val(f"f{l}", cfg.dim)
+        xn, f = val(f"xn{l}", cfg.dim), val(f"f{l}", cfg.dim)
+        h1, h3 = val(f"h1_{l}", cfg.hidden_dim * h_bytes), val(f"h3_{l}", cfg.hidden_dim * h_bytes)
         steps += [
             op("rmsnorm", l, out=xb, inp="x", n=cfg.dim, norm=p + "attention_norm"),
             matmul(l, q, xb, p + "attention.wq"),
@@ -104,7 +109,7 @@ def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step]
             op("rmsnorm", l, out=xn, inp="x", n=cfg.dim, norm=p + "ffn_norm"),
             matmul(l, h1, xn, p + "feed_forward.w1"),
             matmul(l, h3, xn, p + "feed_forward.w3"),
-            op("swiglu", l, out=h1, inp=h3, n=cfg.hidden_dim),
+            Step("swiglu", "s16" if h_bytes == 2 else c["swiglu"], l, out=h1, inp=h3, n=cfg.hidden_dim),
             matmul(l, f, h1, p + "feed_forward.w2"),
             op("add", l, out="x", inp=f, n=cfg.dim),
         ]

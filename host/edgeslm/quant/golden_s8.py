@@ -17,6 +17,9 @@ literal transcription, each exactly equal to it:
                 2^39, so every e >= 40 rounds to 0, as e = 40 does
   rope_s16      rope_s8's two terms on int16 (zero point 0) with TFLM's 16x8 requantization
                 (multiply_by_quantized_multiplier_64): the keys of --int16 keys
+  swiglu_s16    TFLM's int16 LOGISTIC of h1 (SIGMOID_TABLE_U16 interpolated), MUL(h1, sig), MUL(silu, h3)
+  matmul_s16    int16 x (zero point 0) times int8 W: int32 sums (exact for cols <= 516), matmul_s8's
+                requantization to int8
 The --int16 parts' values are int16 (zero point 0): matmul_s8 with out_bits 16 clamps to int16, and
 kvstore_s8 / attention_s8 take the cache's keys at the engine's key width.
 """
@@ -80,7 +83,10 @@ def step_params(qm, step: Step) -> dict:
         return _norm_params(nm)
     if step.op == "matmul":
         suffix = step.weight.split(".", 2)[-1]
-        return _linear_params(Ly[_MATMUL_KEY[suffix]] if step.weight.startswith("layers.") else qm.classifier)
+        lin = _linear_params(Ly[_MATMUL_KEY[suffix]] if step.weight.startswith("layers.") else qm.classifier)
+        if step.contract == "s16":
+            return {k: lin[k] for k in ("mult", "shift", "out_zp", "w")}
+        return lin
     if step.op == "rope":
         which = "q" if step.inp.startswith("q") else "k"
         mult, shift = Ly[f"rope_{which}"]
@@ -101,6 +107,10 @@ def step_params(qm, step: Step) -> dict:
         a_zp = P[Ly["x_in"]][1] if first else zp("x_att")
         return {**{k: p[k] for k in ("left_shift", "m1", "sh1", "m2", "sh2", "my", "shy")},
                 "a_zp": a_zp, "b_zp": zp("o" if first else "f"), "out_zp": zp("x_att" if first else "x_ffn")}
+    if step.op == "swiglu" and step.contract == "s16":
+        (sm, ss), (um, us), (gm, gs) = Ly["sigmoid"], Ly["silu"], Ly["gate"]
+        return {"sig_mult": sm, "sig_shift": ss, "silu_mult": um, "silu_shift": us, "gate_mult": gm,
+                "gate_shift": gs}
     if step.op == "swiglu":
         return {"silu": silu_table(Ly["sigmoid_lut"], zp("h1"), *Ly["silu"], zp("silu")),
                 "gate_mult": Ly["gate"][0], "gate_shift": Ly["gate"][1], "silu_zp": zp("silu"),
@@ -208,5 +218,23 @@ def swiglu_s8(e, s: Step) -> None:
     e.val[s.out] = T.mul(silu, p["silu_zp"], h3, p["h3_zp"], p["gate_mult"], p["gate_shift"], p["out_zp"])
 
 
+def matmul_s16(e, s: Step) -> None:
+    """y = clamp(mbqm(sum_j W[i][j] * x[j], mult[i], shift[i]) + out_zp), x int16."""
+    p = e.params[s]
+    acc = p["w"].astype(np.int64) @ e.val[s.inp].astype(np.int64)
+    y = T.multiply_by_quantized_multiplier(acc, p["mult"].astype(np.int64), p["shift"].astype(np.int64))
+    e.val[s.out] = _clamp8(y + p["out_zp"])
+
+
+def swiglu_s16(e, s: Step) -> None:
+    """h1 = MUL(MUL(h1, LOGISTIC(h1)), h3), TFLM's int16 ops (zero points 0)."""
+    p = e.params[s]
+    h1, h3 = e.val[s.out], e.val[s.inp]
+    sig = T.logistic_int16(h1, p["sig_mult"], p["sig_shift"])
+    silu = T.mul(h1, 0, sig, 0, p["silu_mult"], p["silu_shift"], 0, 16)
+    e.val[s.out] = T.mul(silu, 0, h3, 0, p["gate_mult"], p["gate_shift"], 0, 16)
+
+
 GOLDEN_S8 = {"embed_s8": embed_s8, "rmsnorm_s8": rmsnorm_s8, "matmul_s8": matmul_s8, "rope_s8": rope_s8, "rope_s16": rope_s16,
-             "kvstore_s8": kvstore_s8, "attention_s8": attention_s8, "add_s8": add_s8, "swiglu_s8": swiglu_s8}
+             "kvstore_s8": kvstore_s8, "attention_s8": attention_s8, "add_s8": add_s8, "swiglu_s8": swiglu_s8,
+             "swiglu_s16": swiglu_s16, "matmul_s16": matmul_s16}

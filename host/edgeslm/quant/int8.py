@@ -29,6 +29,10 @@ No TFLM twin (edgeslm's own integer arithmetic, stated here):
   scale max|range| / 32767): wk's FULLY_CONNECTED clamps to int16 instead (no TFLM twin: TFLM's
   int8 FC writes int8); the keys' RoPE is TFLM's FULLY_CONNECTED 16x8 (int64 sums, its int64
   requantization); the scores sum (q - q_zp) * k in int32 (exact for head sizes up to 256).
+--int16 ffn: h1, h3 (out of w1, w3, clamped to int16 as wk's), the SiLU and the gated value int16:
+  SiLU = MUL(h1, LOGISTIC(h1)) and gated = MUL(silu, h3) are TFLM's int16 LOGISTIC and MUL (sigmoid
+  at 1/32768); w2 takes the int16 gated value: int32 sums (exact for hidden sizes up to 516) and
+  the int8 FC's requantization to its int8 output (TFLM's 16x8 FC writes int16: no twin).
 (QM = quantize_multiplier, MBQM = multiply_by_quantized_multiplier, RDBP = rounding_divide_by_pot,
 SRDHM = saturating rounding doubling high multiply; everything clamps to int8 at the end.)
 """
@@ -152,19 +156,23 @@ def quantize_int8(model: Model, calib: Calibration, int16: tuple[str, ...] = ())
     """Every integer parameter of the i8 scheme, from the float model and its calibration;
     `int16`: the parts kept in int16 (schemes.INT16_PARTS)."""
     from ..errors import UsageError
-    from .schemes import MAX_KEYS16_HEAD, parse_int16
+    from .schemes import MAX_FFN16_HIDDEN, MAX_KEYS16_HEAD, parse_int16
     c, t = model.config, model.tensors
     int16 = parse_int16(int16)
     if "keys" in int16 and c.head_size > MAX_KEYS16_HEAD:
         raise UsageError(f"--int16 keys with head size {c.head_size}: a score's int32 sum could overflow",
                          f"it takes head sizes up to {MAX_KEYS16_HEAD}; run without --int16 keys")
+    if "ffn" in int16 and c.hidden_dim > MAX_FFN16_HIDDEN:
+        raise UsageError(f"--int16 ffn with hidden size {c.hidden_dim}: w2's int32 sums could overflow",
+                         f"it takes hidden sizes up to {MAX_FFN16_HIDDEN}; run without --int16 ffn")
     P = {name: calib.params(name) for name in calib.ranges}
     P["probs"] = P["sigmoid"] = (1.0 / 256.0, -128)
-    keys16 = "keys" in int16
-    if keys16:
-        for l in range(c.n_layers):
-            for name in (f"{l}.k", f"{l}.k_rot"):
-                P[name] = params16(*calib.ranges[name])
+    keys16, ffn16 = "keys" in int16, "ffn" in int16
+    wide = (("k", "k_rot") if keys16 else ()) + (("h1", "h3", "silu", "gated") if ffn16 else ())
+    for l in range(c.n_layers):
+        for name in wide:
+            P[f"{l}.{name}"] = params16(*calib.ranges[f"{l}.{name}"])
+    sig_scale = 1.0 / 32768.0 if ffn16 else 1.0 / 256.0       # LOGISTIC's output, int16 or int8
     qm = I8Model(model, calib, P, int16=int16)
     emb_q, emb_s = _symmetric_rows(t["tok_embeddings"])
     mq = [T.quantize_multiplier(float(s) / P["x0"][0]) for s in emb_s]
@@ -190,18 +198,19 @@ def quantize_int8(model: Model, calib: Calibration, int16: tuple[str, ...] = ())
             "wo": _linear(t[p + "attention.wo"], L("att_out"), L("o")),
             "add_att": T.add_params(P[x_in][0], L("o")[0], L("x_att")[0]),
             "ffn_norm": _norm(t[p + "ffn_norm"], L("x_att"), L("ffn_norm"), c.norm_eps),
-            "w1": _linear(t[p + "feed_forward.w1"], L("ffn_norm"), L("h1")),
-            "w3": _linear(t[p + "feed_forward.w3"], L("ffn_norm"), L("h3")),
-            "sigmoid": T.logistic_params(*L("h1")),
-            "silu": T.conv_multiplier(L("h1")[0], 1.0 / 256.0, L("silu")[0]),
+            "w1": _linear(t[p + "feed_forward.w1"], L("ffn_norm"), L("h1"), 16 if ffn16 else 8),
+            "w3": _linear(t[p + "feed_forward.w3"], L("ffn_norm"), L("h3"), 16 if ffn16 else 8),
+            "sigmoid": T.logistic16_params(L("h1")[0]) if ffn16 else T.logistic_params(*L("h1")),
+            "silu": T.conv_multiplier(L("h1")[0], sig_scale, L("silu")[0]),
             "gate": T.conv_multiplier(L("silu")[0], L("h3")[0], L("gated")[0]),
             "w2": _linear(t[p + "feed_forward.w2"], L("gated"), L("f")),
             "add_ffn": T.add_params(L("x_att")[0], L("f")[0], L("x_ffn")[0]),
             "x_in": x_in,
         }
         # the sigmoid of every possible int8 input (the firmware holds the SiLU table made from it:
-        # golden_s8.silu_table)
-        layer["sigmoid_lut"] = T.logistic_int8(np.arange(-128, 128).astype(np.int8), layer["sigmoid"])
+        # golden_s8.silu_table); int16 h1 computes it (swiglu_s16)
+        if not ffn16:
+            layer["sigmoid_lut"] = T.logistic_int8(np.arange(-128, 128).astype(np.int8), layer["sigmoid"])
         qm.layers.append(layer)
         x_in = f"{l}.x_ffn"
     qm.final_norm = _norm(t["norm"], P[x_in], P["final_norm"], c.norm_eps)
@@ -285,6 +294,11 @@ class I8Engine:
     def feed_forward(self, l: int, x_att: np.ndarray, xn: np.ndarray) -> np.ndarray:
         Ly, L = self.qm.layers[l], self._params(l)
         h1, h3 = Ly["w1"](xn), Ly["w3"](xn)
+        if h1.dtype == np.int16:                  # --int16 ffn: TFLM's int16 LOGISTIC and MULs
+            sig = T.logistic_int16(h1, *Ly["sigmoid"])
+            silu = T.mul(h1, 0, sig, 0, *Ly["silu"], 0, 16)
+            return T.add(x_att, L("x_att")[1], Ly["w2"](T.mul(silu, 0, h3, 0, *Ly["gate"], 0, 16)),
+                         L("f")[1], Ly["add_ffn"], L("x_ffn")[1])
         sig = Ly["sigmoid_lut"][h1.astype(np.int64) + 128]
         silu = T.mul(h1, L("h1")[1], sig, -128, *Ly["silu"], L("silu")[1])
         g = T.mul(silu, L("silu")[1], h3, L("h3")[1], *Ly["gate"], L("gated")[1])

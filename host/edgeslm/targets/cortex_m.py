@@ -88,6 +88,9 @@ S8_KERNELS = (
     KernelSpec("matmul", "s8", about="TFLM FULLY_CONNECTED, host-folded input zero point", param_bytes=24),
     KernelSpec("rope", "s8", about="two non-zero terms of each int8 rotation row", param_bytes=24),
     KernelSpec("rope", "s16", about="TFLM FULLY_CONNECTED 16x8 of int16 keys, int8 rotation", param_bytes=16),
+    KernelSpec("swiglu", "s16", about="TFLM int16 LOGISTIC (table, interpolated) and two int16 MULs",
+               param_bytes=24),
+    KernelSpec("matmul", "s16", about="int16 x, int8 W, int32 sums, 4 rows per pass", param_bytes=12),
     KernelSpec("kvstore", "s8"),
     KernelSpec("attention", "s8", scratch=_attention_s8_scratch, about="TFLM int8 softmax, host exp table",
                param_bytes=44),
@@ -128,6 +131,8 @@ KERNELS = (
     KernelSpec("matmul", "s8", "dsp", _matmul_s8_dsp_scratch, about="SXTB16 + SMLAD, 4 rows per pass",
                param_bytes=24),
     KernelSpec("matmul", "s8", "mve", about="VMLADAVA over 16 int8 lanes, predicated tail", param_bytes=24),
+    KernelSpec("matmul", "s16", "dsp", _matmul_s8_dsp_scratch, about="int16 x reordered once, SXTB16 + SMLAD",
+               param_bytes=12),
 )
 
 
