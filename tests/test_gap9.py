@@ -190,6 +190,19 @@ class TestGap9Qemu:
         assert r.returncode == 0, r.stderr.decode()
         assert b"all 6 tokens equal the golden model's" in r.stderr
 
+    def test_i8_int16_parts_forked_equal_golden(self, tmp_path):
+        """i8 with --int16 keys,ffn (rope_s16, swiglu_s16, matmul_s16, attention over int16 keys) on
+        8 workers: tokens equal golden, and the forks the firmware counts are the plan's."""
+        prompts = tmp_path / "prompts.txt"
+        prompts.write_text("Tom\n")
+        out = tmp_path / "bench.json"
+        r = edgeslm("bench", "--emulate", "--board", self.board, "--quant", "i8", "--int16", "keys,ffn",
+                    "--cores", "8", "--prompts", str(prompts), "--steps", "4", "--baseline", "i8", "--json", str(out))
+        assert r.returncode == 0, r.stderr.decode()
+        b = json.loads(out.read_text())
+        assert b["tokens_match"] and b["int16"] == ["keys", "ffn"] and b["baseline"]["int16"] == []
+        assert b["cluster"]["forks_per_token"] == b["cluster"]["forks_per_token_planned"] > 0
+
     def test_every_worker_counts_and_8_beat_1(self, tmp_path):
         eight, one = self._bench(tmp_path, 8, 4), self._bench(tmp_path, 1, 4)
         for b in (eight, one):

@@ -4,26 +4,58 @@
  * + out_zp) (matmul_s8's requantization). TFLM's 16x8 FULLY_CONNECTED writes int16, so this
  * int8 output is edgeslm's own (golden: quant/golden_s8.matmul_s16).
  * scratch (dsp): x reordered for SMLAD, int16[round_up(cols, 2)] (esl_dot_i8.h with ESL_DOT_X16).
- * It runs on one core (on a cluster board, the fabric controller's). */
+ * On a cluster (ESL_CLUSTER_CORES) the workers take contiguous ranges of rows, W read where it is
+ * (no DMA tiles: w2 is one matrix of five per layer), each row's arithmetic unchanged. */
 #include <string.h>
 #include "esl_fixedpoint.h"
 #include "esl_kernels.h"
 #define ESL_DOT_X16 1
 #include "esl_dot_i8.h"
 
-void esl_matmul_s16(int8_t *y, const esl_weight_t *w, const int16_t *x, const esl_matmul_s16_t *p, void *scratch)
+/* Rows [begin, end) of y, x prepared (xv). */
+static void matmul_rows(int8_t *y, const esl_weight_t *w, const xv_t *xv, const esl_matmul_s16_t *p,
+                        uint32_t begin, uint32_t end)
 {
-    const uint32_t rows = w->rows, cols = w->cols;
-    const xv_t *xv = prepare_x(x, (int16_t *)scratch, cols, cols, 0);
-    const int8_t *row = (const int8_t *)w->data;
+    const uint32_t cols = w->cols;
+    const int8_t *row = (const int8_t *)w->data + begin * cols;
     const int32_t out_zp = p->out_zp;
-    uint32_t i = 0;
-    for (; i + 4u <= rows; i += 4u, row += 4u * cols) {
+    uint32_t i = begin;
+    for (; i + 4u <= end; i += 4u, row += 4u * cols) {
         int32_t s[4];
         dot_group4(row, cols, xv, cols, s);
         for (uint32_t r = 0; r < 4u; r++) y[i + r] = esl_clamp8(esl_mbqm(s[r], p->mult[i + r], p->shift[i + r]) + out_zp);
     }
-    for (; i < rows; i++, row += cols) y[i] = esl_clamp8(esl_mbqm(dot_group(row, xv, cols), p->mult[i], p->shift[i]) + out_zp);
+    for (; i < end; i++, row += cols) y[i] = esl_clamp8(esl_mbqm(dot_group(row, xv, cols), p->mult[i], p->shift[i]) + out_zp);
+}
+
+#if defined(ESL_CLUSTER_CORES)
+#include "esl_cluster.h"
+
+typedef struct {
+    int8_t *y;
+    const esl_weight_t *w;
+    const xv_t *xv;
+    const esl_matmul_s16_t *p;
+} matmul_job_t;
+
+static void matmul_job(void *arg)
+{
+    const matmul_job_t *j = arg;
+    uint32_t begin, end;
+    esl_cl_split(j->w->rows, 1u, esl_cl_core_id(), esl_cl_cores(), &begin, &end);
+    matmul_rows(j->y, j->w, j->xv, j->p, begin, end);
+}
+#endif
+
+void esl_matmul_s16(int8_t *y, const esl_weight_t *w, const int16_t *x, const esl_matmul_s16_t *p, void *scratch)
+{
+    const xv_t *xv = prepare_x(x, (int16_t *)scratch, w->cols, w->cols, 0);
+#if defined(ESL_CLUSTER_CORES)
+    matmul_job_t j = { y, w, xv, p };
+    esl_cl_team_fork(matmul_job, &j);
+#else
+    matmul_rows(y, w, xv, p, 0u, w->rows);
+#endif
 }
 
 /* Step: arena[out] (int8) = s->w @ arena[in] (int16). */

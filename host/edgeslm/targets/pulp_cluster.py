@@ -80,7 +80,8 @@ TARGET = Target(
 CLUSTER_FORKS = {"matmul_w8f": 2, "matmul_s8": 1, "rmsnorm_f32": 1, "rope_f32": 1,
                  "kvstore_f32": 1, "kvstore_kv8": 1, "attention_f32": 1, "attention_kv8": 1,
                  "attention_s8": 1, "add_f32": 1, "swiglu_f32": 1,
-                 "rmsnorm_s8": 1, "rope_s8": 1, "rope_s16": 1, "add_s8": 1, "swiglu_s8": 1}
+                 "rmsnorm_s8": 1, "rope_s8": 1, "rope_s16": 1, "add_s8": 1, "swiglu_s8": 1,
+                 "swiglu_s16": 1, "matmul_s16": 1}
 TILED_KERNELS = ("matmul_w8f", "matmul_s8")     # matmuls streamed through L1 in tiles
 
 # Instructions a worker spends per tile besides the rows themselves (the DMA commands and their
