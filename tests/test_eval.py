@@ -30,7 +30,9 @@ def test_parse_variants():
         Variant("q8", "rtn"), Variant("q4", "gptq", "i8"), Variant("i8", None, "i8"), Variant("q8", None, "f32", 16)]
     assert [v.label() for v in parse_variants(DEFAULT_COMPARE)] == [
         "q8 rtn", "q8 gptq, act int8", "q8 gptq", "q4 rtn, last 2 layers int8", "q4 gptq, every layer int4",
-        "q4 gptq, last 2 layers int8", "i8"]
+        "q4 gptq, last 2 layers int8", "i8, every activation int8", "i8, int16 ffn", "i8, int16 keys and ffn"]
+    assert parse_variants("i8:keys16")[0] == Variant("i8", None, "i8", int16=("keys",))
+    assert parse_variants("i8:x8")[0].int16 == () and parse_variants("i8")[0].int16 is None
     assert parse_variants("q8:x8:kv8")[0] == Variant("q8", None, "i8", 32, 0, 8)
     assert parse_variants("q4:gptq:kv8:g16")[0].label() == "q4 gptq, group 16, last 2 layers int8, kv i8"
     assert parse_variants("q4:l1")[0] == Variant("q4", None, "f32", 32, 0, None, 1)
@@ -39,7 +41,8 @@ def test_parse_variants():
     for bad, msg in [("q5", "unknown scheme"), ("q8:round", "unknown option"), ("i8:gptq", "q8 and q4"),
                      ("q8:g3", "group size"), (",", "no scheme"), ("q8:a12", "activation group"),
                      ("i8:a16", "activation group"), ("q4:x16", "16-bit activations"),
-                     ("q8:x16:g1024", "overflow"), ("q8:l1", "int8-layers 1 does not apply")]:
+                     ("q8:x16:g1024", "overflow"), ("q8:l1", "int8-layers 1 does not apply"),
+                     ("q8:keys16", "an i8 option")]:
         with pytest.raises(UsageError, match=msg):
             parse_variants(bad)
 

@@ -208,7 +208,7 @@ def test_core_without_dsp_refuses_dsp_kernels(stories, tmp_path, monkeypatch):
 def test_integer_scheme_plans_s8_kernels_with_int8_buffers(stories):
     cfg = stories[0].config
     f = plan(cfg, get_scheme("q8", kv="i8"), load_board("mps2_an386"), 64)
-    p = plan(cfg, get_scheme("i8"), load_board("mps2_an386"), 64)
+    p = plan(cfg, get_scheme("i8", int16="none"), load_board("mps2_an386"), 64)
     assert {ps.kernel.contract for ps in p.steps} == {"s8"}
     assert {ps.kernel.variant for ps in p.steps if ps.step.op == "matmul"} == {"dsp"}
     assert p.arena_bytes == p.arena_elements and f.arena_bytes == 4 * f.arena_elements
@@ -220,6 +220,59 @@ def test_integer_scheme_plans_s8_kernels_with_int8_buffers(stories):
     assert {ps.kernel.variant for ps in m0.steps} == {"portable"}
 
 
+def test_int16_parts_plan_their_kernels_and_int16_buffers(stories):
+    """i8's --int16 parts: keys (wk's int16 output, rope_s16, the KV cache's keys int16) and ffn
+    (w1/w3's int16 outputs, swiglu_s16, matmul_s16); their values take two bytes, at even offsets."""
+    cfg = stories[0].config
+    board = load_board("mps2_an386")
+    base = plan(cfg, get_scheme("i8", int16="none"), board, 64)
+    assert get_scheme("i8").int16 == ("ffn",) and get_scheme("i8", int16="ffn,keys").int16 == ("keys", "ffn")
+    for parts in ("keys", "ffn", "keys,ffn"):
+        p = plan(cfg, get_scheme("i8", int16=parts), board, 64)
+        kernels = {(ps.step.op, ps.step.inp[:1] if ps.step.op == "rope" else ps.step.weight.split(".")[-2:][-1]):
+                   ps.step.kernel for ps in p.steps if ps.step.layer == 0}
+        keys, ffn = "keys" in parts, "ffn" in parts
+        assert kernels[("rope", "k")] == ("rope_s16" if keys else "rope_s8") and kernels[("rope", "q")] == "rope_s8"
+        assert kernels[("swiglu", "")] == ("swiglu_s16" if ffn else "swiglu_s8")
+        assert kernels[("matmul", "w2")] == ("matmul_s16" if ffn else "matmul_s8")
+        for name, n, wide in (("k0", cfg.kv_dim, keys), ("h1_0", cfg.hidden_dim, ffn), ("h3_0", cfg.hidden_dim, ffn),
+                              ("q0", cfg.dim, False)):
+            assert p.values[name] == n * (2 if wide else 1)
+            assert p.offsets[name] % 2 == 0
+        items = {it.name: it.nbytes for it in p.items}
+        assert items["KV cache"] == cfg.n_layers * 64 * cfg.kv_dim * (3 if keys else 2)
+    assert {it.name: it.nbytes for it in base.items}["KV cache"] == 2 * cfg.n_layers * 64 * cfg.kv_dim
+
+
+def test_int16_is_an_i8_option_with_limits(stories, tmp_path):
+    from edgeslm.errors import UsageError
+    from edgeslm.model import load_model
+    from edgeslm.model.ir import ModelConfig
+    from edgeslm.model.synthetic import write_synthetic
+    from edgeslm.quant.calibrate import Calibration
+    from edgeslm.quant.int8 import quantize_int8
+    with pytest.raises(UsageError, match="does not apply to q8"):
+        get_scheme("q8", int16="ffn")
+    with pytest.raises(UsageError, match="unknown part 'scores'"):
+        get_scheme("i8", int16="keys,scores")
+    assert get_scheme("i8", int16="none").int16 == () and get_scheme("q8").int16 == ()
+    for kw, msg in ((dict(head_size=512), "head size 512"), (dict(hidden_dim=520), "hidden size 520")):
+        hs = kw.get("head_size", 8)
+        cfg = ModelConfig(dim=hs * 2, hidden_dim=kw.get("hidden_dim", 16), n_layers=1, n_heads=2, n_kv_heads=2,
+                          vocab_size=16, max_seq_len=4, shared_classifier=True)
+        m = load_model(write_synthetic(tmp_path / f"{hs}.bin", cfg))
+        calib = Calibration(m.fingerprint(), "minmax", 1, {}, None)
+        with pytest.raises(UsageError, match=msg):
+            quantize_int8(m, calib, ("keys" if "head_size" in kw else "ffn",))
+
+
+def test_planner_suggests_dropping_int16_keys_where_the_cache_does_not_fit(stories):
+    from edgeslm.lower.plan import FitError
+    with pytest.raises(FitError) as e:
+        plan(stories[0].config, get_scheme("i8", int16="keys,ffn"), load_board("nicla_voice"), 512, 4096)
+    assert "--int16 ffn --max-seq" in e.value.hint, e.value.hint
+
+
 def test_s8_parameter_sizes_are_the_c_structs_on_the_target(tmp_path):
     """KernelSpec.param_bytes (what the planner reserves for each step's parameters) is
     sizeof(esl_<kernel>_t) as the Cortex-M compiler lays it out."""
@@ -227,7 +280,8 @@ def test_s8_parameter_sizes_are_the_c_structs_on_the_target(tmp_path):
     gcc = "arm-none-eabi-gcc"
     if shutil.which(gcc) is None:
         pytest.fail(f"{gcc} is missing: apt-get install gcc-arm-none-eabi")
-    specs = {k.name: k.param_bytes for k in TARGETS["cortex_m"].kernels if k.contract == "s8" and k.param_bytes}
+    specs = {k.name: k.param_bytes for k in TARGETS["cortex_m"].kernels
+             if k.contract in ("s8", "s16") and k.param_bytes}
     src = tmp_path / "sizes.c"
     src.write_text('#include "esl_kernels.h"\n' + "".join(
         f"_Static_assert(sizeof(esl_{name}_t) == {n}, \"{name}\");\n" for name, n in specs.items()) +
@@ -235,7 +289,7 @@ def test_s8_parameter_sizes_are_the_c_structs_on_the_target(tmp_path):
     r = subprocess.run([gcc, "-mcpu=cortex-m0", "-mthumb", "-c", "-o", str(tmp_path / "s.o"), f"-I{FIRMWARE / 'include'}",
                         str(src)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert len(specs) == 7
+    assert len(specs) == 10
 
 
 @pytest.mark.parametrize("int8_layers", [None, 0, 1])

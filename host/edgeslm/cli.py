@@ -27,7 +27,9 @@ from .fileio import check_output, write_atomic
 from .model import Model, Tokenizer, load_model, load_tokenizer
 from .model import zoo
 from .quant import DEFAULT_GROUP_SIZE, KV_FORMATS, SCHEME_NAMES, get_scheme
-from .quant.schemes import ACT_BITS, DEFAULT_ACT_BITS, DEFAULT_Q4_INT8_LAYERS, DEFAULT_ROUNDING, INT16_PARTS, ROUNDINGS
+from .evaluate import DEFAULT_COMPARE
+from .quant.schemes import (ACT_BITS, DEFAULT_ACT_BITS, DEFAULT_I8_INT16, DEFAULT_Q4_INT8_LAYERS, DEFAULT_ROUNDING,
+                            INT16_PARTS, ROUNDINGS)
 
 err = Console(stderr=True, highlight=False)
 
@@ -76,9 +78,11 @@ def _add_quant_args(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--int8-layers", type=int, default=None, metavar="N",
                    help=f"q4: the last N transformer layers keep int8 weights (default {DEFAULT_Q4_INT8_LAYERS}: "
                    "half of q4's KL on stories260K for about 20%% more flash; 0: every layer int4, the smallest image)")
-    p.add_argument("--int16", default="", metavar="PARTS",
-                   help=f"i8: keep these parts in int16 where int8 loses most ({', '.join(INT16_PARTS)}; "
-                   "keys: k, its RoPE and the key cache, which doubles the key cache); default none")
+    p.add_argument("--int16", default=None, metavar="PARTS",
+                   help=f"i8: keep these parts in int16 where int8 loses most ({', '.join(INT16_PARTS)}, "
+                   f"comma-separated, or none; default {','.join(DEFAULT_I8_INT16)}): ffn = the FFN's inside "
+                   "(+4%% instructions on the M4), keys = k, its RoPE and the key cache (half as much KV "
+                   "cache again; with ffn half of i8's KL on stories260K)")
 
 
 def _model_path(args) -> Path:
@@ -123,7 +127,7 @@ def _scheme(args):
     return get_scheme(args.quant or "q8", args.group_size, args.kv,
                       getattr(args, "rounding", None) or DEFAULT_ROUNDING, getattr(args, "act_group_size", 0),
                       getattr(args, "act_bits", None), getattr(args, "int8_layers", None),
-                      getattr(args, "int16", ""))
+                      getattr(args, "int16", None))
 
 
 def _golden(model: Model, scheme, args, max_seq: int | None = None, tok: Tokenizer | None = None):
@@ -232,8 +236,8 @@ def cmd_eval(args) -> int:
             raise UsageError("--act-bits and --compare together", "put it in the list: --compare q8:x8,q8:x16")
         if args.int8_layers is not None:
             raise UsageError("--int8-layers and --compare together", "put it in the list: --compare q4:l0,q4:l2")
-        if args.int16:
-            raise UsageError("--int16 and --compare together", "put it in the list: --compare i8,i8:keys16")
+        if args.int16 is not None:
+            raise UsageError("--int16 and --compare together", "put it in the list: --compare i8:x8,i8,i8:keys16:ffn16")
         variants = parse_variants(args.compare or DEFAULT_COMPARE, args.group_size, args.kv)
     else:
         if args.rounding and args.quant in ("i8", "f32"):
@@ -302,7 +306,7 @@ def cmd_eval(args) -> int:
         for v, acc in zip(variants, accs):
             row = {**acc.as_dict(), "scheme": v.scheme, "label": v.label()}
             if v.scheme == "i8":
-                row.update(calibration=args.calib, int16=list(v.int16))
+                row.update(calibration=args.calib, int16=list(get_scheme("i8", int16=v.int16).int16))
             elif v.scheme != "f32":
                 row.update(group_size=v.group_size, kv=v.kv, rounding=_rounding(v),
                            act_bits=v.act_bits or (DEFAULT_ACT_BITS if v.scheme == "q8" else 8),
@@ -630,7 +634,7 @@ def cmd_bench(args) -> int:
     baseline = None
     change = {"kernels": args.baseline} if args.baseline in variants else \
         {"act_bits": act[args.baseline]} if args.baseline in act else \
-        {"quant": args.baseline, "act_bits": None, "int8_layers": None, "int16": ""}
+        {"quant": args.baseline, "act_bits": None, "int8_layers": None, "int16": None}
     base_args = argparse.Namespace(**{**vars(args), **change})
     if (base_args.quant or "q8") != report["scheme"] or (base_args.kernels or report["kernels"]) != report["kernels"] \
             or _scheme(base_args).act_bits != report["act_bits"] or list(_scheme(base_args).int16) != report["int16"]:
@@ -896,10 +900,12 @@ def cmd_export_tflite(args) -> int:
     check_output(args.output)
     model, tok = _load(args)
     from .quant.int8 import quantize_int8
-    data = export_tflite(quantize_int8(model, _calibration(args, model, tok)))
+    data = export_tflite(quantize_int8(model, _calibration(args, model, tok), int16=()))
     out = write_atomic(args.output, data)
-    err.print(f"wrote {out}: i8 decode step for tflite-micro, {len(data):,} bytes "
-              "(inputs: token, rope, mask, past K/V; outputs: logits, this position's K/V)")
+    err.print(f"wrote {out}: i8 decode step for tflite-micro, every activation int8, {len(data):,} bytes "
+              "(inputs: token, rope, mask, past K/V; outputs: logits, this position's K/V); the firmware's "
+              f"--int16 parts (default {','.join(DEFAULT_I8_INT16)}) are not in it: TFLite's int8 FULLY_CONNECTED "
+              "cannot write int16, so this file is the firmware built with --int16 none")
     return 0
 
 
@@ -953,7 +959,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "within about +-0.2%% near 99%%)")
     e.add_argument("--compare", nargs="?", const="", metavar="LIST",
                    help="one table of several schemes side by side: comma-separated SCHEME[:OPTION...], "
-                   "options rtn|gptq, kv8, g<N> (default q8:rtn,q8:gptq,q4:rtn,q4:gptq,i8)")
+                   "options rtn|gptq, kv8, g<N>, a<N>, x8|x16, l<N>, keys16, ffn16 (default "
+                   f"{DEFAULT_COMPARE})")
     e.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
     e.set_defaults(func=cmd_eval)
 
@@ -982,7 +989,8 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("-o", "--output", required=True, help="calibration JSON to write")
     ca.set_defaults(func=cmd_calibrate)
 
-    xt = sub.add_parser("export-tflite", help="write the i8 model as a TFLite decode step for tflite-micro",
+    xt = sub.add_parser("export-tflite", help="write the i8 model (every activation int8, as --int16 none) as a "
+                        "TFLite decode step for tflite-micro",
                         description="One decode step with TFLite-Micro builtin ops only (see "
                         "host/edgeslm/quant/tflite_export.py for its inputs and outputs).")
     xt.add_argument("model", nargs="?", help="model file; default: stories260K")

@@ -197,7 +197,7 @@ def compare_on_model_text(float_engine: Engine, quant_engines: list[Engine], tok
 
 # ---------------------------------------------------------------- variants, for `eval --compare`
 
-DEFAULT_COMPARE = "q8:rtn,q8:gptq:x8,q8:gptq,q4:rtn,q4:gptq:l0,q4:gptq,i8"
+DEFAULT_COMPARE = "q8:rtn,q8:gptq:x8,q8:gptq,q4:rtn,q4:gptq:l0,q4:gptq,i8:x8,i8,i8:keys16:ffn16"
 
 
 @dataclass(frozen=True)
@@ -205,8 +205,8 @@ class Variant:
     """One row of a comparison: a scheme and its options.
     Spelled SCHEME[:OPTION...]; options: rtn | gptq (weight rounding), kv8 | kvf32 (KV cache),
     g<N> (group size), a<N> (activation group), x8 | x16 (q8's activation bits), l<N> (q4: the
-    last N layers int8), <part>16 (i8: an int16 part, e.g. keys16), e.g. "q4:gptq", "q8:rtn:kv8",
-    "q8:g16", "q8:a16", "q8:x8", "q4:l0", "i8:keys16"."""
+    last N layers int8), <part>16 (i8: its int16 parts, e.g. keys16:ffn16; x8: none), e.g. "q4:gptq",
+    "q8:rtn:kv8", "q8:g16", "q8:a16", "q8:x8", "q4:l0", "i8:x8", "i8:keys16:ffn16"."""
     scheme: str
     rounding: str | None = None      # None: the quantizer's default
     kv: str = "f32"
@@ -214,7 +214,7 @@ class Variant:
     act_group_size: int = 0
     act_bits: int | None = None      # None: the scheme's default
     int8_layers: int | None = None   # None: the scheme's default (q4: DEFAULT_Q4_INT8_LAYERS)
-    int16: tuple[str, ...] = ()      # i8: its int16 parts
+    int16: tuple[str, ...] | None = None   # i8: its int16 parts (None: the scheme's default)
 
     def scheme_int8_layers(self) -> int:
         from .quant.schemes import default_int8_layers
@@ -223,7 +223,9 @@ class Variant:
     def label(self) -> str:
         from .quant.quantize import DEFAULT_ROUNDING
         if self.scheme == "i8":
-            return "i8" + (", int16 " + " and ".join(self.int16) if self.int16 else "")
+            from .quant.schemes import get_scheme
+            parts = get_scheme("i8", int16=self.int16).int16
+            return "i8" + (", int16 " + " and ".join(parts) if parts else ", every activation int8")
         if self.scheme == "f32":
             return "f32" + (", kv i8" if self.kv == "i8" else "")
         parts = [self.scheme, self.rounding or DEFAULT_ROUNDING]
@@ -253,11 +255,14 @@ def parse_variants(text: str, group_size: int = 32, kv: str = "f32") -> list[Var
         name, *opts = spec.split(":")
         if name not in SCHEME_NAMES:
             raise UsageError(f"--compare {spec!r}: unknown scheme {name!r}", f"choose from {', '.join(SCHEME_NAMES)}")
-        rounding, v_kv, gs, ags, bits, i8l, wide = None, kv, group_size, 0, None, None, ()
+        rounding, v_kv, gs, ags, bits, i8l, wide = None, kv, group_size, 0, None, None, None
         for o in opts:
+            if name == "i8" and (o == "x8" or (o.endswith("16") and o[:-2] in INT16_PARTS)):
+                wide = (wide or ()) + ((o[:-2],) if o != "x8" else ())       # x8: every activation int8
+                continue
             if o.endswith("16") and o[:-2] in INT16_PARTS:
-                wide += (o[:-2],)
-            elif o in ROUNDINGS:
+                raise UsageError(f"--compare {spec!r}: {o} is an i8 option", "e.g. i8:keys16:ffn16")
+            if o in ROUNDINGS:
                 rounding = o
             elif o in ("kv8", "kvi8"):
                 v_kv = "i8"
@@ -274,9 +279,10 @@ def parse_variants(text: str, group_size: int = 32, kv: str = "f32") -> list[Var
             else:
                 raise UsageError(f"--compare {spec!r}: unknown option {o!r}",
                                  "options: rtn, gptq, kv8, kvf32, g<N>, a<N>, x8, x16, l<N>, "
-                                 + ", ".join(p + "16" for p in INT16_PARTS) + " (e.g. q4:gptq:kv8, q8:a16, q8:x8, q4:l0, i8:keys16)")
-        wide = get_scheme(name, gs, v_kv, act_group_size=ags, act_bits=bits, int8_layers=i8l,
-                          int16=wide).int16                          # range checks, with messages
+                                 + ", ".join(p + "16" for p in INT16_PARTS) +
+                                 " (e.g. q4:gptq:kv8, q8:a16, q8:x8, q4:l0, i8:x8, i8:keys16:ffn16)")
+        get_scheme(name, gs, v_kv, act_group_size=ags, act_bits=bits, int8_layers=i8l,
+                   int16=wide)                                       # range checks, with messages
         if name in ("i8", "f32") and rounding is not None:
             raise UsageError(f"--compare {spec!r}: rounding applies to q8 and q4 only")
         out.append(Variant(name, rounding, "i8" if name == "i8" else v_kv, gs, ags, bits, i8l, wide))

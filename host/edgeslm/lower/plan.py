@@ -269,17 +269,21 @@ def _suggestions(cfg, scheme, board, max_seq, blob, kernels) -> list[str]:
     all_int4 = scheme.name == "q4" and scheme.int8_layers == 0
     candidates = [(n, None if n != scheme.name else scheme.int8_layers) for n in names] + \
         [("q4", 0)] * ("q4" in names and not all_int4)
+    # i8 with int16 keys also without them (they take half as much KV cache again)
+    wides = [scheme.int16] + [tuple(p for p in scheme.int16 if p != "keys")] * ("keys" in scheme.int16)
     for name, int8_layers in candidates:
-        for kv in dict.fromkeys([scheme.kv, "i8"]):
+        for kv, wide in ((k, w) for k in dict.fromkeys([scheme.kv, "i8"])
+                         for w in (wides if name == scheme.name else [None])):
             s = get_scheme(name, scheme.group_size, kv, scheme.rounding,
                            scheme.act_group_size if name in ("q8", "q4") else 0,
-                           scheme.act_bits if name == scheme.name else None, int8_layers)
+                           scheme.act_bits if name == scheme.name else None, int8_layers, wide)
             seq = longest(s)
             if seq < 1:
                 continue
             flags = ([f"--quant {name}"] if name != scheme.name else []) + \
                 (["--int8-layers 0"] if name == "q4" and int8_layers == 0 and not all_int4 else []) + \
                 ([f"--kv {kv}"] if kv != scheme.kv else []) + \
+                ([f"--int16 {','.join(wide) or 'none'}"] if wide is not None and wide != scheme.int16 else []) + \
                 ([f"--max-seq {seq}"] if seq < max_seq else [])
             options.append((len(flags), -seq, " ".join(flags) + " fits"))
     kept, best = [], 0
