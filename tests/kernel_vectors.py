@@ -350,38 +350,46 @@ def _s8_cases(rng, d: "_Decls", cases: list) -> None:
                           [("y", y)], rows * bits // 8, st))
     # matmul_s16 (--int16 ffn's w2): int16 x, zero point 0; widths of the DSP reorder's 4-chunks and
     # tails, a saturating case with extreme weights and activations
-    for rows, cols, real in ((64, 172, 2e-6), (17, 33, 4e-6), (5, 7, 4e-5), (3, 1, 1e-3), (9, 64, 1e-3)):
+    # (out_bits 16, --int16 residual: int16 y, multipliers x 256)
+    for rows, cols, real, bits in ((64, 172, 2e-6, 8), (17, 33, 4e-6, 8), (5, 7, 4e-5, 8), (3, 1, 1e-3, 8),
+                                   (9, 64, 1e-3, 8), (64, 172, 5e-4, 16), (7, 33, 1e-3, 16)):
         w = rng.integers(-127, 128, size=(rows, cols)).astype(np.int8)
         x = rng.integers(-32768, 32768, size=cols).astype(np.int16)
         if real == 1e-3:
             w = np.where(rng.random((rows, cols)) < 0.5, -127, 127).astype(np.int8)
             x = np.where(rng.random(cols) < 0.5, -32768, 32767).astype(np.int16)
         mult, shift = _multipliers(rng, rows, real)
-        p = {"mult": mult, "shift": shift, "out_zp": zp(), "w": w}
+        p = {"mult": mult, "shift": shift, "out_zp": zp() if bits == 8 else 0, "out_bits": bits, "w": w}
         st = Step("matmul", "s16", out="y", inp="x", rows=rows, cols=cols)
-        cases.append(Case(f"matmul_s16 {rows}x{cols}", "matmul_s16",
+        cases.append(Case(f"matmul_s16 {rows}x{cols} out int{bits}", "matmul_s16",
                           {"w": f"&{d.weight_s8(w)}", "x": d.array(x), "p": f"&{d.params('esl_matmul_s16_t', p)}"},
-                          [("y", _s8_run("matmul_s16", st, p, {"x": x}))], rows, st))
-    # embed: the first, a middle and the last row
+                          [("y", _s8_run("matmul_s16", st, p, {"x": x}))], rows * bits // 8, st))
+    # embed: the first, a middle and the last row; int16 rows (--int16 residual), some saturating
     table = rng.integers(-127, 128, size=(20, 70)).astype(np.int8)
-    mult, shift = _multipliers(rng, 20, 0.3)
-    p = {"mult": mult, "shift": shift, "out_zp": zp(), "w": table}
-    tw, tp = d.weight_s8(table), d.params("esl_embed_s8_t", p)
-    for token in (0, 13, 19):
-        st = Step("embed", "s8", out="o", rows=20, cols=70)
-        cases.append(Case(f"embed_s8 token {token}", "embed_s8", {"table": f"&{tw}", "token": f"{token}u",
-                                                                  "p": f"&{tp}"},
-                          [("o", _s8_run("embed_s8", st, p, {}, token=token))], 70, st))
-    # rmsnorm: a constant input (T = n_eps only), n = 1, wide, a zero weight (multiplier 0)
-    for n, const in ((1, False), (64, False), (172, False), (48, True)):
-        x = np.full(n, 5, np.int8) if const else i8(n)
+    for bits, real in ((8, 0.3), (16, 300.0)):
+        mult, shift = _multipliers(rng, 20, real)
+        p = {"mult": mult, "shift": shift, "out_zp": zp() if bits == 8 else 0, "out_bits": bits, "w": table}
+        tw, tp = d.weight_s8(table), d.params("esl_embed_s8_t", p)
+        for token in (0, 13, 19):
+            st = Step("embed", "s8", out="o", rows=20, cols=70)
+            cases.append(Case(f"embed_s8 token {token} out int{bits}", "embed_s8",
+                              {"table": f"&{tw}", "token": f"{token}u", "p": f"&{tp}"},
+                              [("o", _s8_run("embed_s8", st, p, {}, token=token))], 70 * bits // 8, st))
+    # rmsnorm: a constant input (T = n_eps only), n = 1, wide, a zero weight (multiplier 0); int16 x
+    # (--int16 residual: sums of squares past 2^32, full-scale and tiny inputs, its exponent cap)
+    for n, const, bits in ((1, False, 8), (64, False, 8), (172, False, 8), (48, True, 8), (64, False, 16),
+                           (172, False, 16), (1, False, 16), (48, True, 16)):
+        if bits == 16:
+            x = np.full(n, 3, np.int16) if const else rng.integers(-32768, 32768, size=n).astype(np.int16)
+        else:
+            x = np.full(n, 5, np.int8) if const else i8(n)
         mult, shift = _multipliers(rng, n, 3.0)
         mult[n // 2], shift[n // 2] = 0, 0
-        p = {"mult": mult, "shift": shift, "in_zp": 5 if const else zp(), "out_zp": zp(),
-             "n_eps": int(rng.integers(0, 50))}
+        p = {"mult": mult, "shift": shift, "in_zp": (5 if const else zp()) if bits == 8 else 0, "out_zp": zp(),
+             "n_eps": int(rng.integers(0, 50)) if bits == 8 else int(rng.integers(0, 1 << 30)), "in_bits": bits}
         st = Step("rmsnorm", "s8", out="o", inp="x", n=n)
-        cases.append(Case(f"rmsnorm_s8 n={n}", "rmsnorm_s8", {"x": d.array(x), "n": f"{n}u",
-                                                             "p": f"&{d.params('esl_rmsnorm_s8_t', p)}"},
+        cases.append(Case(f"rmsnorm_s8 n={n} in int{bits}" + (" constant" if const else ""), "rmsnorm_s8",
+                          {"x": d.array(x), "n": f"{n}u", "p": f"&{d.params('esl_rmsnorm_s8_t', p)}"},
                           [("o", _s8_run("rmsnorm_s8", st, p, {"x": x}))], n, st))
     # rope: int8 rotation tables of several positions
     for heads, hs, pos in ((6, 8, 77), (4, 16, 0), (2, 32, 127)):
@@ -411,11 +419,18 @@ def _s8_cases(rng, d: "_Decls", cases: list) -> None:
     for n in (172, 16):
         a, b = i8(n), i8(n)
         s1, s2, sy = (float(rng.uniform(0.01, 0.2)) for _ in range(3))
-        p = {**add_params(s1, s2, sy), "a_zp": zp(), "b_zp": zp(), "out_zp": zp()}
+        p = {**add_params(s1, s2, sy), "a_zp": zp(), "b_zp": zp(), "out_zp": zp(), "bits": 8}
         st = Step("add", "s8", out="x", inp="y", n=n)
         cases.append(Case(f"add_s8 n={n}", "add_s8", {"a": d.array(a), "b": d.array(b), "n": f"{n}u",
                                                      "p": f"&{d.params('esl_add_s8_t', p)}"},
                           [("x", _s8_run("add_s8", st, p, {"x": a, "y": b}))], n, st))
+        # TFLM's int16 ADD (--int16 residual), saturating some sums
+        a16, b16 = (rng.integers(-32768, 32768, size=n).astype(np.int16) for _ in range(2))
+        s1, s2, sy = (float(rng.uniform(1e-4, 1e-3)) for _ in range(3))
+        p = {**add_params(s1, s2, sy, bits=16), "a_zp": 0, "b_zp": 0, "out_zp": 0, "bits": 16}
+        cases.append(Case(f"add_s8 n={n} int16", "add_s8", {"a": d.array(a16), "b": d.array(b16), "n": f"{n}u",
+                                                           "p": f"&{d.params('esl_add_s8_t', p)}"},
+                          [("x", _s8_run("add_s8", st, p, {"x": a16, "y": b16}))], 2 * n, st))
         h1_scale, h1_zp = float(rng.uniform(0.02, 0.1)), zp()
         sig = logistic_int8(np.arange(-128, 128).astype(np.int8), logistic_params(h1_scale, h1_zp))
         silu_m, silu_s = conv_multiplier(h1_scale, 1 / 256, float(rng.uniform(0.01, 0.05)))

@@ -88,6 +88,20 @@ def test_logistic_int16(scale):
 
 
 @pytest.mark.parametrize("seed", range(3))
+def test_add_int16(seed):
+    """TFLM int16 ADD (i8's --int16 residual: the residual stream's adds)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 200))
+    s1, s2, sy = (float(rng.uniform(1e-5, 1e-3)) for _ in range(3))
+    tensors = [tensor([1, n], INT16, s1, 0), tensor([1, n], INT16, s2, 0), tensor([1, n], INT16, sy, 0)]
+    run = Runner(single_op_model(S.BuiltinOperator.ADD, tensors, [0, 1], [2], {},
+                                 S.BuiltinOptions.AddOptions, S.AddOptionsT()))
+    p = T.add_params(s1, s2, sy, bits=16)
+    i16 = lambda: rng.integers(-32768, 32768, (1, n)).astype(np.int16)   # noqa: E731
+    assert _count(run, lambda a, b: T.add(a, 0, b, 0, p, 0, 16), lambda: (i16(), i16()), 200) == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
 def test_mul_int16(seed):
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 200))

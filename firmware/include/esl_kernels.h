@@ -122,15 +122,17 @@ static inline int16_t esl_clamp16(int32_t v)
 #endif
 }
 
-/* embed_s8: o[j] = clamp(mbqm(E[token][j], mult[token], shift[token]) + out_zp). */
-typedef struct { const int32_t *mult; const int8_t *shift; int32_t out_zp; } esl_embed_s8_t;
-void esl_embed_s8(int8_t *o, const esl_weight_t *table, uint32_t token, const esl_embed_s8_t *p);
+/* embed_s8: o[j] = clamp(mbqm(E[token][j], mult[token], shift[token]) + out_zp); out_bits 16 (--int16
+ * residual): o int16, clamp16, out_zp 0. */
+typedef struct { const int32_t *mult; const int8_t *shift; int32_t out_zp, out_bits; } esl_embed_s8_t;
+void esl_embed_s8(void *o, const esl_weight_t *table, uint32_t token, const esl_embed_s8_t *p);
 
 /* rmsnorm_s8: xc = x - in_zp; T = max(1, sum xc^2 + n_eps); a = (62 - bitlen(T)) / 2;
  * inv = 2^60 / isqrt(T << 2a); o[j] = clamp(rdbp64(xc[j] * srdhm(inv, mult[j]), min(60 - a - shift[j], 40))
- * + out_zp).  (mult, shift)[j] = the norm weight j times sqrt(n) over the output scale. o may be x. */
-typedef struct { const int32_t *mult; const int8_t *shift; int32_t in_zp, out_zp, n_eps; } esl_rmsnorm_s8_t;
-void esl_rmsnorm_s8(int8_t *o, const int8_t *x, uint32_t n, const esl_rmsnorm_s8_t *p);
+ * + out_zp).  (mult, shift)[j] = the norm weight j times sqrt(n) over the output scale. o may be x.
+ * in_bits 16 (--int16 residual): x int16 (in_zp 0), the exponent capped at 47 instead. */
+typedef struct { const int32_t *mult; const int8_t *shift; int32_t in_zp, out_zp, n_eps, in_bits; } esl_rmsnorm_s8_t;
+void esl_rmsnorm_s8(int8_t *o, const void *x, uint32_t n, const esl_rmsnorm_s8_t *p);
 
 /* matmul_s8 (TFLM FULLY_CONNECTED, per-channel): acc = bias[i] + sum_j W[i][j] * x[j], where
  * bias[i] = -in_zp * sum_j W[i][j] (host); y[i] = clamp(mbqm(acc, mult[i], shift[i]) + out_zp);
@@ -154,9 +156,10 @@ typedef struct { const int8_t *cos, *sin; int32_t mult, shift; } esl_rope_s16_t;
 void esl_rope_s16(int16_t *v, uint32_t n_heads, uint32_t head_size, uint32_t pos, const esl_rope_s16_t *p);
 
 /* matmul_s16 (--int16 ffn's w2): y[i] = clamp(mbqm(sum_j W[i][j] * x[j], mult[i], shift[i]) + out_zp),
- * x int16 (zero point 0), W int8, int32 sums exact for cols <= 516. scratch (dsp): int16[round_up(cols, 2)]. */
-typedef struct { const int32_t *mult; const int8_t *shift; int32_t out_zp; } esl_matmul_s16_t;
-void esl_matmul_s16(int8_t *y, const esl_weight_t *w, const int16_t *x, const esl_matmul_s16_t *p, void *scratch);
+ * x int16 (zero point 0), W int8, int32 sums exact for cols <= 516; out_bits 16 (--int16 residual):
+ * y int16, clamp16, out_zp 0. scratch (dsp): int16[round_up(cols, 2)]. */
+typedef struct { const int32_t *mult; const int8_t *shift; int32_t out_zp, out_bits; } esl_matmul_s16_t;
+void esl_matmul_s16(void *y, const esl_weight_t *w, const int16_t *x, const esl_matmul_s16_t *p, void *scratch);
 
 /* swiglu_s16 (--int16 ffn): h1 = MUL(MUL(h1, LOGISTIC(h1)), h3) in TFLM's int16 LOGISTIC and MULs
  * (zero points 0; LOGISTIC interpolates esl_sigmoid_u16, TFLM's sigmoid(i / 24) in Q0.16). */
@@ -189,9 +192,10 @@ void esl_attention_s8(int8_t *out, const int8_t *q, const esl_model_t *m, uint32
                       const esl_attention_s8_t *p, void *scratch);
 
 /* add_s8 (TFLM int8 ADD): a' = (a - a_zp) << left_shift, b' likewise; x = clamp(mbqm(mbqm(a', m1, sh1)
- * + mbqm(b', m2, sh2), my, shy) + out_zp); x is a (the residual stream, in place). */
-typedef struct { int32_t left_shift, m1, sh1, m2, sh2, my, shy, a_zp, b_zp, out_zp; } esl_add_s8_t;
-void esl_add_s8(int8_t *x, const int8_t *y, uint32_t n, const esl_add_s8_t *p);
+ * + mbqm(b', m2, sh2), my, shy) + out_zp); x is a (the residual stream, in place). bits 16 (--int16
+ * residual): TFLM's int16 ADD, x and y int16, zero points 0, left_shift 15, clamp16. */
+typedef struct { int32_t left_shift, m1, sh1, m2, sh2, my, shy, a_zp, b_zp, out_zp, bits; } esl_add_s8_t;
+void esl_add_s8(void *x, const void *y, uint32_t n, const esl_add_s8_t *p);
 
 /* swiglu_s8: silu = silu[h1 + 128] (host table of TFLM MUL(h1, LOGISTIC(h1)), every int8 h1);
  * h1 = clamp(mbqm((silu - silu_zp)(h3 - h3_zp), gate_mult, gate_shift) + out_zp)   TFLM MUL */

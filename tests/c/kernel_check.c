@@ -41,11 +41,11 @@ typedef struct {
         /* the integer-only (s8) kernels: int8 operands, the step's host-made parameters */
         struct { const esl_weight_t *w; const int8_t *x; const esl_matmul_s8_t *p; } matmul_s8;
         struct { const esl_weight_t *table; uint32_t token; const esl_embed_s8_t *p; } embed_s8;
-        struct { const int8_t *x; uint32_t n; const esl_rmsnorm_s8_t *p; } rmsnorm_s8;
+        struct { const void *x; uint32_t n; const esl_rmsnorm_s8_t *p; } rmsnorm_s8;    /* x int8 or int16 */
         struct { const int8_t *v; uint32_t heads, head_size, pos; const esl_rope_s8_t *p; } rope_s8;
         struct { const int16_t *v; uint32_t heads, head_size, pos; const esl_rope_s16_t *p; } rope_s16;
         struct { const int8_t *q; const esl_model_t *m; uint32_t layer, pos; const esl_attention_s8_t *p; } attention_s8;
-        struct { const int8_t *a, *b; uint32_t n; const void *p; } binary_s8;     /* add, swiglu: a op= b */
+        struct { const void *a, *b; uint32_t n; const void *p; } binary_s8;       /* add, swiglu: a op= b */
         struct { const esl_weight_t *w; const int16_t *x; const esl_matmul_s16_t *p; } matmul_s16;
         struct { const int16_t *a, *b; uint32_t n; const void *p; } binary_s16;   /* swiglu_s16: a op= b */
     };
@@ -183,8 +183,8 @@ static void run_case(const kc_case_t *c, kc_parts_t *p)
         part(p, out, c->matmul_s8.w->rows * (uint32_t)c->matmul_s8.p->out_bits / 8u);
         break;
     case KC_EMBED_S8:
-        esl_embed_s8((int8_t *)out, c->embed_s8.table, c->embed_s8.token, c->embed_s8.p);
-        part(p, out, c->embed_s8.table->cols);
+        esl_embed_s8(out, c->embed_s8.table, c->embed_s8.token, c->embed_s8.p);
+        part(p, out, c->embed_s8.table->cols * (uint32_t)c->embed_s8.p->out_bits / 8u);
         break;
     case KC_RMSNORM_S8:
         esl_rmsnorm_s8((int8_t *)out, c->rmsnorm_s8.x, c->rmsnorm_s8.n, c->rmsnorm_s8.p);
@@ -211,14 +211,17 @@ static void run_case(const kc_case_t *c, kc_parts_t *p)
         part(p, out, m->n_heads * m->head_size);
         break;
     }
-    case KC_ADD_S8:
-        memcpy(out, c->binary_s8.a, c->binary_s8.n);
-        esl_add_s8((int8_t *)out, c->binary_s8.b, c->binary_s8.n, (const esl_add_s8_t *)c->binary_s8.p);
-        part(p, out, c->binary_s8.n);
+    case KC_ADD_S8: {
+        const esl_add_s8_t *a = (const esl_add_s8_t *)c->binary_s8.p;
+        const uint32_t bytes = c->binary_s8.n * (uint32_t)a->bits / 8u;
+        memcpy(out, c->binary_s8.a, bytes);
+        esl_add_s8(out, c->binary_s8.b, c->binary_s8.n, a);
+        part(p, out, bytes);
         break;
+    }
     case KC_MATMUL_S16:
-        esl_matmul_s16((int8_t *)out, c->matmul_s16.w, c->matmul_s16.x, c->matmul_s16.p, scratch);
-        part(p, out, c->matmul_s16.w->rows);
+        esl_matmul_s16(out, c->matmul_s16.w, c->matmul_s16.x, c->matmul_s16.p, scratch);
+        part(p, out, c->matmul_s16.w->rows * (uint32_t)c->matmul_s16.p->out_bits / 8u);
         break;
     case KC_SWIGLU_S16:
         memcpy(out, c->binary_s16.a, 2u * c->binary_s16.n);

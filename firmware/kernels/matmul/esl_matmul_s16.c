@@ -1,8 +1,9 @@
 /* matmul_s16: an int16 x (zero point 0: the gated SwiGLU output of --int16 ffn) times int8
  * per-channel W, to int8: acc = sum_j W[i][j] * x[j], exact in int32 for cols <= 516
  * (516 * 127 * 32768 < 2^31; the quantizer refuses wider); y[i] = clamp(mbqm(acc, mult[i], shift[i])
- * + out_zp) (matmul_s8's requantization). TFLM's 16x8 FULLY_CONNECTED writes int16, so this
- * int8 output is edgeslm's own (golden: quant/golden_s8.matmul_s16).
+ * + out_zp) (matmul_s8's requantization); out_bits 16 (--int16 residual): y int16, clamp16 of the
+ * same mbqm (out_zp 0). TFLM's 16x8 FULLY_CONNECTED sums in int64 and requantizes with its int64
+ * form, so neither output is its twin (golden: quant/golden_s8.matmul_s16).
  * scratch (dsp): x reordered for SMLAD, int16[round_up(cols, 2)] (esl_dot_i8.h with ESL_DOT_X16).
  * On a cluster (ESL_CLUSTER_CORES) the workers take contiguous ranges of rows, W read where it is
  * (no DMA tiles: w2 is one matrix of five per layer), each row's arithmetic unchanged. */
@@ -13,26 +14,33 @@
 #include "esl_dot_i8.h"
 
 /* Rows [begin, end) of y, x prepared (xv). */
-static void matmul_rows(int8_t *y, const esl_weight_t *w, const xv_t *xv, const esl_matmul_s16_t *p,
+/* y[i] of the sum acc, at y's width. */
+static inline void requantize(void *y, int32_t acc, const esl_matmul_s16_t *p, uint32_t i)
+{
+    const int32_t r = esl_mbqm(acc, p->mult[i], p->shift[i]);
+    if (p->out_bits == 16) ((int16_t *)y)[i] = esl_clamp16(r);
+    else ((int8_t *)y)[i] = esl_clamp8(r + p->out_zp);
+}
+
+static void matmul_rows(void *y, const esl_weight_t *w, const xv_t *xv, const esl_matmul_s16_t *p,
                         uint32_t begin, uint32_t end)
 {
     const uint32_t cols = w->cols;
     const int8_t *row = (const int8_t *)w->data + begin * cols;
-    const int32_t out_zp = p->out_zp;
     uint32_t i = begin;
     for (; i + 4u <= end; i += 4u, row += 4u * cols) {
         int32_t s[4];
         dot_group4(row, cols, xv, cols, s);
-        for (uint32_t r = 0; r < 4u; r++) y[i + r] = esl_clamp8(esl_mbqm(s[r], p->mult[i + r], p->shift[i + r]) + out_zp);
+        for (uint32_t r = 0; r < 4u; r++) requantize(y, s[r], p, i + r);
     }
-    for (; i < end; i++, row += cols) y[i] = esl_clamp8(esl_mbqm(dot_group(row, xv, cols), p->mult[i], p->shift[i]) + out_zp);
+    for (; i < end; i++, row += cols) requantize(y, dot_group(row, xv, cols), p, i);
 }
 
 #if defined(ESL_CLUSTER_CORES)
 #include "esl_cluster.h"
 
 typedef struct {
-    int8_t *y;
+    void *y;
     const esl_weight_t *w;
     const xv_t *xv;
     const esl_matmul_s16_t *p;
@@ -47,7 +55,7 @@ static void matmul_job(void *arg)
 }
 #endif
 
-void esl_matmul_s16(int8_t *y, const esl_weight_t *w, const int16_t *x, const esl_matmul_s16_t *p, void *scratch)
+void esl_matmul_s16(void *y, const esl_weight_t *w, const int16_t *x, const esl_matmul_s16_t *p, void *scratch)
 {
     const xv_t *xv = prepare_x(x, (int16_t *)scratch, w->cols, w->cols, 0);
 #if defined(ESL_CLUSTER_CORES)
@@ -58,7 +66,7 @@ void esl_matmul_s16(int8_t *y, const esl_weight_t *w, const int16_t *x, const es
 #endif
 }
 
-/* Step: arena[out] (int8) = s->w @ arena[in] (int16). */
+/* Step: arena[out] (int8, or int16 with out_bits 16) = s->w @ arena[in] (int16). */
 void esl_step_matmul_s16(const esl_step_t *s, const esl_ctx_t *c)
 {
     int8_t *a = (int8_t *)c->arena;

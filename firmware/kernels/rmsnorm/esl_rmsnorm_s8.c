@@ -3,7 +3,9 @@
  * inv = 2^60 / isqrt(T << 2a) (so inv / 2^(30 - a) = 1 / sqrt(T));
  * o[j] = clamp(rdbp64(xc[j] * srdhm(inv, mult[j]), min(60 - a - shift[j], 40)) + out_zp), where
  * (mult, shift)[j] = QuantizeMultiplier(w[j] * sqrt(n) / s_o). The exponent is >= 0 (a <= 30,
- * shift <= 30) and every exponent >= 40 rounds to 0 (|xc * srdhm| < 2^39), as 40 does. */
+ * shift <= 30) and every exponent >= 40 rounds to 0 (|xc * srdhm| < 2^39), as 40 does.
+ * in_bits 16 (--int16 residual): x int16 (in_zp 0), T summed in int64, the exponent capped at 47
+ * (|xc * srdhm| < 2^46) and the rounded value clamped in int64. */
 #include "esl_fixedpoint.h"
 #include "esl_kernels.h"
 
@@ -53,7 +55,15 @@ static inline int32_t scale_round(int64_t v, int32_t e)
 #endif
 }
 
-/* a and inv of x: the sum of squares is a reduction (never split). */
+/* a and inv of T = sum xc^2 + n_eps: the sum of squares is a reduction (never split). */
+static inline void rms_inv(int64_t t, int32_t *a, int32_t *inv)
+{
+    if (t < 1) t = 1;
+    *a = (62 - (int32_t)bit_length64((uint64_t)t)) / 2;
+    const uint32_t sq = isqrt64((uint64_t)t << (2 * *a));
+    *inv = (int32_t)(((uint64_t)1 << 60) / sq);
+}
+
 static void rms_factor(const int8_t *x, uint32_t n, const esl_rmsnorm_s8_t *p, int32_t *a, int32_t *inv)
 {
     int64_t t = p->n_eps;
@@ -61,10 +71,29 @@ static void rms_factor(const int8_t *x, uint32_t n, const esl_rmsnorm_s8_t *p, i
         const int32_t xc = x[j] - p->in_zp;
         t += xc * xc;
     }
-    if (t < 1) t = 1;
-    *a = (62 - (int32_t)bit_length64((uint64_t)t)) / 2;
-    const uint32_t sq = isqrt64((uint64_t)t << (2 * *a));
-    *inv = (int32_t)(((uint64_t)1 << 60) / sq);
+    rms_inv(t, a, inv);
+}
+
+static void rms_factor16(const int16_t *x, uint32_t n, const esl_rmsnorm_s8_t *p, int32_t *a, int32_t *inv)
+{
+    int64_t t = p->n_eps;
+    for (uint32_t j = 0; j < n; j++) t += (int32_t)x[j] * (int32_t)x[j];     /* each <= 2^30 */
+    rms_inv(t, a, inv);
+}
+
+/* o[j] for j in [begin, end) of an int16 x, given a and inv. */
+static void rms_scale16(int8_t *o, const int16_t *x, const esl_rmsnorm_s8_t *p, int32_t a, int32_t inv,
+                        uint32_t begin, uint32_t end)
+{
+    const int32_t out_zp = p->out_zp, *const mult = p->mult;
+    const int8_t *const shift = p->shift;
+    for (uint32_t j = begin; j < end; j++) {
+        const int64_t scaled = (int64_t)x[j] * esl_srdhm(inv, mult[j]);
+        int32_t e = 60 - a - shift[j];
+        if (e > 47) e = 47;
+        const int64_t r = esl_rdbp64(scaled, e) + out_zp;
+        o[j] = (int8_t)(r < -128 ? -128 : (r > 127 ? 127 : r));
+    }
 }
 
 /* o[j] for j in [begin, end), given a and inv. */
@@ -82,9 +111,14 @@ static void rms_scale(int8_t *o, const int8_t *x, const esl_rmsnorm_s8_t *p, int
     }
 }
 
-void esl_rmsnorm_s8(int8_t *o, const int8_t *x, uint32_t n, const esl_rmsnorm_s8_t *p)
+void esl_rmsnorm_s8(int8_t *o, const void *x, uint32_t n, const esl_rmsnorm_s8_t *p)
 {
     int32_t a, inv;
+    if (p->in_bits == 16) {
+        rms_factor16(x, n, p, &a, &inv);
+        rms_scale16(o, x, p, a, inv, 0u, n);
+        return;
+    }
     rms_factor(x, n, p, &a, &inv);
     rms_scale(o, x, p, a, inv, 0u, n);
 }
@@ -96,7 +130,7 @@ void esl_rmsnorm_s8(int8_t *o, const int8_t *x, uint32_t n, const esl_rmsnorm_s8
 
 typedef struct {
     int8_t *o;
-    const int8_t *x;
+    const void *x;
     uint32_t n;
     const esl_rmsnorm_s8_t *p;
     int32_t a, inv;
@@ -107,13 +141,15 @@ static void rmsnorm_job(void *arg)
     const rmsnorm_job_t *j = arg;
     uint32_t begin, end;
     esl_cl_split(j->n, 1u, esl_cl_core_id(), esl_cl_cores(), &begin, &end);
-    rms_scale(j->o, j->x, j->p, j->a, j->inv, begin, end);
+    if (j->p->in_bits == 16) rms_scale16(j->o, j->x, j->p, j->a, j->inv, begin, end);
+    else rms_scale(j->o, j->x, j->p, j->a, j->inv, begin, end);
 }
 
-static void rmsnorm_cluster(int8_t *o, const int8_t *x, uint32_t n, const esl_rmsnorm_s8_t *p)
+static void rmsnorm_cluster(int8_t *o, const void *x, uint32_t n, const esl_rmsnorm_s8_t *p)
 {
     rmsnorm_job_t job = { o, x, n, p, 0, 0 };
-    rms_factor(x, n, p, &job.a, &job.inv);
+    if (p->in_bits == 16) rms_factor16(x, n, p, &job.a, &job.inv);
+    else rms_factor(x, n, p, &job.a, &job.inv);
     esl_cl_team_fork(rmsnorm_job, &job);
 }
 #endif

@@ -68,9 +68,10 @@ def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step]
     del max_seq
     shapes = tensor_shapes(cfg)
     c = contracts(scheme)
-    sizes = {"x": cfg.dim}
     k_bytes = 2 if "keys" in scheme.int16 else 1          # the --int16 parts' values: int16
     h_bytes = 2 if "ffn" in scheme.int16 else 1
+    r_bytes = 2 if "residual" in scheme.int16 else 1
+    sizes = {"x": cfg.dim * r_bytes}
 
     def val(name: str, n: int) -> str:
         sizes[name] = n
@@ -92,8 +93,8 @@ def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step]
     for l in range(cfg.n_layers):
         p = f"layers.{l}."
         xb, q, k, v = val(f"xb{l}", cfg.dim), val(f"q{l}", cfg.dim), val(f"k{l}", cfg.kv_dim * k_bytes), val(f"v{l}", cfg.kv_dim)
-        ao, o = val(f"ao{l}", cfg.dim), val(f"o{l}", cfg.dim)
-        xn, f = val(f"xn{l}", cfg.dim), val(f"f{l}", cfg.dim)
+        ao, o = val(f"ao{l}", cfg.dim), val(f"o{l}", cfg.dim * r_bytes)
+        xn, f = val(f"xn{l}", cfg.dim), val(f"f{l}", cfg.dim * r_bytes)
         h1, h3 = val(f"h1_{l}", cfg.hidden_dim * h_bytes), val(f"h3_{l}", cfg.hidden_dim * h_bytes)
         steps += [
             op("rmsnorm", l, out=xb, inp="x", n=cfg.dim, norm=p + "attention_norm"),

@@ -14,14 +14,16 @@ literal transcription, each exactly equal to it:
                 mult), 5) (Q0.31); d > d_valid (= -diff_min) takes no part (TFLM's diff_min test)
   swiglu_s8     SiLU = MUL(h1, LOGISTIC(h1)) depends on h1 alone: a host table of its 256 values
   rmsnorm_s8    the final rounding shift e = 60 - a - shift[j] is taken as min(e, 40): |scaled| <
-                2^39, so every e >= 40 rounds to 0, as e = 40 does
+                2^39, so every e >= 40 rounds to 0, as e = 40 does (int16 x, in_bits 16: min(e, 47),
+                |scaled| < 2^46)
   rope_s16      rope_s8's two terms on int16 (zero point 0) with TFLM's 16x8 requantization
                 (multiply_by_quantized_multiplier_64): the keys of --int16 keys
   swiglu_s16    TFLM's int16 LOGISTIC of h1 (SIGMOID_TABLE_U16 interpolated), MUL(h1, sig), MUL(silu, h3)
   matmul_s16    int16 x (zero point 0) times int8 W: int32 sums (exact for cols <= 516), matmul_s8's
                 requantization to int8
-The --int16 parts' values are int16 (zero point 0): matmul_s8 with out_bits 16 clamps to int16, and
-kvstore_s8 / attention_s8 take the cache's keys at the engine's key width.
+The --int16 parts' values are int16 (zero point 0): matmul_s8 / matmul_s16 / embed_s8 with out_bits
+16 clamp to int16, rmsnorm_s8 with in_bits 16 reads int16 x, add_s8 with bits 16 is TFLM's int16 ADD,
+and kvstore_s8 / attention_s8 take the cache's keys at the engine's key width.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from . import tflm_int as T
 # The one place a step's role is read from its value names (lower/schedule.py names them).
 _MATMUL_KEY = {"attention.wq": "wq", "attention.wk": "wk", "attention.wv": "wv", "attention.wo": "wo",
                "feed_forward.w1": "w1", "feed_forward.w2": "w2", "feed_forward.w3": "w3"}
-RMS_E_MAX = 40
+RMS_E_MAX = {8: 40, 16: 47}          # rmsnorm_s8's exponent cap by input width (above)
 
 
 def softmax_exp_table(p: dict) -> np.ndarray:
@@ -65,9 +67,12 @@ def _linear_params(lin) -> dict:
             "out_bits": lin.out_bits, "w": lin.w}
 
 
-def _norm_params(nm) -> dict:
+def _norm_params(nm, in_bits: int) -> dict:
+    if not 0 <= nm.n_eps < 1 << 31:
+        raise ValueError(f"RMSNorm's n * eps / s^2 = {nm.n_eps} does not fit int32 (a residual scale this small "
+                         "is not a calibration to trust)")
     return {"mult": nm.mult.astype(np.int32), "shift": nm.shift.astype(np.int8), "in_zp": nm.zp,
-            "out_zp": nm.out_zp, "n_eps": nm.n_eps}
+            "out_zp": nm.out_zp, "n_eps": nm.n_eps, "in_bits": in_bits}
 
 
 def step_params(qm, step: Step) -> dict:
@@ -75,17 +80,18 @@ def step_params(qm, step: Step) -> dict:
     P, l = qm.params, step.layer
     zp = lambda name: P[f"{l}.{name}"][1]           # noqa: E731
     Ly = qm.layers[l] if qm.layers else {}
+    res_bits = 16 if "residual" in qm.int16 else 8
     if step.op == "embed":
         return {"mult": qm.embed_mult.astype(np.int32), "shift": qm.embed_shift.astype(np.int8),
-                "out_zp": P["x0"][1], "w": qm.embed_q}
+                "out_zp": P["x0"][1], "out_bits": res_bits, "w": qm.embed_q}
     if step.op == "rmsnorm":
         nm = qm.final_norm if step.norm == "norm" else Ly["att_norm" if step.norm.endswith("attention_norm") else "ffn_norm"]
-        return _norm_params(nm)
+        return _norm_params(nm, res_bits)
     if step.op == "matmul":
         suffix = step.weight.split(".", 2)[-1]
         lin = _linear_params(Ly[_MATMUL_KEY[suffix]] if step.weight.startswith("layers.") else qm.classifier)
         if step.contract == "s16":
-            return {k: lin[k] for k in ("mult", "shift", "out_zp", "w")}
+            return {k: lin[k] for k in ("mult", "shift", "out_zp", "out_bits", "w")}
         return lin
     if step.op == "rope":
         which = "q" if step.inp.startswith("q") else "k"
@@ -106,7 +112,8 @@ def step_params(qm, step: Step) -> dict:
         p = Ly["add_att" if first else "add_ffn"]
         a_zp = P[Ly["x_in"]][1] if first else zp("x_att")
         return {**{k: p[k] for k in ("left_shift", "m1", "sh1", "m2", "sh2", "my", "shy")},
-                "a_zp": a_zp, "b_zp": zp("o" if first else "f"), "out_zp": zp("x_att" if first else "x_ffn")}
+                "a_zp": a_zp, "b_zp": zp("o" if first else "f"), "out_zp": zp("x_att" if first else "x_ffn"),
+                "bits": res_bits}
     if step.op == "swiglu" and step.contract == "s16":
         (sm, ss), (um, us), (gm, gs) = Ly["sigmoid"], Ly["silu"], Ly["gate"]
         return {"sig_mult": sm, "sig_shift": ss, "silu_mult": um, "silu_shift": us, "gate_mult": gm,
@@ -127,7 +134,8 @@ def _clamp8(x) -> np.ndarray:
 def embed_s8(e, s: Step) -> None:
     p = e.params[s]
     row = p["w"][e.token].astype(np.int64)
-    e.val[s.out] = _clamp8(T.multiply_by_quantized_multiplier(row, p["mult"][e.token], p["shift"][e.token]) + p["out_zp"])
+    y = T.multiply_by_quantized_multiplier(row, p["mult"][e.token], p["shift"][e.token]) + p["out_zp"]
+    e.val[s.out] = T.clamp16(y) if p["out_bits"] == 16 else _clamp8(y)
 
 
 def rmsnorm_s8(e, s: Step) -> None:
@@ -139,7 +147,7 @@ def rmsnorm_s8(e, s: Step) -> None:
     a = (62 - t.bit_length()) // 2
     inv = (1 << 60) // math.isqrt(t << (2 * a))
     scaled = xc * T.srdhm(inv, p["mult"].astype(np.int64))
-    ex = np.minimum(60 - a - p["shift"].astype(np.int64), RMS_E_MAX)
+    ex = np.minimum(60 - a - p["shift"].astype(np.int64), RMS_E_MAX[p["in_bits"]])
     e.val[s.out] = _clamp8(T.rounding_divide_by_pot(scaled, ex) + p["out_zp"])
 
 
@@ -207,7 +215,7 @@ def attention_s8(e, s: Step) -> None:
 def add_s8(e, s: Step) -> None:
     """TFLM int8 ADD of the residual: x = add(x, y)."""
     p = e.params[s]
-    e.val[s.out] = T.add(e.val[s.out], p["a_zp"], e.val[s.inp], p["b_zp"], p, p["out_zp"])
+    e.val[s.out] = T.add(e.val[s.out], p["a_zp"], e.val[s.inp], p["b_zp"], p, p["out_zp"], p["bits"])
 
 
 def swiglu_s8(e, s: Step) -> None:
@@ -223,7 +231,7 @@ def matmul_s16(e, s: Step) -> None:
     p = e.params[s]
     acc = p["w"].astype(np.int64) @ e.val[s.inp].astype(np.int64)
     y = T.multiply_by_quantized_multiplier(acc, p["mult"].astype(np.int64), p["shift"].astype(np.int64))
-    e.val[s.out] = _clamp8(y + p["out_zp"])
+    e.val[s.out] = T.clamp16(y) if p["out_bits"] == 16 else _clamp8(y + p["out_zp"])
 
 
 def swiglu_s16(e, s: Step) -> None:

@@ -33,6 +33,10 @@ No TFLM twin (edgeslm's own integer arithmetic, stated here):
   SiLU = MUL(h1, LOGISTIC(h1)) and gated = MUL(silu, h3) are TFLM's int16 LOGISTIC and MUL (sigmoid
   at 1/32768); w2 takes the int16 gated value: int32 sums (exact for hidden sizes up to 516) and
   the int8 FC's requantization to its int8 output (TFLM's 16x8 FC writes int16: no twin).
+--int16 residual: the residual stream x (x0, x_att, x_ffn) and what is added to it (o out of wo, f
+  out of w2) int16: the embedding and wo/w2 clamp to int16, the adds are TFLM's int16 ADD (left
+  shift 15), the RMSNorms read int16 x (T summed in int64; their rounding exponent capped at 47,
+  past which |xc * srdhm| < 2^46 rounds to 0).
 (QM = quantize_multiplier, MBQM = multiply_by_quantized_multiplier, RDBP = rounding_divide_by_pot,
 SRDHM = saturating rounding doubling high multiply; everything clamps to int8 at the end.)
 """
@@ -167,8 +171,12 @@ def quantize_int8(model: Model, calib: Calibration, int16: tuple[str, ...] = ())
                          f"it takes hidden sizes up to {MAX_FFN16_HIDDEN}; run without --int16 ffn")
     P = {name: calib.params(name) for name in calib.ranges}
     P["probs"] = P["sigmoid"] = (1.0 / 256.0, -128)
-    keys16, ffn16 = "keys" in int16, "ffn" in int16
-    wide = (("k", "k_rot") if keys16 else ()) + (("h1", "h3", "silu", "gated") if ffn16 else ())
+    keys16, ffn16, res16 = "keys" in int16, "ffn" in int16, "residual" in int16
+    wide = (("k", "k_rot") if keys16 else ()) + (("h1", "h3", "silu", "gated") if ffn16 else ()) + \
+        (("o", "x_att", "f", "x_ffn") if res16 else ())
+    if res16:
+        P["x0"] = params16(*calib.ranges["x0"])
+    add_bits = 16 if res16 else 8
     for l in range(c.n_layers):
         for name in wide:
             P[f"{l}.{name}"] = params16(*calib.ranges[f"{l}.{name}"])
@@ -195,16 +203,16 @@ def quantize_int8(model: Model, calib: Calibration, int16: tuple[str, ...] = ())
             "score": T.conv_multiplier(L("q_rot")[0], L("k_rot")[0], s_eff),
             "softmax": T.softmax_params(L("scores")[0]),
             "av": T.conv_multiplier(1.0 / 256.0, L("v")[0], L("att_out")[0]),
-            "wo": _linear(t[p + "attention.wo"], L("att_out"), L("o")),
-            "add_att": T.add_params(P[x_in][0], L("o")[0], L("x_att")[0]),
+            "wo": _linear(t[p + "attention.wo"], L("att_out"), L("o"), add_bits),
+            "add_att": T.add_params(P[x_in][0], L("o")[0], L("x_att")[0], add_bits),
             "ffn_norm": _norm(t[p + "ffn_norm"], L("x_att"), L("ffn_norm"), c.norm_eps),
             "w1": _linear(t[p + "feed_forward.w1"], L("ffn_norm"), L("h1"), 16 if ffn16 else 8),
             "w3": _linear(t[p + "feed_forward.w3"], L("ffn_norm"), L("h3"), 16 if ffn16 else 8),
             "sigmoid": T.logistic16_params(L("h1")[0]) if ffn16 else T.logistic_params(*L("h1")),
             "silu": T.conv_multiplier(L("h1")[0], sig_scale, L("silu")[0]),
             "gate": T.conv_multiplier(L("silu")[0], L("h3")[0], L("gated")[0]),
-            "w2": _linear(t[p + "feed_forward.w2"], L("gated"), L("f")),
-            "add_ffn": T.add_params(L("x_att")[0], L("f")[0], L("x_ffn")[0]),
+            "w2": _linear(t[p + "feed_forward.w2"], L("gated"), L("f"), add_bits),
+            "add_ffn": T.add_params(L("x_att")[0], L("f")[0], L("x_ffn")[0], add_bits),
             "x_in": x_in,
         }
         # the sigmoid of every possible int8 input (the firmware holds the SiLU table made from it:
@@ -222,7 +230,7 @@ def embedding_rows(qm: I8Model, tokens: np.ndarray) -> np.ndarray:
     """x0 for each token: its int8 row requantized from the row's scale to x0's (see above)."""
     x = T.multiply_by_quantized_multiplier(qm.embed_q[tokens].astype(np.int64), qm.embed_mult[tokens, None],
                                            qm.embed_shift[tokens, None]) + qm.params["x0"][1]
-    return np.clip(x, -128, 127).astype(np.int8)
+    return T.clamp16(x) if "residual" in qm.int16 else np.clip(x, -128, 127).astype(np.int8)
 
 
 class I8Engine:
@@ -289,7 +297,7 @@ class I8Engine:
     def attention_out(self, l: int, x: np.ndarray, att: np.ndarray) -> np.ndarray:
         Ly, L, P = self.qm.layers[l], self._params(l), self.qm.params
         o = Ly["wo"](att)
-        return T.add(x, P[Ly["x_in"]][1], o, L("o")[1], Ly["add_att"], L("x_att")[1])
+        return T.add(x, P[Ly["x_in"]][1], o, L("o")[1], Ly["add_att"], L("x_att")[1], 8 * x.itemsize)
 
     def feed_forward(self, l: int, x_att: np.ndarray, xn: np.ndarray) -> np.ndarray:
         Ly, L = self.qm.layers[l], self._params(l)
@@ -298,12 +306,12 @@ class I8Engine:
             sig = T.logistic_int16(h1, *Ly["sigmoid"])
             silu = T.mul(h1, 0, sig, 0, *Ly["silu"], 0, 16)
             return T.add(x_att, L("x_att")[1], Ly["w2"](T.mul(silu, 0, h3, 0, *Ly["gate"], 0, 16)),
-                         L("f")[1], Ly["add_ffn"], L("x_ffn")[1])
+                         L("f")[1], Ly["add_ffn"], L("x_ffn")[1], 8 * x_att.itemsize)
         sig = Ly["sigmoid_lut"][h1.astype(np.int64) + 128]
         silu = T.mul(h1, L("h1")[1], sig, -128, *Ly["silu"], L("silu")[1])
         g = T.mul(silu, L("silu")[1], h3, L("h3")[1], *Ly["gate"], L("gated")[1])
         f = Ly["w2"](g)
-        return T.add(x_att, L("x_att")[1], f, L("f")[1], Ly["add_ffn"], L("x_ffn")[1])
+        return T.add(x_att, L("x_att")[1], f, L("f")[1], Ly["add_ffn"], L("x_ffn")[1], 8 * x_att.itemsize)
 
     def _params(self, l: int):
         return lambda name: self.qm.params[f"{l}.{name}"]

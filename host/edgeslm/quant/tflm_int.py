@@ -141,10 +141,10 @@ def conv_multiplier(in_scale: float, w_scale: float, out_scale: float) -> tuple[
     return quantize_multiplier(f32(in_scale) * f32(w_scale) / f32(out_scale))
 
 
-def add_params(s1: float, s2: float, sy: float) -> dict:
-    """TFLM int8 ADD Prepare: left_shift 20, inputs rescaled to twice the larger input scale."""
+def add_params(s1: float, s2: float, sy: float, bits: int = 8) -> dict:
+    """TFLM ADD Prepare: left_shift 20 (int16: 15), inputs rescaled to twice the larger input scale."""
     s1, s2, sy = f32(s1), f32(s2), f32(sy)
-    left_shift = 20
+    left_shift = 15 if bits == 16 else 20
     twice_max = 2 * max(s1, s2)
     m1, sh1 = quantize_multiplier(s1 / twice_max)
     m2, sh2 = quantize_multiplier(s2 / twice_max)
@@ -152,12 +152,14 @@ def add_params(s1: float, s2: float, sy: float) -> dict:
     return dict(left_shift=left_shift, m1=m1, sh1=sh1, m2=m2, sh2=sh2, my=my, shy=shy)
 
 
-def add(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, p: dict, y_zp: int) -> np.ndarray:
+def add(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, p: dict, y_zp: int, y_bits: int = 8) -> np.ndarray:
+    """TFLM ADD (int16: y_bits 16, zero points 0, p from add_params(..., bits=16))."""
     sa = (a.astype(np.int64) - a_zp) * (1 << p["left_shift"])
     sb = (b.astype(np.int64) - b_zp) * (1 << p["left_shift"])
     ra = multiply_by_quantized_multiplier(sa, p["m1"], p["sh1"])
     rb = multiply_by_quantized_multiplier(sb, p["m2"], p["sh2"])
-    return _clamp8(multiply_by_quantized_multiplier(ra + rb, p["my"], p["shy"]) + y_zp)
+    y = multiply_by_quantized_multiplier(ra + rb, p["my"], p["shy"]) + y_zp
+    return clamp16(y) if y_bits == 16 else _clamp8(y)
 
 
 def mul(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, mult: int, shift: int, y_zp: int,

@@ -83,18 +83,18 @@ def _attention_s8_scratch(step: Step, max_seq: int) -> int:
 # portable C of each (any 32-bit target can run them: targets/pulp_cluster.py does).
 # param_bytes = sizeof(esl_<name>_t) on a 32-bit core (tests/test_plan.py checks it with gcc).
 S8_KERNELS = (
-    KernelSpec("embed", "s8", about="requantize one int8 row", param_bytes=12),
-    KernelSpec("rmsnorm", "s8", about="integer isqrt, per-channel multipliers", param_bytes=20),
+    KernelSpec("embed", "s8", about="requantize one int8 row", param_bytes=16),
+    KernelSpec("rmsnorm", "s8", about="integer isqrt, per-channel multipliers", param_bytes=24),
     KernelSpec("matmul", "s8", about="TFLM FULLY_CONNECTED, host-folded input zero point", param_bytes=24),
     KernelSpec("rope", "s8", about="two non-zero terms of each int8 rotation row", param_bytes=24),
     KernelSpec("rope", "s16", about="TFLM FULLY_CONNECTED 16x8 of int16 keys, int8 rotation", param_bytes=16),
     KernelSpec("swiglu", "s16", about="TFLM int16 LOGISTIC (table, interpolated) and two int16 MULs",
                param_bytes=24),
-    KernelSpec("matmul", "s16", about="int16 x, int8 W, int32 sums, 4 rows per pass", param_bytes=12),
+    KernelSpec("matmul", "s16", about="int16 x, int8 W, int32 sums, 4 rows per pass", param_bytes=16),
     KernelSpec("kvstore", "s8"),
     KernelSpec("attention", "s8", scratch=_attention_s8_scratch, about="TFLM int8 softmax, host exp table",
                param_bytes=44),
-    KernelSpec("add", "s8", about="TFLM int8 ADD", param_bytes=40),
+    KernelSpec("add", "s8", about="TFLM int8 ADD (int16 with --int16 residual)", param_bytes=44),
     KernelSpec("swiglu", "s8", about="SiLU table, one TFLM MUL", param_bytes=24),
 )
 
@@ -132,7 +132,7 @@ KERNELS = (
                param_bytes=24),
     KernelSpec("matmul", "s8", "mve", about="VMLADAVA over 16 int8 lanes, predicated tail", param_bytes=24),
     KernelSpec("matmul", "s16", "dsp", _matmul_s8_dsp_scratch, about="int16 x reordered once, SXTB16 + SMLAD",
-               param_bytes=12),
+               param_bytes=16),
 )
 
 
