@@ -376,21 +376,25 @@ def _s8_cases(rng, d: "_Decls", cases: list) -> None:
                               {"table": f"&{tw}", "token": f"{token}u", "p": f"&{tp}"},
                               [("o", _s8_run("embed_s8", st, p, {}, token=token))], 70 * bits // 8, st))
     # rmsnorm: a constant input (T = n_eps only), n = 1, wide, a zero weight (multiplier 0); int16 x
-    # (--int16 residual: sums of squares past 2^32, full-scale and tiny inputs, its exponent cap)
-    for n, const, bits in ((1, False, 8), (64, False, 8), (172, False, 8), (48, True, 8), (64, False, 16),
-                           (172, False, 16), (1, False, 16), (48, True, 16)):
+    # (--int16 residual: sums of squares past 2^32, full-scale and tiny inputs, its exponent cap) and
+    # int16 outputs (--int16 norms: multipliers x 256), from either width
+    for n, const, bits, obits in ((1, False, 8, 8), (64, False, 8, 8), (172, False, 8, 8), (48, True, 8, 8),
+                                  (64, False, 16, 8), (172, False, 16, 8), (1, False, 16, 8), (48, True, 16, 8),
+                                  (64, False, 16, 16), (48, True, 16, 16), (64, False, 8, 16)):
         if bits == 16:
             x = np.full(n, 3, np.int16) if const else rng.integers(-32768, 32768, size=n).astype(np.int16)
         else:
             x = np.full(n, 5, np.int8) if const else i8(n)
-        mult, shift = _multipliers(rng, n, 3.0)
+        mult, shift = _multipliers(rng, n, 3.0 * (256 if obits == 16 else 1))
         mult[n // 2], shift[n // 2] = 0, 0
-        p = {"mult": mult, "shift": shift, "in_zp": (5 if const else zp()) if bits == 8 else 0, "out_zp": zp(),
-             "n_eps": int(rng.integers(0, 50)) if bits == 8 else int(rng.integers(0, 1 << 30)), "in_bits": bits}
+        p = {"mult": mult, "shift": shift, "in_zp": (5 if const else zp()) if bits == 8 else 0,
+             "out_zp": zp() if obits == 8 else 0,
+             "n_eps": int(rng.integers(0, 50)) if bits == 8 else int(rng.integers(0, 1 << 30)), "in_bits": bits,
+             "out_bits": obits}
         st = Step("rmsnorm", "s8", out="o", inp="x", n=n)
-        cases.append(Case(f"rmsnorm_s8 n={n} in int{bits}" + (" constant" if const else ""), "rmsnorm_s8",
+        cases.append(Case(f"rmsnorm_s8 n={n} int{bits} -> int{obits}" + (" constant" if const else ""), "rmsnorm_s8",
                           {"x": d.array(x), "n": f"{n}u", "p": f"&{d.params('esl_rmsnorm_s8_t', p)}"},
-                          [("o", _s8_run("rmsnorm_s8", st, p, {"x": x}))], n, st))
+                          [("o", _s8_run("rmsnorm_s8", st, p, {"x": x}))], n * obits // 8, st))
     # rope: int8 rotation tables of several positions
     for heads, hs, pos in ((6, 8, 77), (4, 16, 0), (2, 32, 127)):
         cos, sin = rope_tables_s8(rotation_matrices(hs, pos + 1, 10000.0))

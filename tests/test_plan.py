@@ -221,23 +221,31 @@ def test_integer_scheme_plans_s8_kernels_with_int8_buffers(stories):
 
 
 def test_int16_parts_plan_their_kernels_and_int16_buffers(stories):
-    """i8's --int16 parts: keys (wk's int16 output, rope_s16, the KV cache's keys int16) and ffn
-    (w1/w3's int16 outputs, swiglu_s16, matmul_s16); their values take two bytes, at even offsets."""
+    """i8's --int16 parts: keys (wk's int16 output, rope_s16, the KV cache's keys int16), ffn (w1/w3's
+    int16 outputs, swiglu_s16, w2 as matmul_s16), residual (x, o, f int16) and norms (the RMSNorms'
+    outputs int16: every matmul reading one is matmul_s16); their values take two bytes, at even
+    offsets."""
     cfg = stories[0].config
     board = load_board("mps2_an386")
     base = plan(cfg, get_scheme("i8", int16="none"), board, 64)
     assert get_scheme("i8").int16 == ("ffn",) and get_scheme("i8", int16="ffn,keys").int16 == ("keys", "ffn")
-    for parts in ("keys", "ffn", "keys,ffn"):
+    for parts in ("keys", "ffn", "keys,ffn", "residual", "norms", "keys,ffn,residual,norms"):
         p = plan(cfg, get_scheme("i8", int16=parts), board, 64)
-        kernels = {(ps.step.op, ps.step.inp[:1] if ps.step.op == "rope" else ps.step.weight.split(".")[-2:][-1]):
-                   ps.step.kernel for ps in p.steps if ps.step.layer == 0}
-        keys, ffn = "keys" in parts, "ffn" in parts
+        kernels = {(ps.step.op, ps.step.inp[:1] if ps.step.op == "rope" else ps.step.weight.split(".")[-1]):
+                   ps.step.kernel for ps in p.steps if ps.step.layer == 0 and ps.step.op in ("rope", "swiglu", "matmul")}
+        keys, ffn, res, norms = ("keys" in parts, "ffn" in parts, "residual" in parts, "norms" in parts)
         assert kernels[("rope", "k")] == ("rope_s16" if keys else "rope_s8") and kernels[("rope", "q")] == "rope_s8"
         assert kernels[("swiglu", "")] == ("swiglu_s16" if ffn else "swiglu_s8")
         assert kernels[("matmul", "w2")] == ("matmul_s16" if ffn else "matmul_s8")
+        assert kernels[("matmul", "wo")] == "matmul_s8"
+        for w in ("wq", "wk", "wv", "w1", "w3"):
+            assert kernels[("matmul", w)] == ("matmul_s16" if norms else "matmul_s8")
+        assert p.steps[-1].step.kernel == ("matmul_s16" if norms else "matmul_s8")          # the classifier
         for name, n, wide in (("k0", cfg.kv_dim, keys), ("h1_0", cfg.hidden_dim, ffn), ("h3_0", cfg.hidden_dim, ffn),
-                              ("q0", cfg.dim, False)):
-            assert p.values[name] == n * (2 if wide else 1)
+                              ("x", cfg.dim, res), ("o0", cfg.dim, res), ("f0", cfg.dim, res),
+                              ("xb0", cfg.dim, norms), ("xn0", cfg.dim, norms), ("xf", cfg.dim, norms),
+                              ("q0", cfg.dim, False), ("ao0", cfg.dim, False)):
+            assert p.values[name] == n * (2 if wide else 1), (parts, name)
             assert p.offsets[name] % 2 == 0
         items = {it.name: it.nbytes for it in p.items}
         assert items["KV cache"] == cfg.n_layers * 64 * cfg.kv_dim * (3 if keys else 2)
@@ -256,14 +264,15 @@ def test_int16_is_an_i8_option_with_limits(stories, tmp_path):
     with pytest.raises(UsageError, match="unknown part 'scores'"):
         get_scheme("i8", int16="keys,scores")
     assert get_scheme("i8", int16="none").int16 == () and get_scheme("q8").int16 == ()
-    for kw, msg in ((dict(head_size=512), "head size 512"), (dict(hidden_dim=520), "hidden size 520")):
+    for kw, msg in ((dict(head_size=512), "head size 512"), (dict(hidden_dim=520), "hidden size 520"),
+                    (dict(head_size=260), "dim 520")):
         hs = kw.get("head_size", 8)
         cfg = ModelConfig(dim=hs * 2, hidden_dim=kw.get("hidden_dim", 16), n_layers=1, n_heads=2, n_kv_heads=2,
                           vocab_size=16, max_seq_len=4, shared_classifier=True)
         m = load_model(write_synthetic(tmp_path / f"{hs}.bin", cfg))
         calib = Calibration(m.fingerprint(), "minmax", 1, {}, None)
         with pytest.raises(UsageError, match=msg):
-            quantize_int8(m, calib, ("keys" if "head_size" in kw else "ffn",))
+            quantize_int8(m, calib, ("keys" if msg.startswith("head") else "norms" if msg.startswith("dim") else "ffn",))
 
 
 def test_planner_suggests_dropping_int16_keys_where_the_cache_does_not_fit(stories):

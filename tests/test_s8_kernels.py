@@ -36,8 +36,8 @@ def _step_dump(comp, out: Path) -> Path:
 
 
 @pytest.mark.parametrize("board,int16", [("mps2_an386", "none"), ("mps2_an385", "none"), ("mps2_an386", "ffn"),
-                                         ("mps2_an386", "keys,ffn,residual"), ("mps2_an385", "keys,ffn,residual"),
-                                         ("mps2_an386", "residual")])
+                                         ("mps2_an386", "keys,ffn,residual,norms"), ("mps2_an385", "keys,ffn,residual,norms"),
+                                         ("mps2_an386", "residual"), ("mps2_an386", "norms")])
 def test_every_s8_step_equals_golden(stories, calib, tmp_path, board, int16):
     """Also with the --int16 parts (their int16 values compared as int16: every byte)."""
     model, tok = stories
@@ -69,7 +69,7 @@ def test_every_s8_step_equals_golden(stories, calib, tmp_path, board, int16):
     assert checked > 80 * len(tokens) * 0.9
 
 
-@pytest.mark.parametrize("int16", [(), ("keys",), ("ffn",), ("residual",), ("keys", "ffn", "residual")])
+@pytest.mark.parametrize("int16", [(), ("keys",), ("ffn",), ("residual",), ("norms",), ("keys", "ffn", "residual", "norms")])
 def test_golden_steps_equal_tflm_blocks(stories, aidreams, calib, int16):
     """The step kernels' golden (forward) == the TFLM-op blocks (forward_blocks), bit for bit
     (with int16 keys the blocks' RoPE is TFLM's FULLY_CONNECTED 16x8, with an int16 ffn its int16

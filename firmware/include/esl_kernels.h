@@ -130,9 +130,12 @@ void esl_embed_s8(void *o, const esl_weight_t *table, uint32_t token, const esl_
 /* rmsnorm_s8: xc = x - in_zp; T = max(1, sum xc^2 + n_eps); a = (62 - bitlen(T)) / 2;
  * inv = 2^60 / isqrt(T << 2a); o[j] = clamp(rdbp64(xc[j] * srdhm(inv, mult[j]), min(60 - a - shift[j], 40))
  * + out_zp).  (mult, shift)[j] = the norm weight j times sqrt(n) over the output scale. o may be x.
- * in_bits 16 (--int16 residual): x int16 (in_zp 0), the exponent capped at 47 instead. */
-typedef struct { const int32_t *mult; const int8_t *shift; int32_t in_zp, out_zp, n_eps, in_bits; } esl_rmsnorm_s8_t;
-void esl_rmsnorm_s8(int8_t *o, const void *x, uint32_t n, const esl_rmsnorm_s8_t *p);
+ * in_bits 16 (--int16 residual): x int16 (in_zp 0), the exponent capped at 47 instead; out_bits 16
+ * (--int16 norms): o int16, clamp16, out_zp 0. */
+typedef struct {
+    const int32_t *mult; const int8_t *shift; int32_t in_zp, out_zp, n_eps, in_bits, out_bits;
+} esl_rmsnorm_s8_t;
+void esl_rmsnorm_s8(void *o, const void *x, uint32_t n, const esl_rmsnorm_s8_t *p);
 
 /* matmul_s8 (TFLM FULLY_CONNECTED, per-channel): acc = bias[i] + sum_j W[i][j] * x[j], where
  * bias[i] = -in_zp * sum_j W[i][j] (host); y[i] = clamp(mbqm(acc, mult[i], shift[i]) + out_zp);

@@ -187,8 +187,8 @@ static void run_case(const kc_case_t *c, kc_parts_t *p)
         part(p, out, c->embed_s8.table->cols * (uint32_t)c->embed_s8.p->out_bits / 8u);
         break;
     case KC_RMSNORM_S8:
-        esl_rmsnorm_s8((int8_t *)out, c->rmsnorm_s8.x, c->rmsnorm_s8.n, c->rmsnorm_s8.p);
-        part(p, out, c->rmsnorm_s8.n);
+        esl_rmsnorm_s8(out, c->rmsnorm_s8.x, c->rmsnorm_s8.n, c->rmsnorm_s8.p);
+        part(p, out, c->rmsnorm_s8.n * (uint32_t)c->rmsnorm_s8.p->out_bits / 8u);
         break;
     case KC_ROPE_S8: {                                   /* in place: rotate a copy */
         const uint32_t n = c->rope_s8.heads * c->rope_s8.head_size;

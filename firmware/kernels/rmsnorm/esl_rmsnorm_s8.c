@@ -5,7 +5,9 @@
  * (mult, shift)[j] = QuantizeMultiplier(w[j] * sqrt(n) / s_o). The exponent is >= 0 (a <= 30,
  * shift <= 30) and every exponent >= 40 rounds to 0 (|xc * srdhm| < 2^39), as 40 does.
  * in_bits 16 (--int16 residual): x int16 (in_zp 0), T summed in int64, the exponent capped at 47
- * (|xc * srdhm| < 2^46) and the rounded value clamped in int64. */
+ * (|xc * srdhm| < 2^46) and the rounded value clamped in int64; out_bits 16 (--int16 norms): o
+ * int16, clamp16 (out_zp 0). Every exponent >= 40 gives 0 for an int8 x too, so the cap of 47
+ * serves every width but the int8-to-int8 path's. */
 #include "esl_fixedpoint.h"
 #include "esl_kernels.h"
 
@@ -81,18 +83,23 @@ static void rms_factor16(const int16_t *x, uint32_t n, const esl_rmsnorm_s8_t *p
     rms_inv(t, a, inv);
 }
 
-/* o[j] for j in [begin, end) of an int16 x, given a and inv. */
-static void rms_scale16(int8_t *o, const int16_t *x, const esl_rmsnorm_s8_t *p, int32_t a, int32_t inv,
-                        uint32_t begin, uint32_t end)
+/* o[j] for j in [begin, end) given a and inv, where x or o is int16 (in_bits / out_bits 16). */
+static void rms_scale_wide(void *o, const void *x, const esl_rmsnorm_s8_t *p, int32_t a, int32_t inv,
+                           uint32_t begin, uint32_t end)
 {
-    const int32_t out_zp = p->out_zp, *const mult = p->mult;
+    const int32_t in_zp = p->in_zp, out_zp = p->out_zp, *const mult = p->mult;
     const int8_t *const shift = p->shift;
+    const int in16 = p->in_bits == 16, out16 = p->out_bits == 16;
+    const int64_t lo = out16 ? -32768 : -128, hi = out16 ? 32767 : 127;
     for (uint32_t j = begin; j < end; j++) {
-        const int64_t scaled = (int64_t)x[j] * esl_srdhm(inv, mult[j]);
+        const int32_t xc = in16 ? ((const int16_t *)x)[j] : ((const int8_t *)x)[j] - in_zp;
+        const int64_t scaled = (int64_t)xc * esl_srdhm(inv, mult[j]);
         int32_t e = 60 - a - shift[j];
         if (e > 47) e = 47;
-        const int64_t r = esl_rdbp64(scaled, e) + out_zp;
-        o[j] = (int8_t)(r < -128 ? -128 : (r > 127 ? 127 : r));
+        int64_t r = esl_rdbp64(scaled, e) + out_zp;
+        r = r < lo ? lo : (r > hi ? hi : r);
+        if (out16) ((int16_t *)o)[j] = (int16_t)r;
+        else ((int8_t *)o)[j] = (int8_t)r;
     }
 }
 
@@ -111,16 +118,13 @@ static void rms_scale(int8_t *o, const int8_t *x, const esl_rmsnorm_s8_t *p, int
     }
 }
 
-void esl_rmsnorm_s8(int8_t *o, const void *x, uint32_t n, const esl_rmsnorm_s8_t *p)
+void esl_rmsnorm_s8(void *o, const void *x, uint32_t n, const esl_rmsnorm_s8_t *p)
 {
     int32_t a, inv;
-    if (p->in_bits == 16) {
-        rms_factor16(x, n, p, &a, &inv);
-        rms_scale16(o, x, p, a, inv, 0u, n);
-        return;
-    }
-    rms_factor(x, n, p, &a, &inv);
-    rms_scale(o, x, p, a, inv, 0u, n);
+    if (p->in_bits == 16) rms_factor16(x, n, p, &a, &inv);
+    else rms_factor(x, n, p, &a, &inv);
+    if (p->in_bits == 16 || p->out_bits == 16) rms_scale_wide(o, x, p, a, inv, 0u, n);
+    else rms_scale(o, x, p, a, inv, 0u, n);
 }
 
 #if defined(ESL_CLUSTER_CORES)
@@ -129,7 +133,7 @@ void esl_rmsnorm_s8(int8_t *o, const void *x, uint32_t n, const esl_rmsnorm_s8_t
 #include "esl_cluster.h"
 
 typedef struct {
-    int8_t *o;
+    void *o;
     const void *x;
     uint32_t n;
     const esl_rmsnorm_s8_t *p;
@@ -141,11 +145,11 @@ static void rmsnorm_job(void *arg)
     const rmsnorm_job_t *j = arg;
     uint32_t begin, end;
     esl_cl_split(j->n, 1u, esl_cl_core_id(), esl_cl_cores(), &begin, &end);
-    if (j->p->in_bits == 16) rms_scale16(j->o, j->x, j->p, j->a, j->inv, begin, end);
+    if (j->p->in_bits == 16 || j->p->out_bits == 16) rms_scale_wide(j->o, j->x, j->p, j->a, j->inv, begin, end);
     else rms_scale(j->o, j->x, j->p, j->a, j->inv, begin, end);
 }
 
-static void rmsnorm_cluster(int8_t *o, const void *x, uint32_t n, const esl_rmsnorm_s8_t *p)
+static void rmsnorm_cluster(void *o, const void *x, uint32_t n, const esl_rmsnorm_s8_t *p)
 {
     rmsnorm_job_t job = { o, x, n, p, 0, 0 };
     if (p->in_bits == 16) rms_factor16(x, n, p, &job.a, &job.inv);

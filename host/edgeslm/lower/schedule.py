@@ -55,10 +55,7 @@ def contracts(scheme: Scheme) -> dict[str, str]:
 
 
 def weight_contract(scheme: Scheme, weight: str, n_layers: int) -> str:
-    """The integer scheme's w2 reads the int16 gated value with --int16 ffn (matmul_s16)."""
-    if scheme.integer:
-        return "s16" if "ffn" in scheme.int16 and weight.endswith("feed_forward.w2") else "s8"
-    return _WEIGHT_CONTRACT[scheme.matrix_bits(weight, n_layers)]
+    return "s8" if scheme.integer else _WEIGHT_CONTRACT[scheme.matrix_bits(weight, n_layers)]
 
 
 def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step], dict[str, int]]:
@@ -71,15 +68,19 @@ def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step]
     k_bytes = 2 if "keys" in scheme.int16 else 1          # the --int16 parts' values: int16
     h_bytes = 2 if "ffn" in scheme.int16 else 1
     r_bytes = 2 if "residual" in scheme.int16 else 1
+    n_bytes = 2 if "norms" in scheme.int16 else 1
     sizes = {"x": cfg.dim * r_bytes}
+    wide = set()                                   # the int16 values a matmul may read
 
-    def val(name: str, n: int) -> str:
-        sizes[name] = n
+    def val(name: str, n: int, width: int = 1) -> str:
+        sizes[name] = n * width
+        if width == 2:
+            wide.add(name)
         return name
 
     def matmul(layer: int, out: str, inp: str, weight: str) -> Step:
         rows, cols = shapes[weight]
-        contract = weight_contract(scheme, weight, cfg.n_layers)
+        contract = "s16" if inp in wide else weight_contract(scheme, weight, cfg.n_layers)   # int16 x
         return Step("matmul", contract, layer, out=out, inp=inp, weight=weight, rows=rows, cols=cols,
                     group_size=0 if contract == "f32" else scheme.kernel_group_size,
                     act_bits=scheme.act_bits if contract == "w8f" else 0)
@@ -92,10 +93,10 @@ def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step]
                   rows=emb[0], cols=emb[1])]
     for l in range(cfg.n_layers):
         p = f"layers.{l}."
-        xb, q, k, v = val(f"xb{l}", cfg.dim), val(f"q{l}", cfg.dim), val(f"k{l}", cfg.kv_dim * k_bytes), val(f"v{l}", cfg.kv_dim)
-        ao, o = val(f"ao{l}", cfg.dim), val(f"o{l}", cfg.dim * r_bytes)
-        xn, f = val(f"xn{l}", cfg.dim), val(f"f{l}", cfg.dim * r_bytes)
-        h1, h3 = val(f"h1_{l}", cfg.hidden_dim * h_bytes), val(f"h3_{l}", cfg.hidden_dim * h_bytes)
+        xb, q, k, v = val(f"xb{l}", cfg.dim, n_bytes), val(f"q{l}", cfg.dim), val(f"k{l}", cfg.kv_dim, k_bytes), val(f"v{l}", cfg.kv_dim)
+        ao, o = val(f"ao{l}", cfg.dim), val(f"o{l}", cfg.dim, r_bytes)
+        xn, f = val(f"xn{l}", cfg.dim, n_bytes), val(f"f{l}", cfg.dim, r_bytes)
+        h1, h3 = val(f"h1_{l}", cfg.hidden_dim, h_bytes), val(f"h3_{l}", cfg.hidden_dim, h_bytes)
         steps += [
             op("rmsnorm", l, out=xb, inp="x", n=cfg.dim, norm=p + "attention_norm"),
             matmul(l, q, xb, p + "attention.wq"),
@@ -114,7 +115,7 @@ def schedule(cfg: ModelConfig, scheme: Scheme, max_seq: int) -> tuple[list[Step]
             matmul(l, f, h1, p + "feed_forward.w2"),
             op("add", l, out="x", inp=f, n=cfg.dim),
         ]
-    steps += [op("rmsnorm", out=val("xf", cfg.dim), inp="x", n=cfg.dim, norm="norm"),
+    steps += [op("rmsnorm", out=val("xf", cfg.dim, n_bytes), inp="x", n=cfg.dim, norm="norm"),
               matmul(0, val("logits", cfg.vocab_size), "xf",
                      "tok_embeddings" if cfg.shared_classifier else "output")]
     return _share_prepared_inputs(steps), sizes

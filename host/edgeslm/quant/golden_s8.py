@@ -22,7 +22,8 @@ literal transcription, each exactly equal to it:
   matmul_s16    int16 x (zero point 0) times int8 W: int32 sums (exact for cols <= 516), matmul_s8's
                 requantization to int8
 The --int16 parts' values are int16 (zero point 0): matmul_s8 / matmul_s16 / embed_s8 with out_bits
-16 clamp to int16, rmsnorm_s8 with in_bits 16 reads int16 x, add_s8 with bits 16 is TFLM's int16 ADD,
+16 clamp to int16, rmsnorm_s8 with in_bits / out_bits 16 reads / writes int16, add_s8 with bits 16 is
+TFLM's int16 ADD,
 and kvstore_s8 / attention_s8 take the cache's keys at the engine's key width.
 """
 
@@ -72,7 +73,7 @@ def _norm_params(nm, in_bits: int) -> dict:
         raise ValueError(f"RMSNorm's n * eps / s^2 = {nm.n_eps} does not fit int32 (a residual scale this small "
                          "is not a calibration to trust)")
     return {"mult": nm.mult.astype(np.int32), "shift": nm.shift.astype(np.int8), "in_zp": nm.zp,
-            "out_zp": nm.out_zp, "n_eps": nm.n_eps, "in_bits": in_bits}
+            "out_zp": nm.out_zp, "n_eps": nm.n_eps, "in_bits": in_bits, "out_bits": nm.out_bits}
 
 
 def step_params(qm, step: Step) -> dict:
@@ -148,7 +149,8 @@ def rmsnorm_s8(e, s: Step) -> None:
     inv = (1 << 60) // math.isqrt(t << (2 * a))
     scaled = xc * T.srdhm(inv, p["mult"].astype(np.int64))
     ex = np.minimum(60 - a - p["shift"].astype(np.int64), RMS_E_MAX[p["in_bits"]])
-    e.val[s.out] = _clamp8(T.rounding_divide_by_pot(scaled, ex) + p["out_zp"])
+    y = T.rounding_divide_by_pot(scaled, ex) + p["out_zp"]
+    e.val[s.out] = T.clamp16(y) if p["out_bits"] == 16 else _clamp8(y)
 
 
 def matmul_s8(e, s: Step) -> None:

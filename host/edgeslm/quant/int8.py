@@ -37,6 +37,9 @@ No TFLM twin (edgeslm's own integer arithmetic, stated here):
   out of w2) int16: the embedding and wo/w2 clamp to int16, the adds are TFLM's int16 ADD (left
   shift 15), the RMSNorms read int16 x (T summed in int64; their rounding exponent capped at 47,
   past which |xc * srdhm| < 2^46 rounds to 0).
+--int16 norms: the RMSNorms' outputs int16 (their rounded value clamped to int16, zero point 0), so
+  wq, wk, wv, w1, w3 and the classifier read int16 x (w2's arithmetic: int32 sums, exact for a dim up
+  to 516, the int8 FC's requantization).
 (QM = quantize_multiplier, MBQM = multiply_by_quantized_multiplier, RDBP = rounding_divide_by_pot,
 SRDHM = saturating rounding doubling high multiply; everything clamps to int8 at the end.)
 """
@@ -77,6 +80,7 @@ class Norm:
     mult: np.ndarray
     shift: np.ndarray
     out_zp: int
+    out_bits: int = 8        # 16: y int16 (zero point 0)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         xc = x.astype(np.int64) - self.zp
@@ -86,7 +90,7 @@ class Norm:
         scaled = xc * T.srdhm(inv, self.mult)
         e = 60 - a - self.shift
         y = np.where(e >= 0, T.rounding_divide_by_pot(scaled, np.maximum(e, 0)), scaled << np.maximum(-e, 0))
-        return np.clip(y + self.out_zp, -128, 127).astype(np.int8)
+        return T.clamp16(y) if self.out_bits == 16 else np.clip(y + self.out_zp, -128, 127).astype(np.int8)
 
 
 def rotation_matrices(head_size: int, max_seq: int, theta: float) -> np.ndarray:
@@ -120,11 +124,12 @@ def params16(lo: float, hi: float) -> tuple[float, int]:
     return (float(np.float32(amax / 32767.0)), 0) if amax > 1e-12 else (1e-8, 0)
 
 
-def _norm(weight: np.ndarray, s_in: tuple[float, int], s_out: tuple[float, int], eps: float) -> Norm:
+def _norm(weight: np.ndarray, s_in: tuple[float, int], s_out: tuple[float, int], eps: float,
+          out_bits: int = 8) -> Norm:
     n = weight.shape[0]
     mq = [T.quantize_multiplier(float(wj) * math.sqrt(n) / s_out[0]) if wj != 0 else (0, 0) for wj in weight]
     return Norm(s_in[1], int(round(n * eps / (s_in[0] ** 2))), np.array([m for m, _ in mq], np.int64),
-                np.array([s for _, s in mq], np.int64), s_out[1])
+                np.array([s for _, s in mq], np.int64), s_out[1], out_bits)
 
 
 @dataclass
@@ -169,13 +174,17 @@ def quantize_int8(model: Model, calib: Calibration, int16: tuple[str, ...] = ())
     if "ffn" in int16 and c.hidden_dim > MAX_FFN16_HIDDEN:
         raise UsageError(f"--int16 ffn with hidden size {c.hidden_dim}: w2's int32 sums could overflow",
                          f"it takes hidden sizes up to {MAX_FFN16_HIDDEN}; run without --int16 ffn")
+    if "norms" in int16 and c.dim > MAX_FFN16_HIDDEN:
+        raise UsageError(f"--int16 norms with dim {c.dim}: the matmuls' int32 sums could overflow",
+                         f"it takes a dim up to {MAX_FFN16_HIDDEN}; run without --int16 norms")
     P = {name: calib.params(name) for name in calib.ranges}
     P["probs"] = P["sigmoid"] = (1.0 / 256.0, -128)
-    keys16, ffn16, res16 = "keys" in int16, "ffn" in int16, "residual" in int16
+    keys16, ffn16, res16, norms16 = ("keys" in int16, "ffn" in int16, "residual" in int16, "norms" in int16)
     wide = (("k", "k_rot") if keys16 else ()) + (("h1", "h3", "silu", "gated") if ffn16 else ()) + \
-        (("o", "x_att", "f", "x_ffn") if res16 else ())
-    if res16:
-        P["x0"] = params16(*calib.ranges["x0"])
+        (("o", "x_att", "f", "x_ffn") if res16 else ()) + (("att_norm", "ffn_norm") if norms16 else ())
+    for name in (("x0",) if res16 else ()) + (("final_norm",) if norms16 else ()):
+        P[name] = params16(*calib.ranges[name])
+    norm_bits = 16 if norms16 else 8
     add_bits = 16 if res16 else 8
     for l in range(c.n_layers):
         for name in wide:
@@ -194,7 +203,7 @@ def quantize_int8(model: Model, calib: Calibration, int16: tuple[str, ...] = ())
         p, L = f"layers.{l}.", lambda n: P[f"{l}.{n}"]      # noqa: E731
         s_eff = T.f32(L("scores")[0] * math.sqrt(hs))        # 1/sqrt(hd) folded into the output scale
         layer = {
-            "att_norm": _norm(t[p + "attention_norm"], P[x_in], L("att_norm"), c.norm_eps),
+            "att_norm": _norm(t[p + "attention_norm"], P[x_in], L("att_norm"), c.norm_eps, norm_bits),
             "wq": _linear(t[p + "attention.wq"], L("att_norm"), L("q")),
             "wk": _linear(t[p + "attention.wk"], L("att_norm"), L("k"), 16 if keys16 else 8),
             "wv": _linear(t[p + "attention.wv"], L("att_norm"), L("v")),
@@ -205,7 +214,7 @@ def quantize_int8(model: Model, calib: Calibration, int16: tuple[str, ...] = ())
             "av": T.conv_multiplier(1.0 / 256.0, L("v")[0], L("att_out")[0]),
             "wo": _linear(t[p + "attention.wo"], L("att_out"), L("o"), add_bits),
             "add_att": T.add_params(P[x_in][0], L("o")[0], L("x_att")[0], add_bits),
-            "ffn_norm": _norm(t[p + "ffn_norm"], L("x_att"), L("ffn_norm"), c.norm_eps),
+            "ffn_norm": _norm(t[p + "ffn_norm"], L("x_att"), L("ffn_norm"), c.norm_eps, norm_bits),
             "w1": _linear(t[p + "feed_forward.w1"], L("ffn_norm"), L("h1"), 16 if ffn16 else 8),
             "w3": _linear(t[p + "feed_forward.w3"], L("ffn_norm"), L("h3"), 16 if ffn16 else 8),
             "sigmoid": T.logistic16_params(L("h1")[0]) if ffn16 else T.logistic_params(*L("h1")),
@@ -221,7 +230,7 @@ def quantize_int8(model: Model, calib: Calibration, int16: tuple[str, ...] = ())
             layer["sigmoid_lut"] = T.logistic_int8(np.arange(-128, 128).astype(np.int8), layer["sigmoid"])
         qm.layers.append(layer)
         x_in = f"{l}.x_ffn"
-    qm.final_norm = _norm(t["norm"], P[x_in], P["final_norm"], c.norm_eps)
+    qm.final_norm = _norm(t["norm"], P[x_in], P["final_norm"], c.norm_eps, norm_bits)
     qm.classifier = _linear(model.classifier(), P["final_norm"], P["logits"])
     return qm
 

@@ -17,7 +17,8 @@ quantized on the fly, and the KV cache format; the golden model and the firmware
          `int16` names the parts kept in int16 (symmetric, zero point 0) where int8 loses most
          (README: Accuracy): "keys" = k out of wk, its RoPE and the key cache; "ffn" = the FFN's
          inside, h1 and h3 out of w1/w3, the SiLU, the gate, w2's input (TFLM's int16 ops);
-         "residual" = the residual stream and what is added to it (x, o, f; TFLM's int16 ADD).
+         "residual" = the residual stream and what is added to it (x, o, f; TFLM's int16 ADD);
+         "norms" = the RMSNorms' outputs, so every matmul but wo reads int16 (matmul_s16).
          Default "ffn" (DEFAULT_I8_INT16); "keys" costs half as much KV cache again, so it is asked for.
 
 In every scheme the norm weights stay fp32, the token embedding is dequantized one row at a time
@@ -39,9 +40,10 @@ DEFAULT_GROUP_SIZE = 32
 ACT_BITS = (8, 16)                  # q8: how the int8-weight matmuls quantize their input
 DEFAULT_ACT_BITS = 16               # q8's default (README: Accuracy): KL a third, on the M4 as fast
 MAX_ACT16_GROUP = 512               # int16 x int8 sums of a group stay within int32: 512*32767*127 < 2^31
-INT16_PARTS = ("keys", "ffn", "residual")   # i8: what --int16 can widen (quant/int8.py)
+INT16_PARTS = ("keys", "ffn", "residual", "norms")   # i8: what --int16 can widen (quant/int8.py)
 MAX_KEYS16_HEAD = 256               # int16 keys: a score's int32 sum stays exact, 256*255*32768 < 2^31
 MAX_FFN16_HIDDEN = 516              # int16 ffn: w2's int32 sum stays exact, 516*127*32768 < 2^31
+                                    # (and int16 norms: every matmul but wo, their width the model's dim)
 DEFAULT_I8_INT16 = ("ffn",)         # i8's default (README: Accuracy): aidreams260K top-1 96.4% -> 97.5%,
                                     # stories260K KL -19%, +4% instructions on the M4, no RAM to speak of
 DEFAULT_Q4_INT8_LAYERS = 2          # q4: the last layers, whose error costs most, keep int8 weights

@@ -84,7 +84,7 @@ def _attention_s8_scratch(step: Step, max_seq: int) -> int:
 # param_bytes = sizeof(esl_<name>_t) on a 32-bit core (tests/test_plan.py checks it with gcc).
 S8_KERNELS = (
     KernelSpec("embed", "s8", about="requantize one int8 row", param_bytes=16),
-    KernelSpec("rmsnorm", "s8", about="integer isqrt, per-channel multipliers", param_bytes=24),
+    KernelSpec("rmsnorm", "s8", about="integer isqrt, per-channel multipliers", param_bytes=28),
     KernelSpec("matmul", "s8", about="TFLM FULLY_CONNECTED, host-folded input zero point", param_bytes=24),
     KernelSpec("rope", "s8", about="two non-zero terms of each int8 rotation row", param_bytes=24),
     KernelSpec("rope", "s16", about="TFLM FULLY_CONNECTED 16x8 of int16 keys, int8 rotation", param_bytes=16),
