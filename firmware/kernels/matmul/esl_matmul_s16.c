@@ -4,7 +4,8 @@
  * + out_zp) (matmul_s8's requantization); out_bits 16 (--int16 residual): y int16, clamp16 of the
  * same mbqm (out_zp 0). TFLM's 16x8 FULLY_CONNECTED sums in int64 and requantizes with its int64
  * form, so neither output is its twin (golden: quant/golden_s8.matmul_s16).
- * scratch (dsp): x reordered for SMLAD, int16[round_up(cols, 2)] (esl_dot_i8.h with ESL_DOT_X16).
+ * scratch (dsp): x reordered for SMLAD, int16[round_up(cols, 2)] (esl_dot_i8.h with ESL_DOT_X16), the
+ * layout matmul_s8 prepares from int8, so its assembly forms the sums (esl_matmul_s8_dsp.h).
  * On a cluster (ESL_CLUSTER_CORES) the workers take contiguous ranges of rows, W read where it is
  * (no DMA tiles: w2 is one matrix of five per layer), each row's arithmetic unchanged. */
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "esl_kernels.h"
 #define ESL_DOT_X16 1
 #include "esl_dot_i8.h"
+#include "esl_matmul_s8_dsp.h"
 
 /* Rows [begin, end) of y, x prepared (xv). */
 /* y[i] of the sum acc, at y's width. */
@@ -55,6 +57,19 @@ static void matmul_job(void *arg)
 }
 #endif
 
+#if ESL_KERNELS_DSP && !ESL_KERNELS_MVE && !defined(ESL_CLUSTER_CORES)
+/* y = W @ x for s8_fits: blocks of rows, sums by matmul_s8's assembly, then requantize. */
+static void matmul_dsp(void *y, const esl_weight_t *w, const int16_t *x16, const esl_matmul_s16_t *p)
+{
+    int32_t s[S8_BLOCK];
+    for (uint32_t i = 0; i < w->rows; i += S8_BLOCK) {
+        const uint32_t n = w->rows - i < S8_BLOCK ? w->rows - i : S8_BLOCK;
+        dsp_block_sums(s, w, x16, i, n);
+        for (uint32_t r = 0; r < n; r++) requantize(y, s[r], p, i + r);
+    }
+}
+#endif
+
 void esl_matmul_s16(void *y, const esl_weight_t *w, const int16_t *x, const esl_matmul_s16_t *p, void *scratch)
 {
     const xv_t *xv = prepare_x(x, (int16_t *)scratch, w->cols, w->cols, 0);
@@ -62,6 +77,12 @@ void esl_matmul_s16(void *y, const esl_weight_t *w, const int16_t *x, const esl_
     matmul_job_t j = { y, w, xv, p };
     esl_cl_team_fork(matmul_job, &j);
 #else
+#if ESL_KERNELS_DSP && !ESL_KERNELS_MVE
+    if (s8_fits(w, scratch)) {
+        matmul_dsp(y, w, xv, p);
+        return;
+    }
+#endif
     matmul_rows(y, w, xv, p, 0u, w->rows);
 #endif
 }
