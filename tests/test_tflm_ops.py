@@ -87,31 +87,23 @@ def test_logistic_int16(scale):
     assert _count(run, lambda v: T.logistic_int16(v, mult, shift), lambda: (next(chunks),), 128) == 0
 
 
+@pytest.mark.parametrize("op", ["add", "mul"])
 @pytest.mark.parametrize("seed", range(3))
-def test_add_int16(seed):
-    """TFLM int16 ADD (i8's --int16 residual: the residual stream's adds)."""
+def test_add_and_mul_int16(op, seed):
+    """TFLM int16 ADD and MUL (i8's --int16 residual adds; the SiLU and gate of --int16 ffn)."""
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 200))
     s1, s2, sy = (float(rng.uniform(1e-5, 1e-3)) for _ in range(3))
     tensors = [tensor([1, n], INT16, s1, 0), tensor([1, n], INT16, s2, 0), tensor([1, n], INT16, sy, 0)]
-    run = Runner(single_op_model(S.BuiltinOperator.ADD, tensors, [0, 1], [2], {},
-                                 S.BuiltinOptions.AddOptions, S.AddOptionsT()))
-    p = T.add_params(s1, s2, sy, bits=16)
+    if op == "add":
+        code, opts, p = S.BuiltinOperator.ADD, (S.BuiltinOptions.AddOptions, S.AddOptionsT()), T.add_params(s1, s2, sy, 16)
+        ref = lambda a, b: T.add(a, 0, b, 0, p, 0, 16)                            # noqa: E731
+    else:
+        code, opts, mq = S.BuiltinOperator.MUL, (S.BuiltinOptions.MulOptions, S.MulOptionsT()), T.conv_multiplier(s1, s2, sy)
+        ref = lambda a, b: T.mul(a, 0, b, 0, *mq, 0, 16)                          # noqa: E731
+    run = Runner(single_op_model(code, tensors, [0, 1], [2], {}, *opts))
     i16 = lambda: rng.integers(-32768, 32768, (1, n)).astype(np.int16)   # noqa: E731
-    assert _count(run, lambda a, b: T.add(a, 0, b, 0, p, 0, 16), lambda: (i16(), i16()), 200) == 0
-
-
-@pytest.mark.parametrize("seed", range(3))
-def test_mul_int16(seed):
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(1, 200))
-    s1, s2, sy = (float(rng.uniform(1e-5, 1e-3)) for _ in range(3))
-    tensors = [tensor([1, n], INT16, s1, 0), tensor([1, n], INT16, s2, 0), tensor([1, n], INT16, sy, 0)]
-    run = Runner(single_op_model(S.BuiltinOperator.MUL, tensors, [0, 1], [2], {},
-                                 S.BuiltinOptions.MulOptions, S.MulOptionsT()))
-    mult, shift = T.conv_multiplier(s1, s2, sy)
-    i16 = lambda: rng.integers(-32768, 32768, (1, n)).astype(np.int16)   # noqa: E731
-    assert _count(run, lambda a, b: T.mul(a, 0, b, 0, mult, shift, 0, 16), lambda: (i16(), i16()), 200) == 0
+    assert _count(run, ref, lambda: (i16(), i16()), 200) == 0
 
 
 @pytest.mark.parametrize("seed", range(3))

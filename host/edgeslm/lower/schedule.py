@@ -1,12 +1,15 @@
 """The forward pass as a fixed list of steps: written once, run by the firmware (through the
 generated step table) and by the golden model (through its kernel functions) alike.
 
-    schedule(cfg, scheme, max_seq) -> (steps, value sizes in floats)
+    schedule(cfg, scheme, max_seq) -> (steps, value sizes in arena elements)
 
 A step names its op and its *contract* (the exact arithmetic of its weights and activations:
 `f32`, `w8f` int8 weights with float activations, `w4f`, `kv8` an int8 KV cache, `s8` the
-integer-only scheme, `s16` its steps on int16 values: the --int16 parts), so `<op>_<contract>` names both the C kernel (`esl_<op>_<contract>.c`) and
-its golden function. Which ISA variant of the kernel runs is the board's business (the planner).
+integer-only scheme, `s16` the steps of its --int16 parts whose arithmetic is another: the keys'
+RoPE, the int16 SwiGLU, matmuls over int16 x; s8 kernels that only read or write int16 take the
+width as a parameter), so `<op>_<contract>` names both the C kernel (`esl_<op>_<contract>.c`) and
+its golden function.
+Which ISA variant of the kernel runs is the board's business (the planner).
 """
 
 from __future__ import annotations
