@@ -150,7 +150,6 @@ static void attention_head(int8_t *out, const int8_t *q, const esl_model_t *m, u
     int8_t *score = (int8_t *)(qc + ((hs + 1u) & ~1u));
     uint8_t *w = (uint8_t *)score;               /* prob + 128 replaces each score once it is read */
     uint8_t *table = w + m->max_seq;             /* prob + 128 by d, when that is cheaper */
-    const int8_t *keys = m->kv.key_i8 + layer * m->max_seq * kv_dim;
     const int8_t *values = m->kv.value_i8 + layer * m->max_seq * kv_dim;
     /* the parameters in locals: the int8 stores below may alias anything, locals they cannot */
     const int32_t score_mult = p->score_mult, score_shift = p->score_shift, score_zp = p->score_zp;
@@ -172,7 +171,7 @@ static void attention_head(int8_t *out, const int8_t *q, const esl_model_t *m, u
         int32_t qsum = 0;
         for (uint32_t i = 0; i < hs; i++) qsum += qc[i];
         const int32_t k_corr = p->k_zp * qsum;
-        const int8_t *k = keys + kvo;
+        const int8_t *k = m->kv.key_i8 + layer * m->max_seq * kv_dim + kvo;
         for (uint32_t t = 0; t < n; t++, k += kv_dim) {
             const int32_t sc = esl_clamp8(esl_mbqm(dot_qk(qc, k, hs) - k_corr, score_mult, score_shift)
                                           + score_zp);
