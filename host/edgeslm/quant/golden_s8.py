@@ -91,7 +91,8 @@ def step_params(qm, step: Step) -> dict:
     if step.op == "matmul":
         suffix = step.weight.split(".", 2)[-1]
         lin = _linear_params(Ly[_MATMUL_KEY[suffix]] if step.weight.startswith("layers.") else qm.classifier)
-        if step.contract == "s16":
+        if step.contract == "s16":                   # int16 x: zero point 0, so no bias to fold
+            assert lin["in_zp"] == 0, step
             return {k: lin[k] for k in ("mult", "shift", "out_zp", "out_bits", "w")}
         return lin
     if step.op == "rope":
