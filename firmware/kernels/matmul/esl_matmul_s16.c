@@ -15,7 +15,6 @@
 #include "esl_dot_i8.h"
 #include "esl_matmul_s8_dsp.h"
 
-/* Rows [begin, end) of y, x prepared (xv). */
 /* y[i] of the sum acc, at y's width. */
 static inline void requantize(void *y, int32_t acc, const esl_matmul_s16_t *p, uint32_t i)
 {
@@ -24,6 +23,7 @@ static inline void requantize(void *y, int32_t acc, const esl_matmul_s16_t *p, u
     else ((int8_t *)y)[i] = esl_clamp8(r + p->out_zp);
 }
 
+/* Rows [begin, end) of y, x prepared (xv). */
 static void matmul_rows(void *y, const esl_weight_t *w, const xv_t *xv, const esl_matmul_s16_t *p,
                         uint32_t begin, uint32_t end)
 {

@@ -118,13 +118,25 @@ static void rms_scale(int8_t *o, const int8_t *x, const esl_rmsnorm_s8_t *p, int
     }
 }
 
+/* The two halves at x's and o's widths (the int8-to-int8 path keeps its own code). */
+static inline void rms_factor_any(const void *x, uint32_t n, const esl_rmsnorm_s8_t *p, int32_t *a, int32_t *inv)
+{
+    if (p->in_bits == 16) rms_factor16(x, n, p, a, inv);
+    else rms_factor(x, n, p, a, inv);
+}
+
+static inline void rms_scale_any(void *o, const void *x, const esl_rmsnorm_s8_t *p, int32_t a, int32_t inv,
+                                 uint32_t begin, uint32_t end)
+{
+    if (p->in_bits == 16 || p->out_bits == 16) rms_scale_wide(o, x, p, a, inv, begin, end);
+    else rms_scale(o, x, p, a, inv, begin, end);
+}
+
 void esl_rmsnorm_s8(void *o, const void *x, uint32_t n, const esl_rmsnorm_s8_t *p)
 {
     int32_t a, inv;
-    if (p->in_bits == 16) rms_factor16(x, n, p, &a, &inv);
-    else rms_factor(x, n, p, &a, &inv);
-    if (p->in_bits == 16 || p->out_bits == 16) rms_scale_wide(o, x, p, a, inv, 0u, n);
-    else rms_scale(o, x, p, a, inv, 0u, n);
+    rms_factor_any(x, n, p, &a, &inv);
+    rms_scale_any(o, x, p, a, inv, 0u, n);
 }
 
 #if defined(ESL_CLUSTER_CORES)
@@ -145,15 +157,13 @@ static void rmsnorm_job(void *arg)
     const rmsnorm_job_t *j = arg;
     uint32_t begin, end;
     esl_cl_split(j->n, 1u, esl_cl_core_id(), esl_cl_cores(), &begin, &end);
-    if (j->p->in_bits == 16 || j->p->out_bits == 16) rms_scale_wide(j->o, j->x, j->p, j->a, j->inv, begin, end);
-    else rms_scale(j->o, j->x, j->p, j->a, j->inv, begin, end);
+    rms_scale_any(j->o, j->x, j->p, j->a, j->inv, begin, end);
 }
 
 static void rmsnorm_cluster(void *o, const void *x, uint32_t n, const esl_rmsnorm_s8_t *p)
 {
     rmsnorm_job_t job = { o, x, n, p, 0, 0 };
-    if (p->in_bits == 16) rms_factor16(x, n, p, &job.a, &job.inv);
-    else rms_factor(x, n, p, &job.a, &job.inv);
+    rms_factor_any(x, n, p, &job.a, &job.inv);
     esl_cl_team_fork(rmsnorm_job, &job);
 }
 #endif

@@ -137,7 +137,7 @@ def embed_s8(e, s: Step) -> None:
     p = e.params[s]
     row = p["w"][e.token].astype(np.int64)
     y = T.multiply_by_quantized_multiplier(row, p["mult"][e.token], p["shift"][e.token]) + p["out_zp"]
-    e.val[s.out] = T.clamp16(y) if p["out_bits"] == 16 else _clamp8(y)
+    e.val[s.out] = T.clamp_to(y, p["out_bits"])
 
 
 def rmsnorm_s8(e, s: Step) -> None:
@@ -150,37 +150,43 @@ def rmsnorm_s8(e, s: Step) -> None:
     inv = (1 << 60) // math.isqrt(t << (2 * a))
     scaled = xc * T.srdhm(inv, p["mult"].astype(np.int64))
     ex = np.minimum(60 - a - p["shift"].astype(np.int64), RMS_E_MAX[p["in_bits"]])
-    y = T.rounding_divide_by_pot(scaled, ex) + p["out_zp"]
-    e.val[s.out] = T.clamp16(y) if p["out_bits"] == 16 else _clamp8(y)
+    e.val[s.out] = T.clamp_to(T.rounding_divide_by_pot(scaled, ex) + p["out_zp"], p["out_bits"])
 
 
 def matmul_s8(e, s: Step) -> None:
     p = e.params[s]
     acc = p["bias"].astype(np.int64) + p["w"].astype(np.int64) @ e.val[s.inp].astype(np.int64)
+    e.val[s.out] = _requantize_rows(acc, p)
+
+
+def _requantize_rows(acc: np.ndarray, p: dict) -> np.ndarray:
+    """matmul_s8 / matmul_s16's y = clamp(mbqm(acc, mult, shift) + out_zp) at the output's width."""
     y = T.multiply_by_quantized_multiplier(acc, p["mult"].astype(np.int64), p["shift"].astype(np.int64))
-    e.val[s.out] = T.clamp16(y) if p["out_bits"] == 16 else _clamp8(y + p["out_zp"])
+    return T.clamp_to(y + p["out_zp"], p["out_bits"])
+
+
+def _rope_terms(e, s: Step, zp: int) -> np.ndarray:
+    """Each head's pairs (a, b) = (x[2p] - zp, x[2p+1] - zp) rotated by the position's int8 (c, s):
+    c*a - s*b, s*a + c*b (exact int64), shaped (heads, head_size)."""
+    c, sn = (t[e.pos].astype(np.int64) for t in e.rope_s8)
+    x = e.val[s.inp].astype(np.int64).reshape(s.n, -1) - zp
+    a, b = x[:, 0::2], x[:, 1::2]
+    acc = np.empty_like(x)
+    acc[:, 0::2], acc[:, 1::2] = c * a - sn * b, sn * a + c * b
+    return acc
 
 
 def rope_s8(e, s: Step) -> None:
     p = e.params[s]
-    c, sn = (t[e.pos].astype(np.int64) for t in e.rope_s8)
-    x = e.val[s.inp].astype(np.int64).reshape(s.n, -1) - p["in_zp"]
-    a, b = x[:, 0::2], x[:, 1::2]
-    acc = np.empty_like(x)
-    acc[:, 0::2], acc[:, 1::2] = c * a - sn * b, sn * a + c * b
-    y = T.multiply_by_quantized_multiplier(acc, p["mult"], p["shift"]) + p["out_zp"]
+    y = T.multiply_by_quantized_multiplier(_rope_terms(e, s, p["in_zp"]), p["mult"], p["shift"]) + p["out_zp"]
     e.val[s.out] = _clamp8(y).reshape(-1)
 
 
 def rope_s16(e, s: Step) -> None:
     """rope_s8's terms on int16 x: y = clamp16(mbqm64(c*a - s*b)), clamp16(mbqm64(s*a + c*b))."""
     p = e.params[s]
-    c, sn = (t[e.pos].astype(np.int64) for t in e.rope_s8)
-    x = e.val[s.inp].astype(np.int64).reshape(s.n, -1)
-    a, b = x[:, 0::2], x[:, 1::2]
-    acc = np.empty_like(x)
-    acc[:, 0::2], acc[:, 1::2] = c * a - sn * b, sn * a + c * b
-    e.val[s.out] = T.clamp16(T.multiply_by_quantized_multiplier_64(acc, p["mult"], p["shift"])).reshape(-1)
+    y = T.multiply_by_quantized_multiplier_64(_rope_terms(e, s, 0), p["mult"], p["shift"])
+    e.val[s.out] = T.clamp16(y).reshape(-1)
 
 
 def kvstore_s8(e, s: Step) -> None:
@@ -232,9 +238,7 @@ def swiglu_s8(e, s: Step) -> None:
 def matmul_s16(e, s: Step) -> None:
     """y = clamp(mbqm(sum_j W[i][j] * x[j], mult[i], shift[i]) + out_zp), x int16."""
     p = e.params[s]
-    acc = p["w"].astype(np.int64) @ e.val[s.inp].astype(np.int64)
-    y = T.multiply_by_quantized_multiplier(acc, p["mult"].astype(np.int64), p["shift"].astype(np.int64))
-    e.val[s.out] = T.clamp16(y) if p["out_bits"] == 16 else _clamp8(y + p["out_zp"])
+    e.val[s.out] = _requantize_rows(p["w"].astype(np.int64) @ e.val[s.inp].astype(np.int64), p)
 
 
 def swiglu_s16(e, s: Step) -> None:

@@ -90,7 +90,7 @@ class Norm:
         scaled = xc * T.srdhm(inv, self.mult)
         e = 60 - a - self.shift
         y = np.where(e >= 0, T.rounding_divide_by_pot(scaled, np.maximum(e, 0)), scaled << np.maximum(-e, 0))
-        return T.clamp16(y) if self.out_bits == 16 else np.clip(y + self.out_zp, -128, 127).astype(np.int8)
+        return T.clamp_to(y + self.out_zp, self.out_bits)
 
 
 def rotation_matrices(head_size: int, max_seq: int, theta: float) -> np.ndarray:
@@ -239,7 +239,7 @@ def embedding_rows(qm: I8Model, tokens: np.ndarray) -> np.ndarray:
     """x0 for each token: its int8 row requantized from the row's scale to x0's (see above)."""
     x = T.multiply_by_quantized_multiplier(qm.embed_q[tokens].astype(np.int64), qm.embed_mult[tokens, None],
                                            qm.embed_shift[tokens, None]) + qm.params["x0"][1]
-    return T.clamp16(x) if "residual" in qm.int16 else np.clip(x, -128, 127).astype(np.int8)
+    return T.clamp_to(x, 16 if "residual" in qm.int16 else 8)
 
 
 class I8Engine:

@@ -104,6 +104,11 @@ def clamp16(x: np.ndarray) -> np.ndarray:
     return np.clip(x, -32768, 32767).astype(np.int16)
 
 
+def clamp_to(x: np.ndarray, bits: int) -> np.ndarray:
+    """The output clamp of an int8 (bits 8) or int16 (bits 16) tensor."""
+    return clamp16(x) if bits == 16 else _clamp8(x)
+
+
 def fully_connected_per_channel(x: np.ndarray, x_zp: int, w: np.ndarray, bias: np.ndarray | None,
                                 mult: np.ndarray, shift: np.ndarray, y_zp: int, y_bits: int = 8) -> np.ndarray:
     """x (batch, in) int8, w (out, in) int8 symmetric -> y (batch, out) int8 (y_bits 16: int16, clamped
@@ -111,8 +116,7 @@ def fully_connected_per_channel(x: np.ndarray, x_zp: int, w: np.ndarray, bias: n
     acc = (x.astype(np.int64) - x_zp) @ w.astype(np.int64).T
     if bias is not None:
         acc = acc + bias.astype(np.int64)
-    y = multiply_by_quantized_multiplier(acc, mult, shift) + y_zp
-    return clamp16(y) if y_bits == 16 else _clamp8(y)
+    return clamp_to(multiply_by_quantized_multiplier(acc, mult, shift) + y_zp, y_bits)
 
 
 def fully_connected_16x8(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
@@ -158,15 +162,13 @@ def add(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, p: dict, y_zp: int, 
     sb = (b.astype(np.int64) - b_zp) * (1 << p["left_shift"])
     ra = multiply_by_quantized_multiplier(sa, p["m1"], p["sh1"])
     rb = multiply_by_quantized_multiplier(sb, p["m2"], p["sh2"])
-    y = multiply_by_quantized_multiplier(ra + rb, p["my"], p["shy"]) + y_zp
-    return clamp16(y) if y_bits == 16 else _clamp8(y)
+    return clamp_to(multiply_by_quantized_multiplier(ra + rb, p["my"], p["shy"]) + y_zp, y_bits)
 
 
 def mul(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: int, mult: int, shift: int, y_zp: int,
         y_bits: int = 8) -> np.ndarray:
     prod = (a.astype(np.int64) - a_zp) * (b.astype(np.int64) - b_zp)
-    y = multiply_by_quantized_multiplier(prod, mult, shift) + y_zp
-    return clamp16(y) if y_bits == 16 else _clamp8(y)
+    return clamp_to(multiply_by_quantized_multiplier(prod, mult, shift) + y_zp, y_bits)
 
 
 # ---- gemmlowp fixed point (Q(I).(31-I) in int32), as TFLM's softmax and logistic use it ----------
